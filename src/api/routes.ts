@@ -1,0 +1,185 @@
+import type { IncomingMessage } from 'node:http';
+import { type ClusterState, lookup } from '../model/cluster-state.js';
+import { attachContainer, detachContainer, readAttachSpec } from '../model/container.js';
+import { invalid } from '../model/errors.js';
+import { Fields } from '../model/fields.js';
+import { createNetwork, readNetworkSpec, removeNetwork } from '../model/network.js';
+import { createService, readServiceSpec, removeService, updateService } from '../model/service.js';
+import { addTask, readTaskSpec, removeTask, setReportedHealth } from '../model/task.js';
+import type { Service, Task } from '../model/types.js';
+import type { Controller } from '../state/controller.js';
+import { readJson } from './http-util.js';
+
+export interface RouteResult {
+  readonly status?: number;
+  readonly body: unknown;
+}
+
+export interface Route {
+  readonly method: string;
+  readonly path: RegExp;
+  readonly handle: (r: {
+    req: IncomingMessage;
+    params: string[];
+    query: URLSearchParams;
+  }) => Promise<RouteResult>;
+}
+
+/** What the API needs from the running daemon beyond the stored state. */
+export interface ApiContext {
+  readonly controller: Controller;
+  readonly nodeId: string;
+  now(): string;
+  readiness(): { status: 'ready' | 'starting' | 'degraded' | 'stopping'; reason: string };
+  info(): Record<string, unknown>;
+  /** Runtime facts about a service on this node: listener errors, healthy task count. */
+  serviceStatus(service: Service): Record<string, unknown>;
+  /** The task's health as this node routes by it. */
+  taskHealth(task: Task): string;
+}
+
+const ref = '([^/]+)';
+
+function route(method: string, path: string, handle: Route['handle']): Route {
+  return { method, path: new RegExp(`^${path}$`), handle };
+}
+
+/** The management API's routes, shaped after the Docker Engine API's where Docker has them. */
+export function apiRoutes(ctx: ApiContext): Route[] {
+  const state = (): ClusterState => ctx.controller.state;
+  const created = (id: string) => ({ status: 201, body: { Id: id, id } });
+  const body = async (req: IncomingMessage) => Fields.of(await readJson(req), '');
+  const version = (q: URLSearchParams): number | undefined => {
+    const v = q.get('version');
+    if (v === null) return undefined;
+    if (!/^\d+$/.test(v)) throw invalid('version: must be an integer');
+    return Number(v);
+  };
+  const showService = (s: Service) => ({ ...s, status: ctx.serviceStatus(s) });
+  const showTask = (t: Task) => ({
+    ...t,
+    serviceName: state().services.get(t.service)?.name ?? t.service,
+    health: ctx.taskHealth(t),
+  });
+  const showNode = (id: string) => {
+    const n = state().nodes.get(id);
+    const hb = state().heartbeats.get(id);
+    return {
+      ...n,
+      state: hb ? 'ready' : 'down',
+      lastSeen: hb?.lastSeen ?? n?.updatedAt,
+      self: id === ctx.nodeId,
+    };
+  };
+  const newId = (change: { puts: { id: string; kind: string }[] }, kind: string) =>
+    change.puts.find((p) => p.kind === kind)?.id ?? '';
+
+  return [
+    route('GET', '/health', async () => ({ body: { status: 'ok' } })),
+    route('GET', '/ready', async () => {
+      const r = ctx.readiness();
+      return { status: r.status === 'ready' || r.status === 'degraded' ? 200 : 503, body: r };
+    }),
+    route('GET', '/info', async () => ({ body: ctx.info() })),
+
+    route('GET', '/networks', async () => ({ body: [...state().networks.values()] })),
+    route('GET', `/networks/${ref}`, async ({ params }) => ({
+      body: lookup(state().networks, params[0] as string, 'network'),
+    })),
+    route('POST', '/networks/create', async ({ req }) => {
+      const spec = readNetworkSpec(await body(req));
+      let id = '';
+      await ctx.controller.apply((s) => {
+        const c = createNetwork(s, spec, ctx.now());
+        id = newId(c, 'networks');
+        return c;
+      });
+      return created(id);
+    }),
+    route('DELETE', `/networks/${ref}`, async ({ params }) => {
+      await ctx.controller.apply((s) => removeNetwork(s, params[0] as string));
+      return { status: 204, body: null };
+    }),
+
+    route('GET', '/services', async () => ({ body: [...state().services.values()].map(showService) })),
+    route('GET', `/services/${ref}`, async ({ params }) => ({
+      body: showService(lookup(state().services, params[0] as string, 'service')),
+    })),
+    route('POST', '/services/create', async ({ req }) => {
+      const spec = readServiceSpec(await body(req));
+      let id = '';
+      await ctx.controller.apply((s) => {
+        const c = createService(s, spec, ctx.now());
+        id = newId(c, 'services');
+        return c;
+      });
+      return created(id);
+    }),
+    route('POST', `/services/${ref}/update`, async ({ req, params, query }) => {
+      const spec = readServiceSpec(await body(req));
+      const v = version(query);
+      await ctx.controller.apply((s) => updateService(s, params[0] as string, spec, v, ctx.now()));
+      return { body: { Warnings: [] } };
+    }),
+    route('DELETE', `/services/${ref}`, async ({ params }) => {
+      await ctx.controller.apply((s) => removeService(s, params[0] as string));
+      return { status: 204, body: null };
+    }),
+
+    route('GET', '/tasks', async ({ query }) => {
+      const svc = query.get('service');
+      const id = svc ? lookup(state().services, svc, 'service').id : undefined;
+      const tasks = [...state().tasks.values()].filter((t) => !id || t.service === id);
+      return { body: tasks.map(showTask) };
+    }),
+    route('GET', `/tasks/${ref}`, async ({ params }) => ({
+      body: showTask(lookup(state().tasks, params[0] as string, 'task')),
+    })),
+    route('POST', '/tasks/create', async ({ req }) => {
+      const spec = readTaskSpec(await body(req));
+      let id = '';
+      await ctx.controller.apply((s) => {
+        const c = addTask(s, spec, ctx.nodeId, ctx.now());
+        id = newId(c, 'tasks');
+        return c;
+      });
+      return created(id);
+    }),
+    route('POST', `/tasks/${ref}/health`, async ({ req, params }) => {
+      const f = await body(req);
+      const health = f.oneOf('reportedHealth', ['none', 'starting', 'healthy', 'unhealthy'], 'none');
+      f.done();
+      await ctx.controller.apply((s) => setReportedHealth(s, params[0] as string, health, ctx.now()));
+      return { status: 204, body: null };
+    }),
+    route('DELETE', `/tasks/${ref}`, async ({ params }) => {
+      await ctx.controller.apply((s) => removeTask(s, params[0] as string));
+      return { status: 204, body: null };
+    }),
+
+    route('GET', '/containers', async () => ({ body: [...state().containers.values()] })),
+    route('POST', '/containers/attach', async ({ req }) => {
+      const spec = readAttachSpec(await body(req));
+      let id = '';
+      await ctx.controller.apply((s) => {
+        const c = attachContainer(s, spec, ctx.nodeId, ctx.now());
+        id = newId(c, 'containers');
+        return c;
+      });
+      return created(id);
+    }),
+    route('POST', '/containers/detach', async ({ req }) => {
+      const f = await body(req);
+      const name = f.string('name');
+      const network = f.optionalString('network');
+      f.done();
+      await ctx.controller.apply((s) => detachContainer(s, name, network, ctx.now()));
+      return { status: 204, body: null };
+    }),
+
+    route('GET', '/nodes', async () => ({ body: [...state().nodes.keys()].map(showNode) })),
+    route('GET', `/nodes/${ref}`, async ({ params }) => ({
+      body: showNode(lookup(state().nodes, params[0] as string, 'node').id),
+    })),
+  ];
+}

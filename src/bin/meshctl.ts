@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+import { UsageError } from '../cli/args.js';
+import { ApiClient } from '../cli/client.js';
+import type { Command } from '../cli/context.js';
+import { networkCommands } from '../cli/network-cmd.js';
+import { serviceCommands } from '../cli/service-cmd.js';
+import { containerCommands, nodeCommands, ps, taskCommands } from '../cli/task-cmd.js';
+
+const groups: Record<string, Record<string, Command>> = {
+  network: networkCommands,
+  service: { ...serviceCommands, ps },
+  task: taskCommands,
+  container: containerCommands,
+  node: nodeCommands,
+};
+
+const usage = `usage: meshctl [--host URL] [--token TOKEN] COMMAND
+
+  network  create|ls|inspect|rm
+  service  create|ls|inspect|update|rm|ps
+  task     add|rm|ls|health
+  container attach|detach|ls
+  node     ls|inspect
+
+MESHD_HOST (default http://127.0.0.1:2377) and MESHD_TOKEN set --host and --token.
+Read verbs take --format json.
+`;
+
+async function main(argv: string[]): Promise<number> {
+  let host = process.env.MESHD_HOST ?? 'http://127.0.0.1:2377';
+  let token = process.env.MESHD_TOKEN;
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (rest.length === 0 && (a === '--host' || a === '-H')) host = argv[++i] ?? host;
+    else if (rest.length === 0 && a.startsWith('--host=')) host = a.slice(7);
+    else if (rest.length === 0 && a === '--token') token = argv[++i];
+    else rest.push(a);
+  }
+  if (!/^https?:\/\//.test(host)) host = `http://${host}`;
+  const [group, verb, ...args] = rest;
+  if (!group || group === '--help' || group === 'help') {
+    process.stdout.write(usage);
+    return group ? 0 : 1;
+  }
+  const cmd = groups[group]?.[verb ?? ''];
+  if (!cmd) {
+    process.stderr.write(`meshctl: unknown command "${[group, verb].filter(Boolean).join(' ')}"\n${usage}`);
+    return 1;
+  }
+  try {
+    await cmd({ api: new ApiClient(host, token), out: (t) => process.stdout.write(t) }, args);
+    return 0;
+  } catch (err) {
+    const prefix = err instanceof UsageError ? 'usage error: ' : 'Error: ';
+    process.stderr.write(`${prefix}${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { loadSettings, parseFlags, usage } from '../config/load.js';
+import { Daemon } from '../daemon.js';
+import { logger, setLogLevel } from '../log.js';
+import { messageOf } from '../model/errors.js';
+
+const log = logger('meshd');
+
+async function main(): Promise<void> {
+  let daemon: Daemon;
+  try {
+    const cmd = parseFlags(process.argv.slice(2));
+    if (cmd.help) {
+      process.stdout.write(usage);
+      return;
+    }
+    if (cmd.version) {
+      const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+        version: string;
+      };
+      process.stdout.write(`meshd ${pkg.version}\n`);
+      return;
+    }
+    const settings = loadSettings(cmd);
+    setLogLevel(settings.log.level);
+    daemon = await Daemon.start(settings);
+  } catch (err) {
+    process.stderr.write(`meshd: ${messageOf(err)}\n`);
+    process.exit(2);
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('shutting down', { signal });
+    const force = setTimeout(() => process.exit(1), 30_000);
+    force.unref();
+    void daemon.close().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+void main();

@@ -1,0 +1,181 @@
+import { shortId } from '../model/ids.js';
+import type { Container, Task } from '../model/types.js';
+import { flag, flagBool, flagList, keyValues, parseArgs, UsageError } from './args.js';
+import { type Command, printJson } from './context.js';
+import { table } from './table.js';
+
+type ShownTask = Task & { serviceName: string; health: string };
+
+function printTasks(ctx: Parameters<Command>[0], tasks: ShownTask[], format: string | undefined): void {
+  if (format === 'json') {
+    printJson(ctx, tasks);
+    return;
+  }
+  ctx.out(
+    table(
+      ['ID', 'NAME', 'SERVICE', 'NODE', 'ADDRESSES', 'HEALTH'],
+      tasks.map((t) => [
+        shortId(t.id),
+        t.name,
+        t.serviceName,
+        shortId(t.node),
+        t.addresses.map((x) => x.address).join(','),
+        t.health,
+      ]),
+    ),
+  );
+}
+
+const add: Command = async (ctx, argv) => {
+  const a = parseArgs(argv, {
+    '--node': 'string',
+    '--ip': 'list',
+    '--name': 'string',
+    '--health': 'string',
+    '--label': 'list',
+  });
+  const service = a.positional[0];
+  if (!service || a.positional.length > 1)
+    throw new UsageError('usage: meshctl task add SERVICE [--node N] [--ip IP]... [--name N]');
+  const r = await ctx.api.call<{ id: string }>('POST', '/tasks/create', {
+    service,
+    node: flag(a, '--node'),
+    name: flag(a, '--name'),
+    ips: flagList(a, '--ip'),
+    reportedHealth: flag(a, '--health') ?? 'none',
+    labels: keyValues(flagList(a, '--label')),
+  });
+  ctx.out(`${r.id}\n`);
+};
+
+const rm: Command = async (ctx, argv) => {
+  const a = parseArgs(argv, {});
+  if (a.positional.length === 0) throw new UsageError('usage: meshctl task rm TASK [TASK...]');
+  for (const t of a.positional) {
+    await ctx.api.call('DELETE', `/tasks/${encodeURIComponent(t)}`);
+    ctx.out(`${t}\n`);
+  }
+};
+
+const health: Command = async (ctx, argv) => {
+  const a = parseArgs(argv, {});
+  const [task, state] = a.positional;
+  if (!task || !state)
+    throw new UsageError('usage: meshctl task health TASK none|starting|healthy|unhealthy');
+  await ctx.api.call('POST', `/tasks/${encodeURIComponent(task)}/health`, { reportedHealth: state });
+};
+
+const ls: Command = async (ctx, argv) => {
+  const a = parseArgs(argv, { '--format': 'string', '--service': 'string' });
+  const svc = flag(a, '--service');
+  const tasks = await ctx.api.call<ShownTask[]>(
+    'GET',
+    `/tasks${svc ? `?service=${encodeURIComponent(svc)}` : ''}`,
+  );
+  printTasks(ctx, tasks, flag(a, '--format'));
+};
+
+/** `meshctl service ps SERVICE`: the service's tasks, as docker prints them. */
+export const ps: Command = async (ctx, argv) => {
+  const a = parseArgs(argv, { '--format': 'string' });
+  const svc = a.positional[0];
+  if (!svc) throw new UsageError('usage: meshctl service ps SERVICE');
+  const tasks = await ctx.api.call<ShownTask[]>('GET', `/tasks?service=${encodeURIComponent(svc)}`);
+  printTasks(ctx, tasks, flag(a, '--format'));
+};
+
+export const taskCommands: Record<string, Command> = { add, rm, remove: rm, ls, list: ls, health };
+
+const attach: Command = async (ctx, argv) => {
+  const a = parseArgs(argv, { '--name': 'string', '--alias': 'list', '--ip': 'string', '--node': 'string' });
+  const network = a.positional[0];
+  const name = flag(a, '--name');
+  if (!network || !name)
+    throw new UsageError('usage: meshctl container attach NETWORK --name NAME [--alias A]... [--ip IP]');
+  const r = await ctx.api.call<{ id: string }>('POST', '/containers/attach', {
+    network,
+    name,
+    aliases: flagList(a, '--alias'),
+    ip: flag(a, '--ip'),
+    node: flag(a, '--node'),
+  });
+  ctx.out(`${r.id}\n`);
+};
+
+const detach: Command = async (ctx, argv) => {
+  const a = parseArgs(argv, { '--network': 'string' });
+  const name = a.positional[0];
+  if (!name) throw new UsageError('usage: meshctl container detach NAME [--network NETWORK]');
+  await ctx.api.call('POST', '/containers/detach', { name, network: flag(a, '--network') });
+  ctx.out(`${name}\n`);
+};
+
+const containerLs: Command = async (ctx, argv) => {
+  const a = parseArgs(argv, { '--format': 'string' });
+  const containers = await ctx.api.call<Container[]>('GET', '/containers');
+  if (flag(a, '--format') === 'json') return printJson(ctx, containers);
+  ctx.out(
+    table(
+      ['ID', 'NAME', 'ALIASES', 'ADDRESSES'],
+      containers.map((c) => [
+        shortId(c.id),
+        c.name,
+        c.aliases.join(','),
+        c.addresses.map((x) => x.address).join(','),
+      ]),
+    ),
+  );
+};
+
+export const containerCommands: Record<string, Command> = {
+  attach,
+  detach,
+  ls: containerLs,
+  list: containerLs,
+};
+
+type ShownNode = {
+  id: string;
+  name: string;
+  state: string;
+  advertiseAddr: string;
+  datapathAddr: string;
+  lastSeen: string;
+  self: boolean;
+};
+
+const nodeLs: Command = async (ctx, argv) => {
+  const a = parseArgs(argv, { '--format': 'string', '--quiet': 'bool' }, { '-q': '--quiet' });
+  const nodes = await ctx.api.call<ShownNode[]>('GET', '/nodes');
+  if (flag(a, '--format') === 'json') return printJson(ctx, nodes);
+  if (flagBool(a, '--quiet')) return ctx.out(nodes.map((n) => `${n.id}\n`).join(''));
+  ctx.out(
+    table(
+      ['ID', 'HOSTNAME', 'STATUS', 'ADVERTISE', 'DATAPATH', 'LAST SEEN'],
+      nodes.map((n) => [
+        `${shortId(n.id)}${n.self ? ' *' : ''}`,
+        n.name,
+        n.state,
+        n.advertiseAddr,
+        n.datapathAddr,
+        n.lastSeen,
+      ]),
+    ),
+  );
+};
+
+const nodeInspect: Command = async (ctx, argv) => {
+  const a = parseArgs(argv, { '--format': 'string' }, { '-f': '--format' });
+  const refs = a.positional.length > 0 ? a.positional : ['self'];
+  const all = await ctx.api.call<ShownNode[]>('GET', '/nodes');
+  printJson(
+    ctx,
+    await Promise.all(
+      refs.map((r) =>
+        r === 'self' ? all.find((n) => n.self) : ctx.api.call('GET', `/nodes/${encodeURIComponent(r)}`),
+      ),
+    ),
+  );
+};
+
+export const nodeCommands: Record<string, Command> = { ls: nodeLs, list: nodeLs, inspect: nodeInspect };

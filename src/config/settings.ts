@@ -1,0 +1,206 @@
+import { hostname } from 'node:os';
+import { parseCidr } from '../model/address.js';
+import { invalid } from '../model/errors.js';
+import { Fields } from '../model/fields.js';
+import { type NetworkSpec, readNetworkSpec } from '../model/network.js';
+import { readServiceSpec, type ServiceSpec } from '../model/service.js';
+import { type HostPort, parseHostPort } from './listen.js';
+
+/** Where the cluster state lives. */
+export type StoreSetting =
+  | { readonly kind: 'memory' }
+  | { readonly kind: 'file'; readonly path: string }
+  | { readonly kind: 'etcd'; readonly endpoints: readonly string[] };
+
+/** A declared group of tasks: `count` tasks of `service` on this node, or the given addresses. */
+export interface DeclaredTasks {
+  readonly service: string;
+  readonly count: number;
+  readonly ips: readonly string[];
+}
+
+/** Every static setting, validated once at start; nothing here changes while meshd runs. */
+export interface Settings {
+  readonly node: {
+    readonly name: string;
+    readonly advertiseAddr: string;
+    readonly datapathAddr: string;
+    readonly stateDir: string;
+  };
+  readonly store: StoreSetting;
+  readonly storePrefix: string;
+  readonly api: { readonly listen: HostPort; readonly token: string };
+  readonly dns: {
+    readonly listen: HostPort | undefined;
+    readonly ttl: number;
+    readonly domain: string;
+    readonly upstreams: readonly string[];
+    readonly upstreamTimeoutMs: number;
+    readonly recursionAllowed: readonly string[];
+    readonly unscopedClients: 'all' | 'none';
+    readonly cacheEntries: number;
+    readonly serveStaleMs: number;
+    readonly maxInflight: number;
+    readonly tcpMaxConnections: number;
+    readonly tcpIdleTimeoutMs: number;
+  };
+  readonly mesh: {
+    readonly publishAddr: string;
+    readonly dataListen: HostPort;
+    readonly connectTimeoutMs: number;
+    readonly connectRetries: number;
+    readonly ejectMs: number;
+    readonly panic: 'refuse' | 'all';
+    readonly maxConnsPerListener: number;
+    readonly udpFlows: number;
+    readonly udpIdleTimeoutMs: number;
+    readonly keepAliveMs: number;
+    readonly manageVipInterfaces: boolean;
+  };
+  readonly metrics: { readonly listen: HostPort | undefined };
+  readonly cluster: { readonly ingressSubnet: string; readonly leaseTtlSeconds: number };
+  readonly declare: {
+    readonly networks: readonly NetworkSpec[];
+    readonly services: readonly ServiceSpec[];
+    readonly tasks: readonly DeclaredTasks[];
+    /** Start a tiny HTTP/UDP echo backend for every declared task, so a first run has something to reach. */
+    readonly sampleBackends: boolean;
+  };
+  readonly log: { readonly level: 'debug' | 'info' | 'warn' | 'error' };
+}
+
+/** Parses `memory`, `file:PATH` or `etcd://H:P[,H:P]`. */
+export function parseStore(text: string, what: string): StoreSetting {
+  if (text === 'memory') return { kind: 'memory' };
+  if (text.startsWith('file:') && text.length > 5) return { kind: 'file', path: text.slice(5) };
+  if (text.startsWith('etcd://')) {
+    const endpoints = text
+      .slice(7)
+      .split(',')
+      .map((e) => e.trim())
+      .filter(Boolean);
+    if (endpoints.length === 0) throw invalid(`${what}: etcd:// needs at least one HOST:PORT`);
+    for (const e of endpoints) parseHostPort(e, what);
+    return { kind: 'etcd', endpoints: endpoints.map((e) => `http://${e}`) };
+  }
+  throw invalid(`${what}: "${text}" is not memory, file:PATH or etcd://HOST:PORT[,HOST:PORT]`);
+}
+
+function optionalListen(f: Fields, key: string, def: string): HostPort | undefined {
+  const v = f.string(key, def);
+  return v === '' || v === 'off' ? undefined : parseHostPort(v, f.at(key));
+}
+
+/** Reads the whole configuration object (YAML merged with flags) into Settings. */
+export function readSettings(raw: unknown): Settings {
+  const f = Fields.of(raw, '');
+  const node = f.object('node');
+  const advertiseAddr = node.string('advertiseAddr', '127.0.0.1');
+  const settingsNode = {
+    name: node.string('name', hostname()),
+    advertiseAddr,
+    datapathAddr: node.string('datapathAddr', advertiseAddr),
+    stateDir: node.string('stateDir', 'var'),
+  };
+  node.done();
+  const store = parseStore(f.string('store', `file:${settingsNode.stateDir}/store.json`), 'store');
+  const storePrefix = f.string('storePrefix', '/meshd/v1/');
+  if (!storePrefix.endsWith('/')) throw invalid('storePrefix: must end with /');
+
+  const api = f.object('api');
+  const apiSettings = {
+    listen: parseHostPort(api.string('listen', '127.0.0.1:2377'), api.at('listen')),
+    token: api.string('token', ''),
+  };
+  api.done();
+
+  const dns = f.object('dns');
+  const dnsSettings: Settings['dns'] = {
+    listen: optionalListen(dns, 'listen', '127.0.0.1:1053'),
+    ttl: dns.int('ttl', 5, 0, 86400),
+    domain: dns.string('domain', 'meshd').replace(/\.$/, '').toLowerCase(),
+    upstreams: dns.strings('upstreams'),
+    upstreamTimeoutMs: dns.duration('upstreamTimeout', 2000),
+    recursionAllowed: dns.strings('recursionAllowed'),
+    unscopedClients: dns.oneOf('unscopedClients', ['all', 'none'], 'all'),
+    cacheEntries: dns.int('cacheEntries', 10_000, 0, 10_000_000),
+    serveStaleMs: dns.duration('serveStale', 300_000),
+    maxInflight: dns.int('maxInflight', 1024, 1, 100_000),
+    tcpMaxConnections: dns.int('tcpMaxConnections', 256, 1, 100_000),
+    tcpIdleTimeoutMs: dns.duration('tcpIdleTimeout', 10_000),
+  };
+  for (const u of dnsSettings.upstreams) parseHostPort(u, dns.at('upstreams'), 53);
+  for (const r of dnsSettings.recursionAllowed) {
+    try {
+      parseCidr(r);
+    } catch {
+      throw invalid(`${dns.at('recursionAllowed')}: "${r}" is not a CIDR block`);
+    }
+  }
+  dns.done();
+
+  const mesh = f.object('mesh');
+  const meshSettings: Settings['mesh'] = {
+    publishAddr: mesh.string('publishAddr', '0.0.0.0'),
+    dataListen: parseHostPort(
+      mesh.string('dataListen', `${settingsNode.datapathAddr}:4789`),
+      mesh.at('dataListen'),
+    ),
+    connectTimeoutMs: mesh.duration('connectTimeout', 2000),
+    connectRetries: mesh.int('connectRetries', 3, 0, 10),
+    ejectMs: mesh.duration('eject', 5000),
+    panic: mesh.oneOf('panic', ['refuse', 'all'], 'refuse'),
+    maxConnsPerListener: mesh.int('maxConnsPerListener', 10_000, 1, 1_000_000),
+    udpFlows: mesh.int('udpFlows', 10_000, 1, 1_000_000),
+    udpIdleTimeoutMs: mesh.duration('udpIdleTimeout', 30_000),
+    keepAliveMs: mesh.duration('keepAlive', 60_000),
+    manageVipInterfaces: mesh.bool('manageVipInterfaces', true),
+  };
+  mesh.done();
+
+  const metrics = f.object('metrics');
+  const metricsSettings = { listen: optionalListen(metrics, 'listen', '127.0.0.1:9377') };
+  metrics.done();
+
+  const cluster = f.object('cluster');
+  const clusterSettings = {
+    ingressSubnet: cluster.string('ingressSubnet', '10.0.0.0/24'),
+    leaseTtlSeconds: Math.max(1, Math.round(cluster.duration('leaseTtl', 5000) / 1000)),
+  };
+  try {
+    parseCidr(clusterSettings.ingressSubnet);
+  } catch (err) {
+    throw invalid(`${cluster.at('ingressSubnet')}: ${(err as Error).message}`);
+  }
+  cluster.done();
+
+  const declare = f.object('declare');
+  const declareSettings: Settings['declare'] = {
+    networks: declare.list('networks').map(readNetworkSpec),
+    services: declare.list('services').map(readServiceSpec),
+    tasks: declare.list('tasks').map((t) => {
+      const v = { service: t.string('service'), count: t.int('count', 1, 0, 10_000), ips: t.strings('ips') };
+      t.done();
+      return v;
+    }),
+    sampleBackends: declare.bool('sampleBackends', false),
+  };
+  declare.done();
+
+  const log = f.object('log');
+  const logSettings = { level: log.oneOf('level', ['debug', 'info', 'warn', 'error'], 'info') };
+  log.done();
+  f.done();
+  return {
+    node: settingsNode,
+    store,
+    storePrefix,
+    api: apiSettings,
+    dns: dnsSettings,
+    mesh: meshSettings,
+    metrics: metricsSettings,
+    cluster: clusterSettings,
+    declare: declareSettings,
+    log: logSettings,
+  };
+}

@@ -1,0 +1,80 @@
+import ipaddr from 'ipaddr.js';
+import { invalid } from './errors.js';
+
+/** A parsed CIDR block with its bounds as integers, so v4 and v6 share one arithmetic. */
+export interface Cidr {
+  readonly text: string;
+  readonly family: 4 | 6;
+  readonly prefix: number;
+  readonly first: bigint;
+  readonly last: bigint;
+}
+
+/** Parses `10.0.0.0/24` or `fd00::/64`; host bits must be zero, as Docker requires. */
+export function parseCidr(text: string): Cidr {
+  let parsed: [ipaddr.IPv4 | ipaddr.IPv6, number];
+  try {
+    parsed = ipaddr.parseCIDR(text);
+  } catch {
+    throw invalid(`invalid subnet ${text}: not a CIDR block`);
+  }
+  const [addr, prefix] = parsed;
+  const family = addr.kind() === 'ipv4' ? 4 : 6;
+  const bits = family === 4 ? 32 : 128;
+  const value = toBigInt(addr);
+  const size = 1n << BigInt(bits - prefix);
+  const first = (value / size) * size;
+  if (first !== value) throw invalid(`invalid subnet ${text}: host bits are set`);
+  return { text: `${addr.toString()}/${prefix}`, family, prefix, first, last: first + size - 1n };
+}
+
+/** Parses one address (v4 or v6, IPv4-mapped v6 kept as v6) into its canonical text. */
+export function parseAddress(text: string): { family: 4 | 6; value: bigint; text: string } {
+  if (!ipaddr.isValid(text)) throw invalid(`invalid IP address ${text}`);
+  const addr = ipaddr.parse(text);
+  return { family: addr.kind() === 'ipv4' ? 4 : 6, value: toBigInt(addr), text: addr.toString() };
+}
+
+/** Canonical text of an address (lower case, compressed v6), or undefined if it is not one. */
+export function canonicalAddress(text: string): string | undefined {
+  return ipaddr.isValid(text) ? ipaddr.parse(text).toString() : undefined;
+}
+
+export function toBigInt(addr: ipaddr.IPv4 | ipaddr.IPv6): bigint {
+  let v = 0n;
+  if (addr.kind() === 'ipv4') {
+    for (const o of (addr as ipaddr.IPv4).octets) v = (v << 8n) | BigInt(o);
+  } else {
+    for (const p of (addr as ipaddr.IPv6).parts) v = (v << 16n) | BigInt(p);
+  }
+  return v;
+}
+
+export function fromBigInt(value: bigint, family: 4 | 6): string {
+  if (family === 4) {
+    const o: number[] = [];
+    for (let i = 3; i >= 0; i--) o.push(Number((value >> BigInt(i * 8)) & 0xffn));
+    return o.join('.');
+  }
+  const parts: number[] = [];
+  for (let i = 7; i >= 0; i--) parts.push(Number((value >> BigInt(i * 16)) & 0xffffn));
+  return ipaddr.fromByteArray(parts.flatMap((p) => [p >> 8, p & 0xff])).toString();
+}
+
+export function cidrContains(cidr: Cidr, address: string): boolean {
+  if (!ipaddr.isValid(address)) return false;
+  const a = parseAddress(address);
+  return a.family === cidr.family && a.value >= cidr.first && a.value <= cidr.last;
+}
+
+export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
+  return a.family === b.family && a.first <= b.last && b.first <= a.last;
+}
+
+/** The reverse-lookup name of an address (`4.3.2.1.in-addr.arpa`, nibbles for v6). */
+export function reverseName(address: string): string {
+  const a = parseAddress(address);
+  if (a.family === 4) return `${a.text.split('.').reverse().join('.')}.in-addr.arpa`;
+  const hex = a.value.toString(16).padStart(32, '0');
+  return `${hex.split('').reverse().join('.')}.ip6.arpa`;
+}

@@ -1,0 +1,136 @@
+import { MeshError } from './errors.js';
+import type {
+  ClusterInfo,
+  Container,
+  Meta,
+  Network,
+  Node,
+  NodeHeartbeat,
+  Service,
+  Task,
+  TaskHealth,
+} from './types.js';
+
+/** Everything the cluster store holds, as typed maps keyed by id. */
+export interface ClusterState {
+  readonly cluster: ClusterInfo | undefined;
+  readonly networks: ReadonlyMap<string, Network>;
+  readonly services: ReadonlyMap<string, Service>;
+  readonly tasks: ReadonlyMap<string, Task>;
+  readonly containers: ReadonlyMap<string, Container>;
+  readonly nodes: ReadonlyMap<string, Node>;
+  readonly heartbeats: ReadonlyMap<string, NodeHeartbeat>;
+  readonly health: ReadonlyMap<string, TaskHealth>;
+}
+
+/** The kinds of stored objects; each is a key prefix in the store. */
+export const kinds = [
+  'cluster',
+  'networks',
+  'services',
+  'tasks',
+  'containers',
+  'nodes',
+  'heartbeats',
+  'health',
+] as const;
+export type Kind = (typeof kinds)[number];
+
+/** A write computed by a pure operation, applied by the controller as one store transaction. */
+export interface Change {
+  readonly puts: { kind: Kind; id: string; value: object; lease?: boolean }[];
+  readonly deletes: { kind: Kind; id: string }[];
+  /** Objects that must still be at these versions (0 = must not exist) for the write to apply. */
+  readonly expect: { kind: Kind; id: string; version: number }[];
+}
+
+export function emptyChange(): Change {
+  return { puts: [], deletes: [], expect: [] };
+}
+
+export function emptyState(): ClusterState {
+  return {
+    cluster: undefined,
+    networks: new Map(),
+    services: new Map(),
+    tasks: new Map(),
+    containers: new Map(),
+    nodes: new Map(),
+    heartbeats: new Map(),
+    health: new Map(),
+  };
+}
+
+/** Strips the store-derived version before an object is written back. */
+export function stored<T extends Meta>(obj: T): Omit<T, 'version'> {
+  const { version: _version, ...rest } = obj;
+  return rest;
+}
+
+/**
+ * Finds an object by full id, exact name, or unique id prefix: the lookup order the docker CLI uses.
+ */
+export function lookup<T extends Meta & { name: string }>(
+  objects: ReadonlyMap<string, T>,
+  ref: string,
+  what: string,
+): T {
+  const byId = objects.get(ref);
+  if (byId) return byId;
+  for (const o of objects.values()) if (o.name === ref) return o;
+  const prefixed = [...objects.values()].filter((o) => o.id.startsWith(ref));
+  if (prefixed.length === 1 && ref.length >= 1) return prefixed[0] as T;
+  if (prefixed.length > 1)
+    throw new MeshError('invalid_argument', `${what} ${ref} is ambiguous (${prefixed.length} matches)`);
+  throw new MeshError('not_found', `${what} ${ref} not found`);
+}
+
+/** Every address in use on a network: VIPs, task and container addresses. */
+export function usedAddresses(state: ClusterState, networkId: string): Set<string> {
+  const used = new Set<string>();
+  for (const s of state.services.values()) {
+    for (const n of s.networks) if (n.network === networkId && n.vip) used.add(n.vip);
+  }
+  for (const t of state.tasks.values()) {
+    for (const a of t.addresses) if (a.network === networkId) used.add(a.address);
+  }
+  for (const c of state.containers.values()) {
+    for (const a of c.addresses) if (a.network === networkId) used.add(a.address);
+  }
+  return used;
+}
+
+export function ingressNetwork(state: ClusterState): Network | undefined {
+  for (const n of state.networks.values()) if (n.ingress) return n;
+  return undefined;
+}
+
+/** A node is ready while its heartbeat (a leased key) exists. */
+export function nodeReady(state: ClusterState, nodeId: string): boolean {
+  return state.heartbeats.has(nodeId);
+}
+
+const dnsLabel = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
+const objectName = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+
+/** Service names and aliases must be DNS labels: they are what clients resolve. */
+export function checkDnsName(name: string, what: string): string {
+  if (!dnsLabel.test(name)) {
+    throw new MeshError(
+      'invalid_argument',
+      `invalid ${what} "${name}": use 1-63 letters, digits and '-', not starting or ending with '-'`,
+    );
+  }
+  return name;
+}
+
+/** Network and container names follow Docker's object-name rule. */
+export function checkObjectName(name: string, what: string): string {
+  if (!objectName.test(name)) {
+    throw new MeshError(
+      'invalid_argument',
+      `invalid ${what} "${name}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`,
+    );
+  }
+  return name;
+}

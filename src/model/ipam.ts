@@ -1,0 +1,83 @@
+import { type Cidr, cidrContains, fromBigInt, parseAddress, parseCidr } from './address.js';
+import { invalid, MeshError } from './errors.js';
+
+/**
+ * Address management for one network: hands out addresses from the subnet (or a sub-range), never
+ * the network, broadcast or gateway address, never one already in use. Pure: the caller passes
+ * the set of addresses in use, derived from the stored objects, so there is no separate
+ * allocation table to drift out of step with them.
+ */
+export interface Pool {
+  readonly subnet: Cidr;
+  readonly range: Cidr;
+  readonly gateway: string;
+}
+
+export function makePool(subnet: string, gateway: string, range?: string): Pool {
+  const s = parseCidr(subnet);
+  const r = range ? parseCidr(range) : s;
+  if (r.first < s.first || r.last > s.last)
+    throw invalid(`subnet ${s.text} does not contain range ${r.text}`);
+  return { subnet: s, range: r, gateway };
+}
+
+/** The default gateway Docker picks: the first host address of the subnet. */
+export function defaultGateway(subnet: string): string {
+  const s = parseCidr(subnet);
+  return fromBigInt(s.first + 1n, s.family);
+}
+
+/** Whether an address may ever be handed out in this subnet. */
+function reserved(pool: Pool, value: bigint): boolean {
+  const { subnet } = pool;
+  if (value === subnet.first) return true;
+  // A /31 or /32 (v4) has no broadcast to spare; bigger v4 subnets reserve the last address.
+  if (subnet.family === 4 && subnet.prefix < 31 && value === subnet.last) return true;
+  return fromBigInt(value, subnet.family) === pool.gateway;
+}
+
+/** Checks an address a user asked for: inside the subnet, not reserved, not taken. */
+export function checkRequested(
+  pool: Pool,
+  address: string,
+  used: ReadonlySet<string>,
+  network: string,
+): string {
+  const a = parseAddress(address);
+  if (!cidrContains(pool.subnet, a.text)) {
+    throw invalid(`address ${a.text} is not in subnet ${pool.subnet.text} of network ${network}`);
+  }
+  if (reserved(pool, a.value)) throw invalid(`address ${a.text} is reserved in network ${network}`);
+  if (used.has(a.text))
+    throw new MeshError('already_exists', `address ${a.text} is already in use in network ${network}`);
+  return a.text;
+}
+
+/**
+ * Allocates the first free address at or after `hint` (wrapping), like Docker's sequential
+ * allocator, so a just-released address is not handed out again at once.
+ */
+export function allocate(pool: Pool, used: ReadonlySet<string>, network: string, hint?: string): string {
+  const { range, subnet } = pool;
+  const size = range.last - range.first + 1n;
+  let start = range.first;
+  if (hint) {
+    const h = parseAddress(hint);
+    if (h.family === range.family && h.value >= range.first && h.value <= range.last) start = h.value;
+  }
+  // Addresses in use bound the scan: after used.size + 3 candidates one must be free, or none is.
+  const limit = size < BigInt(used.size + 4) ? size : BigInt(used.size + 4);
+  for (let i = 0n; i < limit; i++) {
+    const value = range.first + ((start - range.first + i) % size);
+    if (reserved(pool, value)) continue;
+    const text = fromBigInt(value, subnet.family);
+    if (!used.has(text)) return text;
+  }
+  throw new MeshError('exhausted', `no available IP addresses in network ${network} (${range.text})`);
+}
+
+/** The address after this one, used as the next allocation hint. */
+export function nextAddress(address: string): string {
+  const a = parseAddress(address);
+  return fromBigInt(a.value + 1n, a.family);
+}

@@ -1,0 +1,144 @@
+import { cidrsOverlap, parseAddress, parseCidr } from './address.js';
+import {
+  type Change,
+  type ClusterState,
+  checkObjectName,
+  emptyChange,
+  ingressNetwork,
+  lookup,
+} from './cluster-state.js';
+import { invalid, MeshError } from './errors.js';
+import type { Fields } from './fields.js';
+import { newId } from './ids.js';
+import { defaultGateway, makePool } from './ipam.js';
+import type { Network } from './types.js';
+
+/** What a user asks for when creating a network (`docker network create`'s options). */
+export interface NetworkSpec {
+  readonly name: string;
+  readonly subnet: string;
+  readonly gateway?: string;
+  readonly vipRange?: string;
+  readonly attachable: boolean;
+  readonly ingress: boolean;
+  readonly internal: boolean;
+  readonly labels: Record<string, string>;
+  readonly options: Record<string, string>;
+}
+
+/** Docker's default overlay MTU before VXLAN overhead. */
+const defaultMtu = 1500;
+
+export function readNetworkSpec(f: Fields): NetworkSpec {
+  const driver = f.string('driver', 'overlay');
+  if (driver !== 'overlay')
+    throw invalid(`${f.at('driver')}: only the overlay driver is supported (got "${driver}")`);
+  const spec: NetworkSpec = {
+    name: f.string('name'),
+    subnet: f.string('subnet'),
+    gateway: f.optionalString('gateway'),
+    vipRange: f.optionalString('vipRange'),
+    attachable: f.bool('attachable', false),
+    ingress: f.bool('ingress', false),
+    internal: f.bool('internal', false),
+    labels: f.record('labels'),
+    options: f.record('options'),
+  };
+  f.done();
+  return spec;
+}
+
+const knownOptions = new Set(['encrypted', 'com.docker.network.driver.mtu']);
+
+/** Validates a network spec against the cluster and returns the write that creates it. */
+export function createNetwork(state: ClusterState, spec: NetworkSpec, now: string, id = newId()): Change {
+  checkObjectName(spec.name, 'network name');
+  for (const n of state.networks.values()) {
+    if (n.name === spec.name)
+      throw new MeshError('already_exists', `network with name ${spec.name} already exists`);
+  }
+  if (spec.ingress) {
+    const existing = ingressNetwork(state);
+    if (existing)
+      throw new MeshError('already_exists', `ingress network (${existing.id}) is already present`);
+    if (spec.attachable) throw invalid('ingress network cannot be attachable');
+  }
+  for (const key of Object.keys(spec.options)) {
+    if (!knownOptions.has(key)) throw invalid(`unknown network option "${key}"`);
+  }
+  let mtu = defaultMtu;
+  const mtuText = spec.options['com.docker.network.driver.mtu'];
+  if (mtuText !== undefined) {
+    mtu = Number(mtuText);
+    if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) {
+      throw invalid(`invalid mtu "${mtuText}": must be an integer between 576 and 65535`);
+    }
+  }
+  const subnet = parseCidr(spec.subnet);
+  if (subnet.family === 4 && subnet.prefix > 30)
+    throw invalid(`invalid subnet ${spec.subnet}: too small (at most /30)`);
+  if (subnet.family === 6 && subnet.prefix > 126)
+    throw invalid(`invalid subnet ${spec.subnet}: too small (at most /126)`);
+  for (const n of state.networks.values()) {
+    if (cidrsOverlap(subnet, parseCidr(n.subnet))) {
+      throw new MeshError(
+        'already_exists',
+        `invalid pool request: Pool overlaps with other one on this address space (${subnet.text} overlaps network ${n.name} ${n.subnet})`,
+      );
+    }
+  }
+  const gateway = spec.gateway ? parseAddress(spec.gateway).text : defaultGateway(subnet.text);
+  const pool = makePool(subnet.text, gateway, spec.vipRange);
+  const g = parseAddress(gateway);
+  if (g.family !== subnet.family || g.value <= subnet.first || g.value > subnet.last) {
+    throw invalid(`ipam configuration: subnet ${subnet.text} does not contain gateway ${gateway}`);
+  }
+  const network: Omit<Network, 'version'> = {
+    id,
+    name: spec.name,
+    driver: 'overlay',
+    subnet: subnet.text,
+    gateway,
+    ...(spec.vipRange ? { vipRange: pool.range.text } : {}),
+    attachable: spec.attachable,
+    ingress: spec.ingress,
+    internal: spec.internal,
+    encrypted: 'encrypted' in spec.options,
+    mtu,
+    labels: spec.labels,
+    createdAt: now,
+    updatedAt: now,
+  };
+  const change = emptyChange();
+  change.puts.push({ kind: 'networks', id, value: network });
+  return change;
+}
+
+/** Removes a network nobody uses; the ingress network only while no service publishes through it. */
+export function removeNetwork(state: ClusterState, ref: string): Change {
+  const net = lookup(state.networks, ref, 'network');
+  if (net.ingress) {
+    for (const s of state.services.values()) {
+      if (s.ports.some((p) => p.mode === 'ingress')) {
+        throw new MeshError(
+          'failed_precondition',
+          `ingress network cannot be removed because service ${s.id} depends on it`,
+        );
+      }
+    }
+  }
+  for (const s of state.services.values()) {
+    if (s.networks.some((n) => n.network === net.id)) {
+      throw new MeshError('failed_precondition', `network ${net.name} is in use by service ${s.name}`);
+    }
+  }
+  for (const c of state.containers.values()) {
+    if (c.addresses.some((a) => a.network === net.id)) {
+      throw new MeshError('failed_precondition', `network ${net.name} is in use by container ${c.name}`);
+    }
+  }
+  const change = emptyChange();
+  change.deletes.push({ kind: 'networks', id: net.id });
+  change.expect.push({ kind: 'networks', id: net.id, version: net.version });
+  return change;
+}

@@ -1,0 +1,67 @@
+import { type Change, type ClusterState, emptyChange } from './cluster-state.js';
+import { newId } from './ids.js';
+import { defaultGateway } from './ipam.js';
+import type { ClusterInfo, Network, Node, NodeHeartbeat } from './types.js';
+
+/** What a node says of itself when it starts or rejoins. */
+export interface NodeSelf {
+  readonly id: string;
+  readonly name: string;
+  readonly advertiseAddr: string;
+  readonly datapathAddr: string;
+  readonly dataListen: string;
+  readonly apiListen: string;
+}
+
+/** Registers (or refreshes) a node and its leased heartbeat. */
+export function registerNode(state: ClusterState, self: NodeSelf, now: string): Change {
+  const existing = state.nodes.get(self.id);
+  const node: Omit<Node, 'version'> = { ...self, createdAt: existing?.createdAt ?? now, updatedAt: now };
+  const heartbeat: NodeHeartbeat = { node: self.id, lastSeen: now };
+  const change = emptyChange();
+  const same =
+    existing &&
+    existing.name === self.name &&
+    existing.advertiseAddr === self.advertiseAddr &&
+    existing.datapathAddr === self.datapathAddr &&
+    existing.dataListen === self.dataListen &&
+    existing.apiListen === self.apiListen;
+  if (!same) change.puts.push({ kind: 'nodes', id: self.id, value: node });
+  change.puts.push({ kind: 'heartbeats', id: self.id, value: heartbeat, lease: true });
+  return change;
+}
+
+/**
+ * Initialises the cluster once, like `docker swarm init`: a cluster id and the default ingress
+ * network, written together only if no cluster record exists yet, so two nodes starting at the
+ * same moment cannot make two ingress networks.
+ */
+export function initCluster(state: ClusterState, ingressSubnet: string, now: string): Change {
+  const change = emptyChange();
+  if (state.cluster) return change;
+  const info: ClusterInfo = { id: newId(), createdAt: now };
+  const id = newId();
+  const ingress: Omit<Network, 'version'> = {
+    id,
+    name: 'ingress',
+    driver: 'overlay',
+    subnet: ingressSubnet,
+    gateway: defaultGateway(ingressSubnet),
+    attachable: false,
+    ingress: true,
+    internal: false,
+    encrypted: false,
+    mtu: 1500,
+    labels: {},
+    createdAt: now,
+    updatedAt: now,
+  };
+  change.puts.push({ kind: 'cluster', id: 'info', value: info });
+  change.expect.push({ kind: 'cluster', id: 'info', version: 0 });
+  if (![...state.networks.values()].some((n) => n.ingress))
+    change.puts.push({ kind: 'networks', id, value: ingress });
+  return change;
+}
+
+/** A fresh node id, kept in the node's state directory so a restart rejoins as the same node. */
+export const newNodeId = newId;

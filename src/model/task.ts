@@ -1,0 +1,146 @@
+import { cidrContains, parseAddress, parseCidr } from './address.js';
+import {
+  type Change,
+  type ClusterState,
+  checkObjectName,
+  emptyChange,
+  lookup,
+  usedAddresses,
+} from './cluster-state.js';
+import { invalid, MeshError } from './errors.js';
+import type { Fields } from './fields.js';
+import { newId } from './ids.js';
+import { allocate, checkRequested, makePool } from './ipam.js';
+import type { Attachment, ReportedHealth, Task } from './types.js';
+
+/** What `meshctl task add` (or a container provider) registers. */
+export interface TaskSpec {
+  readonly service: string;
+  readonly node?: string;
+  readonly name?: string;
+  /** Addresses the task already has (a container's); each is matched to a network by subnet. */
+  readonly ips: readonly string[];
+  readonly reportedHealth: ReportedHealth;
+  readonly labels: Record<string, string>;
+}
+
+export function readTaskSpec(f: Fields): TaskSpec {
+  const spec: TaskSpec = {
+    service: f.string('service'),
+    node: f.optionalString('node'),
+    name: f.optionalString('name'),
+    ips: f.strings('ips'),
+    reportedHealth: f.oneOf('reportedHealth', ['none', 'starting', 'healthy', 'unhealthy'], 'none'),
+    labels: f.record('labels'),
+  };
+  f.done();
+  return spec;
+}
+
+/** The networks a task of this service lives on: its own, or ingress when it only publishes. */
+export function taskNetworks(state: ClusterState, serviceId: string): string[] {
+  const svc = state.services.get(serviceId);
+  if (!svc) return [];
+  const nets = svc.networks.map((n) => n.network);
+  if (nets.length === 0 && svc.ports.length > 0) {
+    for (const n of state.networks.values()) if (n.ingress) nets.push(n.id);
+  }
+  return nets;
+}
+
+/** Matches given addresses to the service's networks and allocates the rest. */
+export function attachAddresses(
+  state: ClusterState,
+  networkIds: readonly string[],
+  ips: readonly string[],
+  owner: string,
+): Attachment[] {
+  const remaining = ips.map((ip) => parseAddress(ip).text);
+  const out: Attachment[] = [];
+  for (const netId of networkIds) {
+    const net = state.networks.get(netId);
+    if (!net) continue;
+    const used = usedAddresses(state, net.id);
+    const pool = makePool(net.subnet, net.gateway);
+    const idx = remaining.findIndex((ip) => cidrContains(parseCidr(net.subnet), ip));
+    const address =
+      idx >= 0
+        ? checkRequested(pool, remaining.splice(idx, 1)[0] as string, used, net.name)
+        : allocate(pool, used, net.name);
+    out.push({ network: net.id, address });
+  }
+  if (remaining.length > 0) {
+    throw invalid(`address ${remaining[0]} is in none of the networks of ${owner}`);
+  }
+  return out;
+}
+
+export function addTask(
+  state: ClusterState,
+  spec: TaskSpec,
+  localNode: string,
+  now: string,
+  id = newId(),
+): Change {
+  const svc = lookup(state.services, spec.service, 'service');
+  const node = spec.node ? lookup(state.nodes, spec.node, 'node').id : localNode;
+  const siblings = [...state.tasks.values()].filter((t) => t.service === svc.id);
+  let slot = 0;
+  if (svc.mode === 'global') {
+    if (siblings.some((t) => t.node === node)) {
+      throw new MeshError('already_exists', `global service ${svc.name} already has a task on node ${node}`);
+    }
+  } else {
+    const slots = new Set(siblings.map((t) => t.slot));
+    slot = 1;
+    while (slots.has(slot)) slot++;
+  }
+  const name = spec.name ?? `${svc.name}.${svc.mode === 'global' ? node : slot}.${id}`;
+  checkObjectName(name, 'task name');
+  if ([...state.tasks.values()].some((t) => t.name === name)) {
+    throw new MeshError('already_exists', `task name ${name} is already in use`);
+  }
+  const task: Omit<Task, 'version'> = {
+    id,
+    name,
+    service: svc.id,
+    slot,
+    node,
+    addresses: attachAddresses(state, taskNetworks(state, svc.id), spec.ips, `service ${svc.name}`),
+    reportedHealth: spec.reportedHealth,
+    labels: spec.labels,
+    createdAt: now,
+    updatedAt: now,
+  };
+  const change = emptyChange();
+  change.puts.push({ kind: 'tasks', id, value: task });
+  change.expect.push({ kind: 'services', id: svc.id, version: svc.version });
+  return change;
+}
+
+export function removeTask(state: ClusterState, ref: string): Change {
+  const task = lookup(state.tasks, ref, 'task');
+  const change = emptyChange();
+  change.deletes.push({ kind: 'tasks', id: task.id }, { kind: 'health', id: task.id });
+  return change;
+}
+
+/** Records what an engine says of a task's health (its HEALTHCHECK status). */
+export function setReportedHealth(
+  state: ClusterState,
+  ref: string,
+  health: ReportedHealth,
+  now: string,
+): Change {
+  const task = lookup(state.tasks, ref, 'task');
+  const change = emptyChange();
+  if (task.reportedHealth === health) return change;
+  const { version: _v, ...rest } = task;
+  change.puts.push({
+    kind: 'tasks',
+    id: task.id,
+    value: { ...rest, reportedHealth: health, updatedAt: now },
+  });
+  change.expect.push({ kind: 'tasks', id: task.id, version: task.version });
+  return change;
+}

@@ -1,0 +1,131 @@
+/** The cluster's objects, in Docker's vocabulary. Every object is readonly once built. */
+
+export type Protocol = 'tcp' | 'udp';
+export type PublishMode = 'ingress' | 'host';
+export type EndpointMode = 'vip' | 'dnsrr';
+export type ServiceMode = 'replicated' | 'global';
+export type LbPolicy = 'round-robin' | 'least-conn' | 'p2c' | 'source-ip';
+export type ProxyProtocol = 'none' | 'v1' | 'v2';
+export type HealthType = 'none' | 'tcp' | 'http';
+/** What an engine (or an operator) says of a task's own health; `none` means no healthcheck there. */
+export type ReportedHealth = 'none' | 'starting' | 'healthy' | 'unhealthy';
+
+/** Fields every stored object carries; `version` is the store revision of its last write. */
+export interface Meta {
+  readonly id: string;
+  readonly version: number;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+export interface Network extends Meta {
+  readonly name: string;
+  readonly driver: 'overlay';
+  readonly subnet: string;
+  readonly gateway: string;
+  /** Where VIPs are taken from when set (so an engine's own IPAM can own the rest). */
+  readonly vipRange?: string;
+  readonly attachable: boolean;
+  readonly ingress: boolean;
+  readonly internal: boolean;
+  readonly encrypted: boolean;
+  readonly mtu: number;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+export interface Healthcheck {
+  readonly type: HealthType;
+  /** HTTP path for `http` probes. */
+  readonly path: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly retries: number;
+  readonly startPeriodMs: number;
+  /** Probe interval while a task is unhealthy or starting: faster, so recovery is noticed soon. */
+  readonly unhealthyIntervalMs: number;
+}
+
+export interface PortConfig {
+  readonly published: number;
+  readonly target: number;
+  readonly protocol: Protocol;
+  readonly mode: PublishMode;
+}
+
+/** A service's attachment to one network, with its aliases and (vip mode) its VIP there. */
+export interface ServiceNetwork {
+  readonly network: string;
+  readonly aliases: readonly string[];
+  readonly vip?: string;
+}
+
+export interface Service extends Meta {
+  readonly name: string;
+  readonly mode: ServiceMode;
+  readonly endpointMode: EndpointMode;
+  readonly networks: readonly ServiceNetwork[];
+  readonly ports: readonly PortConfig[];
+  /** Extra target ports balanced on the VIP without being published (like Dockerfile EXPOSE). */
+  readonly expose: readonly number[];
+  readonly healthcheck: Healthcheck;
+  readonly lb: LbPolicy;
+  readonly localFirst: boolean;
+  readonly proxyProtocol: ProxyProtocol;
+  readonly idleTimeoutMs: number;
+  readonly drainMs: number;
+  /** Concurrent connections allowed per task; 0 means no limit. */
+  readonly maxConnsPerTask: number;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+export interface Attachment {
+  readonly network: string;
+  readonly address: string;
+}
+
+export interface Task extends Meta {
+  readonly name: string;
+  readonly service: string;
+  /** Replica slot (replicated services); global services use the node id in names instead. */
+  readonly slot: number;
+  readonly node: string;
+  readonly addresses: readonly Attachment[];
+  /** Health reported from outside meshd's probes (a container engine's HEALTHCHECK). */
+  readonly reportedHealth: ReportedHealth;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+export interface Container extends Meta {
+  readonly name: string;
+  readonly node: string;
+  readonly aliases: readonly string[];
+  readonly addresses: readonly Attachment[];
+}
+
+export interface Node extends Meta {
+  readonly name: string;
+  readonly advertiseAddr: string;
+  readonly datapathAddr: string;
+  readonly dataListen: string;
+  readonly apiListen: string;
+}
+
+/** A node's liveness record: present while the node's lease is alive. */
+export interface NodeHeartbeat {
+  readonly node: string;
+  readonly lastSeen: string;
+}
+
+/** Probe results of one task, written by the node that holds the task. */
+export interface TaskHealth {
+  readonly task: string;
+  readonly healthy: boolean;
+  readonly since: string;
+  readonly output: string;
+}
+
+/** Cluster-wide facts fixed at init, like swarm's cluster id. */
+export interface ClusterInfo {
+  readonly id: string;
+  readonly createdAt: string;
+}

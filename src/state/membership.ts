@@ -1,0 +1,82 @@
+import type { Logger } from '../log.js';
+import { MeshError, messageOf } from '../model/errors.js';
+import { type NodeSelf, registerNode } from '../model/node.js';
+import type { Store } from '../store/store.js';
+import type { Controller } from './controller.js';
+
+/**
+ * Keeps this node registered: a lease with a short TTL, renewed at a third of it; the heartbeat
+ * key lives on that lease, so when the node dies its heartbeat disappears on every node within
+ * the TTL. A lost lease (the store restarted or the node was partitioned) is re-granted and the
+ * node's keys written again.
+ */
+export class Membership {
+  private timer: NodeJS.Timeout | undefined;
+  private lease = 0;
+  private closed = false;
+  private ticks = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly controller: Controller,
+    private readonly self: NodeSelf,
+    private readonly ttlSeconds: number,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.register();
+    this.schedule();
+  }
+
+  private async register(): Promise<void> {
+    this.lease = await this.store.grantLease(this.ttlSeconds);
+    this.controller.lease = this.lease;
+    await this.controller.apply((s) => registerNode(s, this.self, new Date().toISOString()));
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    this.timer = setTimeout(() => void this.tick(), (this.ttlSeconds * 1000) / 3);
+    this.timer.unref();
+  }
+
+  private async tick(): Promise<void> {
+    try {
+      await this.store.keepAlive(this.lease);
+      // Refresh last-seen about once per TTL; the lease, not this write, is what keeps us alive.
+      if (++this.ticks % 3 === 0) {
+        await this.controller.putOwned(
+          'heartbeats',
+          this.self.id,
+          { node: this.self.id, lastSeen: new Date().toISOString() },
+          true,
+        );
+      }
+    } catch (err) {
+      if (err instanceof MeshError && err.code === 'not_found') {
+        this.log.warn('lease lost; registering again', { lease: this.lease });
+        try {
+          await this.register();
+        } catch (e) {
+          this.log.warn('re-registration failed; will retry', { error: messageOf(e) });
+        }
+      } else {
+        this.log.debug('lease keep-alive failed', { error: messageOf(err) });
+      }
+    }
+    this.schedule();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    if (this.lease) {
+      try {
+        await this.store.revokeLease(this.lease);
+      } catch {
+        // The store may already be gone; the lease then lapses by itself.
+      }
+    }
+  }
+}

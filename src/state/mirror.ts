@@ -1,0 +1,235 @@
+import type { ClusterState, Kind } from '../model/cluster-state.js';
+import { messageOf } from '../model/errors.js';
+import type {
+  ClusterInfo,
+  Container,
+  Network,
+  Node,
+  NodeHeartbeat,
+  Service,
+  Task,
+  TaskHealth,
+} from '../model/types.js';
+import { CompactedError, type KeyValue, type Store, type Watch, type WatchEvent } from '../store/store.js';
+import { keyOf, parseKey, seqKind } from './keys.js';
+
+/** Mutable maps behind the ClusterState the rest of the daemon reads. */
+interface Tables {
+  cluster: ClusterInfo | undefined;
+  networks: Map<string, Network>;
+  services: Map<string, Service>;
+  tasks: Map<string, Task>;
+  containers: Map<string, Container>;
+  nodes: Map<string, Node>;
+  heartbeats: Map<string, NodeHeartbeat>;
+  health: Map<string, TaskHealth>;
+}
+
+export interface MirrorEvents {
+  /** The mirror changed; called once per batch of store events. */
+  onChange(revision: number): void;
+  /** The connection to the store came or went. */
+  onConnection(connected: boolean, reason: string): void;
+  /** An object in the store could not be decoded; it is left out (and named). */
+  onBadObject(key: string, reason: string): void;
+}
+
+/** Backoff between attempts to re-watch a store that went away. */
+const retryMinMs = 200;
+const retryMaxMs = 5000;
+
+/**
+ * An in-memory copy of the cluster state: one list, then one watch resumed from the last revision
+ * it saw (or a re-list if that revision was compacted). The hot path never reads the store; it
+ * reads snapshots built from this mirror.
+ */
+export class Mirror {
+  private tables: Tables = emptyTables();
+  private revisionSeen = 0;
+  private seqRevision = 0;
+  private watch: Watch | undefined;
+  private waiters: { revision: number; resolve: () => void }[] = [];
+  private closed = false;
+  private retryMs = retryMinMs;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private synced = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly prefix: string,
+    private readonly events: MirrorEvents,
+  ) {}
+
+  get state(): ClusterState {
+    return this.tables;
+  }
+
+  get revision(): number {
+    return this.revisionSeen;
+  }
+
+  /** The modRevision of the sequence key as last seen: what a validated write compares against. */
+  get seq(): number {
+    return this.seqRevision;
+  }
+
+  get hasSynced(): boolean {
+    return this.synced;
+  }
+
+  /** Lists and starts watching; resolves after the first full sync, rejects if the store is not there. */
+  async start(): Promise<void> {
+    await this.relist();
+  }
+
+  private async relist(): Promise<void> {
+    const { revision, items } = await this.store.list(this.prefix);
+    if (this.closed) return;
+    const tables = emptyTables();
+    let seq = 0;
+    for (const kv of items) {
+      const s = this.decode(tables, kv.key, kv);
+      if (s !== undefined) seq = s;
+    }
+    this.tables = tables;
+    this.seqRevision = seq;
+    this.advance(revision);
+    this.synced = true;
+    this.events.onConnection(true, '');
+    this.events.onChange(revision);
+    this.startWatch();
+  }
+
+  private startWatch(): void {
+    this.watch?.close();
+    this.watch = this.store.watch(this.prefix, this.revisionSeen, {
+      onEvents: (events, revision) => this.apply(events, revision),
+      onError: (err) => this.lost(err),
+    });
+  }
+
+  private apply(events: readonly WatchEvent[], revision: number): void {
+    for (const e of events) {
+      if (e.type === 'put') {
+        const s = this.decode(this.tables, e.key, {
+          key: e.key,
+          value: e.value ?? '',
+          modRevision: e.modRevision,
+          createRevision: 0,
+          lease: 0,
+        });
+        if (s !== undefined) this.seqRevision = s;
+      } else {
+        const k = parseKey(this.prefix, e.key);
+        if (k && k.kind !== seqKind) remove(this.tables, k.kind, k.id);
+      }
+    }
+    this.retryMs = retryMinMs;
+    this.advance(Math.max(revision, events.at(-1)?.modRevision ?? 0));
+    this.events.onChange(this.revisionSeen);
+  }
+
+  /** The watch broke: say so, keep the last state, and come back with backoff. */
+  private lost(err: Error): void {
+    if (this.closed) return;
+    this.watch?.close();
+    this.watch = undefined;
+    const compacted = err instanceof CompactedError;
+    if (!compacted) this.events.onConnection(false, messageOf(err));
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(
+      () => {
+        this.relist().catch((e: unknown) => this.lost(e instanceof Error ? e : new Error(String(e))));
+      },
+      compacted ? 0 : this.retryMs,
+    );
+    this.retryMs = Math.min(this.retryMs * 2, retryMaxMs);
+  }
+
+  /** Decodes one key into the tables; returns the seq revision when the key is the sequence key. */
+  private decode(tables: Tables, key: string, kv: KeyValue): number | undefined {
+    const k = parseKey(this.prefix, key);
+    if (!k) return undefined;
+    if (k.kind === seqKind) return kv.modRevision;
+    let obj: Record<string, unknown>;
+    try {
+      obj = JSON.parse(kv.value) as Record<string, unknown>;
+      if (typeof obj !== 'object' || obj === null) throw new Error('not an object');
+    } catch (err) {
+      this.events.onBadObject(key, messageOf(err));
+      return undefined;
+    }
+    put(tables, k.kind, k.id, { ...obj, version: kv.modRevision });
+    return undefined;
+  }
+
+  private advance(revision: number): void {
+    if (revision > this.revisionSeen) this.revisionSeen = revision;
+    const ready = this.waiters.filter((w) => w.revision <= this.revisionSeen);
+    this.waiters = this.waiters.filter((w) => w.revision > this.revisionSeen);
+    for (const w of ready) w.resolve();
+  }
+
+  /** Resolves once the mirror has seen `revision` (read-your-writes for the API). */
+  waitFor(revision: number, timeoutMs = 5000): Promise<void> {
+    if (revision <= this.revisionSeen) return Promise.resolve();
+    return new Promise((resolve) => {
+      const entry = { revision, resolve };
+      this.waiters.push(entry);
+      setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== entry);
+        resolve();
+      }, timeoutMs).unref();
+    });
+  }
+
+  /** The key of the sequence record, for controllers. */
+  seqKey(): string {
+    return keyOf(this.prefix, seqKind, 'writes');
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    this.watch?.close();
+    for (const w of this.waiters) w.resolve();
+    this.waiters = [];
+  }
+}
+
+function emptyTables(): Tables {
+  return {
+    cluster: undefined,
+    networks: new Map(),
+    services: new Map(),
+    tasks: new Map(),
+    containers: new Map(),
+    nodes: new Map(),
+    heartbeats: new Map(),
+    health: new Map(),
+  };
+}
+
+function put(t: Tables, kind: Kind, id: string, obj: Record<string, unknown>): void {
+  switch (kind) {
+    case 'cluster':
+      if (id === 'info') t.cluster = obj as unknown as ClusterInfo;
+      return;
+    case 'heartbeats':
+      t.heartbeats.set(id, obj as unknown as NodeHeartbeat);
+      return;
+    case 'health':
+      t.health.set(id, obj as unknown as TaskHealth);
+      return;
+    default:
+      (t[kind] as Map<string, unknown>).set(id, { ...obj, id });
+  }
+}
+
+function remove(t: Tables, kind: Kind, id: string): void {
+  if (kind === 'cluster') {
+    if (id === 'info') t.cluster = undefined;
+    return;
+  }
+  t[kind].delete(id);
+}

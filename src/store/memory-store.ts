@@ -1,0 +1,216 @@
+import { MeshError } from '../model/errors.js';
+import { readStoreFile, writeStoreFile } from './file-persistence.js';
+import {
+  CompactedError,
+  type Compare,
+  type KeyValue,
+  type Op,
+  type Store,
+  type TxnResult,
+  type Watch,
+  type WatchEvent,
+  type WatchHandlers,
+} from './store.js';
+
+/** Events kept for watches that resume from an older revision; older ones are compacted. */
+const historyLimit = 10_000;
+
+interface Lease {
+  readonly ttlMs: number;
+  timer: NodeJS.Timeout;
+  readonly keys: Set<string>;
+}
+
+interface Watcher {
+  readonly prefix: string;
+  readonly handlers: WatchHandlers;
+}
+
+/**
+ * The embedded single-node store: etcd's semantics in memory, optionally persisted to a file.
+ * A write is acknowledged only after the file holding it is fsynced; writes that arrive during a
+ * flush are grouped into the next one, so a burst costs a few file writes, not one per change.
+ */
+export class MemoryStore implements Store {
+  readonly description: string;
+  private readonly data = new Map<string, KeyValue>();
+  private readonly leases = new Map<number, Lease>();
+  private readonly watchers = new Set<Watcher>();
+  private readonly history: WatchEvent[] = [];
+  private revision = 0;
+  private nextLease = 1;
+  private closed = false;
+  private flushing: Promise<void> | undefined;
+  private waiting: { revision: number; resolve: () => void; reject: (e: Error) => void }[] = [];
+
+  private constructor(private readonly path: string | undefined) {
+    this.description = path ? `file:${path}` : 'memory';
+  }
+
+  /** Opens a store; with a path, loads it (failing loudly on a corrupt file). */
+  static open(path?: string): MemoryStore {
+    const store = new MemoryStore(path);
+    if (path) {
+      const state = readStoreFile(path);
+      if (state) {
+        for (const kv of state.items) store.data.set(kv.key, { ...kv, lease: 0 });
+        store.revision = state.revision;
+      }
+    }
+    return store;
+  }
+
+  get currentRevision(): number {
+    return this.revision;
+  }
+
+  async get(key: string): Promise<KeyValue | undefined> {
+    this.checkOpen();
+    return this.data.get(key);
+  }
+
+  async list(prefix: string): Promise<{ revision: number; items: KeyValue[] }> {
+    this.checkOpen();
+    const items: KeyValue[] = [];
+    for (const kv of this.data.values()) if (kv.key.startsWith(prefix)) items.push(kv);
+    items.sort((a, b) => (a.key < b.key ? -1 : 1));
+    return { revision: this.revision, items };
+  }
+
+  async txn(compares: readonly Compare[], ops: readonly Op[]): Promise<TxnResult> {
+    this.checkOpen();
+    for (const c of compares) {
+      if ((this.data.get(c.key)?.modRevision ?? 0) !== c.modRevision)
+        return { succeeded: false, revision: this.revision };
+    }
+    for (const op of ops) {
+      if (op.type === 'put' && op.lease && !this.leases.has(op.lease)) {
+        throw new MeshError('not_found', `lease ${op.lease} not found`);
+      }
+    }
+    if (ops.length === 0) return { succeeded: true, revision: this.revision };
+    const revision = this.apply(ops);
+    await this.persist(revision);
+    return { succeeded: true, revision };
+  }
+
+  /** Applies ops at one new revision and tells the watchers. */
+  private apply(ops: readonly Op[]): number {
+    const revision = ++this.revision;
+    const events: WatchEvent[] = [];
+    for (const op of ops) {
+      const prev = this.data.get(op.key);
+      if (prev?.lease) this.leases.get(prev.lease)?.keys.delete(op.key);
+      if (op.type === 'put') {
+        const lease = op.lease ?? 0;
+        this.data.set(op.key, {
+          key: op.key,
+          value: op.value,
+          createRevision: prev?.createRevision ?? revision,
+          modRevision: revision,
+          lease,
+        });
+        if (lease) this.leases.get(lease)?.keys.add(op.key);
+        events.push({ type: 'put', key: op.key, value: op.value, modRevision: revision });
+      } else if (prev) {
+        this.data.delete(op.key);
+        events.push({ type: 'delete', key: op.key, modRevision: revision });
+      }
+    }
+    this.history.push(...events);
+    if (this.history.length > historyLimit) this.history.splice(0, this.history.length - historyLimit);
+    for (const w of this.watchers) {
+      const mine = events.filter((e) => e.key.startsWith(w.prefix));
+      if (mine.length > 0) w.handlers.onEvents(mine, revision);
+    }
+    return revision;
+  }
+
+  watch(prefix: string, afterRevision: number, handlers: WatchHandlers): Watch {
+    this.checkOpen();
+    const oldest = this.history[0]?.modRevision ?? this.revision + 1;
+    if (afterRevision < this.revision && afterRevision + 1 < oldest) {
+      queueMicrotask(() => handlers.onError(new CompactedError(afterRevision)));
+      return { close: () => {} };
+    }
+    const backlog = this.history.filter((e) => e.modRevision > afterRevision && e.key.startsWith(prefix));
+    const watcher: Watcher = { prefix, handlers };
+    this.watchers.add(watcher);
+    if (backlog.length > 0) handlers.onEvents(backlog, this.revision);
+    return { close: () => this.watchers.delete(watcher) };
+  }
+
+  async grantLease(ttlSeconds: number): Promise<number> {
+    this.checkOpen();
+    const id = this.nextLease++;
+    const ttlMs = ttlSeconds * 1000;
+    this.leases.set(id, { ttlMs, keys: new Set(), timer: setTimeout(() => this.expire(id), ttlMs).unref() });
+    return id;
+  }
+
+  async keepAlive(lease: number): Promise<void> {
+    this.checkOpen();
+    const l = this.leases.get(lease);
+    if (!l) throw new MeshError('not_found', `lease ${lease} not found`);
+    l.timer.refresh();
+  }
+
+  async revokeLease(lease: number): Promise<void> {
+    this.expire(lease);
+  }
+
+  private expire(id: number): void {
+    const lease = this.leases.get(id);
+    if (!lease) return;
+    clearTimeout(lease.timer);
+    this.leases.delete(id);
+    if (lease.keys.size > 0 && !this.closed)
+      this.apply([...lease.keys].map((key) => ({ type: 'delete', key }) as const));
+  }
+
+  /** Resolves once a flush that includes `revision` is on disk. Leased keys are never written. */
+  private persist(revision: number): Promise<void> {
+    if (!this.path) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ revision, resolve, reject });
+      this.flushSoon();
+    });
+  }
+
+  private flushSoon(): void {
+    if (this.flushing || !this.path) return;
+    const path = this.path;
+    const revision = this.revision;
+    const items = [...this.data.values()].filter((kv) => kv.lease === 0);
+    this.flushing = writeStoreFile(path, { revision, items }).then(
+      () => this.flushed(revision),
+      (err: Error) => this.flushed(revision, err),
+    );
+  }
+
+  private flushed(revision: number, err?: Error): void {
+    this.flushing = undefined;
+    const done = this.waiting.filter((w) => w.revision <= revision);
+    this.waiting = this.waiting.filter((w) => w.revision > revision);
+    for (const w of done) {
+      if (err) w.reject(new MeshError('unavailable', `store write failed: ${err.message}`));
+      else w.resolve();
+    }
+    if (this.waiting.length > 0) this.flushSoon();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    while (this.flushing) await this.flushing;
+    this.closed = true;
+    for (const [id, lease] of this.leases) {
+      clearTimeout(lease.timer);
+      this.leases.delete(id);
+    }
+    this.watchers.clear();
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new MeshError('unavailable', 'store is closed');
+  }
+}

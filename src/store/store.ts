@@ -1,0 +1,79 @@
+import { MeshError } from '../model/errors.js';
+
+/** One stored key with etcd's bookkeeping: revisions are cluster-wide and only grow. */
+export interface KeyValue {
+  readonly key: string;
+  readonly value: string;
+  readonly createRevision: number;
+  readonly modRevision: number;
+  /** The lease the key is attached to, 0 for none. */
+  readonly lease: number;
+}
+
+/** A condition on a key's last modification; modRevision 0 means the key must not exist. */
+export interface Compare {
+  readonly key: string;
+  readonly modRevision: number;
+}
+
+export type Op =
+  | { readonly type: 'put'; readonly key: string; readonly value: string; readonly lease?: number }
+  | { readonly type: 'delete'; readonly key: string };
+
+export interface TxnResult {
+  readonly succeeded: boolean;
+  readonly revision: number;
+}
+
+export interface WatchEvent {
+  readonly type: 'put' | 'delete';
+  readonly key: string;
+  /** Present for puts. */
+  readonly value?: string;
+  readonly modRevision: number;
+}
+
+export interface WatchHandlers {
+  /** Events in revision order; `revision` is the store revision they bring the watcher to. */
+  readonly onEvents: (events: readonly WatchEvent[], revision: number) => void;
+  /** The watch ended: compacted (re-list), or the store went away (retry). */
+  readonly onError: (err: Error) => void;
+}
+
+export interface Watch {
+  close(): void;
+}
+
+/**
+ * The cluster store, shaped after etcd so the embedded store and etcd are interchangeable:
+ * keys under a prefix, a global revision, transactions guarded by modRevision compares, watches
+ * that resume from a revision, and leases that delete their keys when they lapse.
+ */
+export interface Store {
+  readonly description: string;
+  get(key: string): Promise<KeyValue | undefined>;
+  list(prefix: string): Promise<{ revision: number; items: KeyValue[] }>;
+  /** Applies every op if and only if every compare holds, atomically. */
+  txn(compares: readonly Compare[], ops: readonly Op[]): Promise<TxnResult>;
+  /** Delivers events with modRevision > afterRevision under prefix. */
+  watch(prefix: string, afterRevision: number, handlers: WatchHandlers): Watch;
+  grantLease(ttlSeconds: number): Promise<number>;
+  /** Renews a lease; fails with `not_found` once the lease has lapsed. */
+  keepAlive(lease: number): Promise<void>;
+  revokeLease(lease: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A watch could not resume because the history it needs was compacted: re-list, then watch. */
+export class CompactedError extends MeshError {
+  constructor(revision: number) {
+    super('failed_precondition', `watch revision ${revision} has been compacted`);
+  }
+}
+
+/** Puts one key only if it is still at `expect` (0 = absent); a conflict error otherwise. */
+export async function casPut(store: Store, key: string, value: string, expect: number): Promise<number> {
+  const r = await store.txn([{ key, modRevision: expect }], [{ type: 'put', key, value }]);
+  if (!r.succeeded) throw new MeshError('conflict', `${key} was changed concurrently`);
+  return r.revision;
+}

@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    // Integration tests start real processes on fixed 127.x addresses; files run in parallel
+    // but each picks its own addresses, so two cores are enough.
+    maxWorkers: 2,
+  },
+});
