@@ -1,3 +1,5 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { MeshError } from '../model/errors.js';
 import { readStoreFile, writeStoreFile } from './file-persistence.js';
 import {
@@ -51,6 +53,7 @@ export class MemoryStore implements Store {
   static open(path?: string): MemoryStore {
     const store = new MemoryStore(path);
     if (path) {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
       const state = readStoreFile(path);
       if (state) {
         for (const kv of state.items) store.data.set(kv.key, { ...kv, lease: 0 });

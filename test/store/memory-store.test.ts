@@ -1,0 +1,75 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import { dist } from '../helpers/paths.js';
+import { storeContract } from './contract.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'meshd-store-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+storeContract('memory', async () => MemoryStore.open());
+let n = 0;
+storeContract('file', async () => MemoryStore.open(join(dir, `contract-${n++}.json`)));
+
+describe('file persistence', () => {
+  it('keeps every acknowledged write across kill -9 at any moment', async () => {
+    for (const killAfter of [5, 40, 150]) {
+      const path = join(dir, `crash-${killAfter}.json`);
+      const child = spawn(process.execPath, [dist('test/helpers/store-writer.js'), path], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let acked = -1;
+      await new Promise<void>((resolve) => {
+        const lines = createInterface({ input: child.stdout });
+        lines.on('line', (line) => {
+          acked = Number(line.split(' ')[1]);
+          if (acked >= killAfter) {
+            child.kill('SIGKILL');
+            resolve();
+          }
+        });
+      });
+      await new Promise((r) => child.once('exit', r));
+      const store = MemoryStore.open(path);
+      for (let i = 0; i <= acked; i++) expect((await store.get(`/k/${i}`))?.value).toBe('x'.repeat(200) + i);
+      await store.close();
+    }
+  });
+
+  it('refuses a truncated or corrupt file with a clear error, leaving it in place', () => {
+    const path = join(dir, 'corrupt.json');
+    const good = join(dir, 'good.json');
+    const s = MemoryStore.open(good);
+    return s.txn([], [{ type: 'put', key: '/a', value: '1' }]).then(async () => {
+      await s.close();
+      const text = readFileSync(good, 'utf8');
+      writeFileSync(path, text.slice(0, text.length - 5));
+      expect(() => MemoryStore.open(path)).toThrow(
+        `store file ${path} is corrupt (length mismatch; the file is truncated)`,
+      );
+      writeFileSync(path, text.replace('"1"', '"2"'));
+      expect(() => MemoryStore.open(path)).toThrow(/checksum mismatch/);
+      writeFileSync(path, 'garbage');
+      expect(() => MemoryStore.open(path)).toThrow(/corrupt/);
+      expect(readFileSync(path, 'utf8')).toBe('garbage');
+      const reopened = MemoryStore.open(good);
+      expect((await reopened.get('/a'))?.value).toBe('1');
+      await reopened.close();
+    });
+  });
+
+  it('reports a compacted revision to a watcher so it re-lists', async () => {
+    const store = MemoryStore.open();
+    for (let i = 0; i < 10_050; i++)
+      await store.txn([], [{ type: 'put', key: `/c/${i % 10}`, value: String(i) }]);
+    const err = await new Promise<Error>((resolve) =>
+      store.watch('/c/', 1, { onEvents: () => {}, onError: resolve }),
+    );
+    expect(err.message).toMatch(/compacted/);
+    await store.close();
+  });
+});
