@@ -1,8 +1,18 @@
+import { readFileSync } from 'node:fs';
+import type { Registry } from 'prom-client';
 import { apiRoutes } from './api/routes.js';
 import { ApiServer } from './api/server.js';
 import { formatHostPort } from './config/listen.js';
 import type { Settings } from './config/settings.js';
+import { ForwardCache } from './dns/forward-cache.js';
+import { Forwarder } from './dns/forwarder.js';
+import { DnsMetrics } from './dns/metrics.js';
+import { systemNameservers, toUpstreams } from './dns/resolv-conf.js';
+import { Responder } from './dns/responder.js';
+import { DnsServer } from './dns/server.js';
 import { logger } from './log.js';
+import { createRegistry } from './metrics/registry.js';
+import { MetricsServer } from './metrics/server.js';
 import { messageOf } from './model/errors.js';
 import { initCluster } from './model/node.js';
 import type { Service, Task } from './model/types.js';
@@ -12,6 +22,7 @@ import { applyDeclared } from './state/declare.js';
 import { Membership } from './state/membership.js';
 import { Mirror } from './state/mirror.js';
 import { loadNodeId } from './state/node-identity.js';
+import { buildSnapshot, type Snapshot } from './state/snapshot.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
 
@@ -20,6 +31,16 @@ const log = logger('daemon');
 /** Addresses the daemon actually bound, for tests and for the start-up log line. */
 export interface Bound {
   readonly api: string;
+  readonly dns: string;
+  readonly metrics: string;
+}
+
+/** The package version, for `meshd --version` and `meshd_build_info`. */
+export function meshdVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
 }
 
 /**
@@ -32,7 +53,11 @@ export class Daemon {
   private storeReason = '';
   private readonly closers: (() => Promise<void> | void)[] = [];
   readonly nodeId: string;
-  bound: Bound = { api: '' };
+  bound: Bound = { api: '', dns: '', metrics: '' };
+  readonly registry: Registry;
+  private snapshot: Snapshot | undefined;
+  private rebuildQueued = false;
+  private responder: Responder | undefined;
 
   private constructor(
     readonly settings: Settings,
@@ -41,6 +66,7 @@ export class Daemon {
     readonly controller: Controller,
   ) {
     this.nodeId = loadNodeId(settings.node.stateDir);
+    this.registry = createRegistry(meshdVersion(), settings.node.name);
   }
 
   static async start(settings: Settings): Promise<Daemon> {
@@ -89,6 +115,9 @@ export class Daemon {
     await membership.start();
     this.closers.push(() => membership.close());
 
+    await this.startDns();
+    this.rebuild();
+
     const d = s.declare;
     await applyDeclared(this.controller, this.nodeId, d.networks, d.services, d.tasks);
     if (d.sampleBackends) {
@@ -117,18 +146,83 @@ export class Daemon {
     );
     const apiAddr = await api.start();
     this.closers.push(() => api.close());
-    this.bound = { api: formatHostPort({ host: apiAddr.address, port: apiAddr.port }) };
+    let metricsAddr = '';
+    if (s.metrics.listen) {
+      const metrics = new MetricsServer(s.metrics.listen, this.registry);
+      const a = await metrics.start();
+      this.closers.push(() => metrics.close());
+      metricsAddr = formatHostPort({ host: a.address, port: a.port });
+    }
+    this.bound = {
+      ...this.bound,
+      api: formatHostPort({ host: apiAddr.address, port: apiAddr.port }),
+      metrics: metricsAddr,
+    };
     this.status = 'ready';
     log.info('meshd is ready', {
       node: s.node.name,
       id: this.nodeId,
-      api: this.bound.api,
+      ...this.bound,
       store: this.store.description,
     });
   }
 
+  private async startDns(): Promise<void> {
+    const dns = this.settings.dns;
+    if (!dns.listen) return;
+    const upstreams = toUpstreams(dns.upstreams.length > 0 ? dns.upstreams : systemNameservers(), dns.listen);
+    const cache = new ForwardCache(dns.cacheEntries, dns.serveStaleMs);
+    let forwarder: Forwarder | undefined;
+    const metrics = new DnsMetrics(this.registry, () => forwarder?.cacheSize ?? 0);
+    forwarder = new Forwarder(upstreams, dns.upstreamTimeoutMs, dns.maxInflight, cache, {
+      upstreamResult: (u, r) => metrics.upstream.labels(u, r).inc(),
+    });
+    this.responder = new Responder(
+      {
+        domain: dns.domain,
+        ttl: dns.ttl,
+        unscopedClients: dns.unscopedClients,
+        recursionAllowed: dns.recursionAllowed,
+      },
+      forwarder,
+      metrics,
+    );
+    const server = new DnsServer(
+      {
+        listen: dns.listen,
+        tcpMaxConnections: dns.tcpMaxConnections,
+        tcpIdleTimeoutMs: dns.tcpIdleTimeoutMs,
+      },
+      this.responder,
+      metrics,
+      logger('dns'),
+    );
+    const a = await server.start();
+    this.closers.push(() => server.close());
+    this.bound = { ...this.bound, dns: formatHostPort({ host: a.address, port: a.port }) };
+    if (upstreams.length === 0) log.warn('no upstream resolvers: names meshd does not own will get SERVFAIL');
+  }
+
+  /** The current snapshot; the hot paths read it once per query or connection. */
+  get current(): Snapshot | undefined {
+    return this.snapshot;
+  }
+
   private stateChanged(): void {
-    // The snapshot rebuild hooks in here (DNS and mesh).
+    // Coalesce a burst of store events into one rebuild.
+    if (this.rebuildQueued) return;
+    this.rebuildQueued = true;
+    setImmediate(() => {
+      this.rebuildQueued = false;
+      this.rebuild();
+    });
+  }
+
+  private rebuild(): void {
+    if (!this.mirror.hasSynced) return;
+    const snap = buildSnapshot(this.mirror.state, this.mirror.revision, this.settings.dns.domain);
+    this.snapshot = snap;
+    this.responder?.setView(snap.dns);
   }
 
   private storeConnection(up: boolean, reason: string): void {
@@ -148,11 +242,16 @@ export class Daemon {
 
   serviceStatus(svc: Service): Record<string, unknown> {
     const tasks = [...this.mirror.state.tasks.values()].filter((t) => t.service === svc.id);
-    return { tasks: tasks.length };
+    const up = this.snapshot?.up;
+    return { tasks: tasks.length, healthy: tasks.filter((t) => up?.has(t.id)).length };
   }
 
   taskHealth(task: Task): string {
-    return task.reportedHealth === 'none' ? 'healthy' : task.reportedHealth;
+    if (this.snapshot?.up.has(task.id)) return 'healthy';
+    if (!this.mirror.state.heartbeats.has(task.node)) return 'node-down';
+    if (task.reportedHealth === 'starting' || task.reportedHealth === 'unhealthy') return task.reportedHealth;
+    const probe = this.mirror.state.health.get(task.id);
+    return probe ? 'unhealthy' : 'starting';
   }
 
   /** Graceful shutdown: not ready first, then every subsystem in reverse start order. Idempotent. */

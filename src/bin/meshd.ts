@@ -1,7 +1,6 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
 import { loadSettings, parseFlags, usage } from '../config/load.js';
-import { Daemon } from '../daemon.js';
+import { Daemon, meshdVersion } from '../daemon.js';
 import { logger, setLogLevel } from '../log.js';
 import { messageOf } from '../model/errors.js';
 
@@ -16,10 +15,7 @@ async function main(): Promise<void> {
       return;
     }
     if (cmd.version) {
-      const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
-        version: string;
-      };
-      process.stdout.write(`meshd ${pkg.version}\n`);
+      process.stdout.write(`meshd ${meshdVersion()}\n`);
       return;
     }
     const settings = loadSettings(cmd);

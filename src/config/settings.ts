@@ -69,6 +69,16 @@ export interface Settings {
   readonly log: { readonly level: 'debug' | 'info' | 'warn' | 'error' };
 }
 
+/** Loopback and private ranges: recursion for local clients, never an open resolver. */
+const defaultRecursionAllowed = [
+  '127.0.0.0/8',
+  '10.0.0.0/8',
+  '172.16.0.0/12',
+  '192.168.0.0/16',
+  '::1/128',
+  'fc00::/7',
+];
+
 /** Parses `memory`, `file:PATH` or `etcd://H:P[,H:P]`. */
 export function parseStore(text: string, what: string): StoreSetting {
   if (text === 'memory') return { kind: 'memory' };
@@ -121,7 +131,7 @@ export function readSettings(raw: unknown): Settings {
     domain: dns.string('domain', 'meshd').replace(/\.$/, '').toLowerCase(),
     upstreams: dns.strings('upstreams'),
     upstreamTimeoutMs: dns.duration('upstreamTimeout', 2000),
-    recursionAllowed: dns.strings('recursionAllowed'),
+    recursionAllowed: dns.has('recursionAllowed') ? dns.strings('recursionAllowed') : defaultRecursionAllowed,
     unscopedClients: dns.oneOf('unscopedClients', ['all', 'none'], 'all'),
     cacheEntries: dns.int('cacheEntries', 10_000, 0, 10_000_000),
     serveStaleMs: dns.duration('serveStale', 300_000),

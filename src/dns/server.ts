@@ -1,0 +1,150 @@
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import type { HostPort } from '../config/listen.js';
+import type { Logger } from '../log.js';
+import type { DnsMetrics } from './metrics.js';
+import type { Responder } from './responder.js';
+
+export interface DnsServerOptions {
+  readonly listen: HostPort;
+  readonly tcpMaxConnections: number;
+  readonly tcpIdleTimeoutMs: number;
+}
+
+/** A TCP client that stops reading its answers is cut off once this much is queued for it. */
+const maxQueuedBytes = 256 * 1024;
+
+/**
+ * DNS over UDP and TCP on one address. The sockets only move bytes; the Responder decides. TCP
+ * connections are capped in number, time out when idle, and are closed on a bad length.
+ */
+export class DnsServer {
+  private udp: UdpSocket | undefined;
+  private tcp: Server | undefined;
+  private readonly conns = new Set<Socket>();
+
+  constructor(
+    private readonly opts: DnsServerOptions,
+    private readonly responder: Responder,
+    private readonly metrics: DnsMetrics,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<AddressInfo> {
+    const { host, port } = this.opts.listen;
+    const udp = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', recvBufferSize: 4 << 20 });
+    this.udp = udp;
+    udp.on('message', (msg, rinfo) => this.onUdp(msg, rinfo.address, rinfo.port));
+    udp.on('error', (err) => this.log.warn('DNS UDP socket error', { error: err.message }));
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind(port, host, () => {
+        udp.off('error', reject);
+        resolve();
+      });
+    });
+    const bound = udp.address();
+    const tcp = createServer({ noDelay: true }, (sock) => this.onTcp(sock));
+    tcp.maxConnections = this.opts.tcpMaxConnections;
+    tcp.on('drop', () => this.metrics.dropped.labels('tcp_limit').inc());
+    this.tcp = tcp;
+    await new Promise<void>((resolve, reject) => {
+      tcp.once('error', reject);
+      // Same port as UDP, so `--dns-listen HOST:0` still gives one port for both.
+      tcp.listen(bound.port, host, () => {
+        tcp.off('error', reject);
+        resolve();
+      });
+    });
+    return bound;
+  }
+
+  private onUdp(msg: Buffer, address: string, port: number): void {
+    let out: ReturnType<Responder['respond']>;
+    try {
+      out = this.responder.respond(msg, address, 'udp');
+    } catch (err) {
+      this.log.warn('DNS request failed', { error: (err as Error).message });
+      return;
+    }
+    if (out === undefined) return;
+    if (!(out instanceof Promise)) {
+      this.udp?.send(out, port, address);
+      return;
+    }
+    out.then(
+      (res) => {
+        if (res) this.udp?.send(res, port, address);
+      },
+      (err: Error) => this.log.warn('DNS forward failed', { error: err.message }),
+    );
+  }
+
+  private onTcp(sock: Socket): void {
+    this.conns.add(sock);
+    sock.setTimeout(this.opts.tcpIdleTimeoutMs, () => {
+      this.metrics.dropped.labels('tcp_idle').inc();
+      sock.destroy();
+    });
+    sock.on('close', () => this.conns.delete(sock));
+    sock.on('error', () => sock.destroy());
+    let buf: Buffer = Buffer.alloc(0);
+    const address = sock.remoteAddress ?? '';
+    sock.on('data', (chunk: Buffer) => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      while (buf.length >= 2) {
+        const len = buf.readUInt16BE(0);
+        if (len < 12) {
+          this.metrics.dropped.labels('tcp_bad_length').inc();
+          sock.destroy();
+          return;
+        }
+        if (buf.length < 2 + len) break;
+        const msg = buf.subarray(2, 2 + len);
+        buf = buf.subarray(2 + len);
+        this.answerTcp(sock, msg, address);
+      }
+    });
+  }
+
+  private answerTcp(sock: Socket, msg: Buffer, address: string): void {
+    const send = (res: Buffer | undefined) => {
+      if (!res || sock.destroyed) return;
+      if (sock.writableLength > maxQueuedBytes) {
+        this.metrics.dropped.labels('tcp_slow_reader').inc();
+        sock.destroy();
+        return;
+      }
+      const len = Buffer.allocUnsafe(2);
+      len.writeUInt16BE(res.length);
+      sock.cork();
+      sock.write(len);
+      sock.write(res);
+      sock.uncork();
+    };
+    let out: ReturnType<Responder['respond']>;
+    try {
+      out = this.responder.respond(Buffer.from(msg), address, 'tcp');
+    } catch (err) {
+      this.log.warn('DNS request failed', { error: (err as Error).message });
+      sock.destroy();
+      return;
+    }
+    if (out === undefined) {
+      sock.destroy();
+      return;
+    }
+    if (out instanceof Promise) out.then(send, () => sock.destroy());
+    else send(out);
+  }
+
+  async close(): Promise<void> {
+    const udp = this.udp;
+    const tcp = this.tcp;
+    this.udp = undefined;
+    this.tcp = undefined;
+    udp?.close();
+    for (const c of this.conns) c.destroy();
+    if (tcp) await new Promise<void>((resolve) => tcp.close(() => resolve()));
+  }
+}
