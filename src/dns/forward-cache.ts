@@ -60,7 +60,7 @@ export function cacheTtlMs(p: Packet): number {
   }
   if (rcode === 'NXDOMAIN' || (rcode === 'NOERROR' && answers.length === 0)) {
     const soa = (p.authorities ?? []).find((a) => a.type === 'SOA');
-    if (!soa || soa.type !== 'SOA') return 0;
+    if (soa?.type !== 'SOA') return 0;
     const ttl = Math.min(soa.ttl ?? 0, soa.data.minimum ?? 0);
     return Math.min(ttl * 1000, maxNegativeMs);
   }
