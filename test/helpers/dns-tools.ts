@@ -1,0 +1,94 @@
+import { execFile, spawn } from 'node:child_process';
+import { type Socket, createSocket } from 'node:dgram';
+import { promisify } from 'node:util';
+import * as packet from 'dns-packet';
+import { eventually } from './eventually.js';
+
+const execFileP = promisify(execFile);
+
+/** Runs dig against a `HOST:PORT` server and returns its stdout. */
+export async function dig(server: string, ...args: string[]): Promise<string> {
+  const i = server.lastIndexOf(':');
+  const { stdout } = await execFileP('dig', [`@${server.slice(0, i)}`, '-p', server.slice(i + 1), '+time=3', '+tries=1', ...args], {
+    timeout: 15_000,
+  });
+  return stdout;
+}
+
+/** `dig +short`, sorted. */
+export async function digShort(server: string, ...args: string[]): Promise<string[]> {
+  return (await dig(server, '+short', ...args)).split('\n').filter(Boolean).sort();
+}
+
+/** The status word from dig's header line. */
+export function digStatus(out: string): string {
+  return /status: (\w+)/.exec(out)?.[1] ?? 'none';
+}
+
+export interface Dnsmasq {
+  readonly address: string;
+  stop(): Promise<void>;
+}
+
+/** Starts a real dnsmasq on loopback serving the given host records (and NXDOMAIN for the rest of `local`). */
+export async function startDnsmasq(address: string, port: number, records: Record<string, string>, ttl = 60): Promise<Dnsmasq> {
+  const args = [
+    '--keep-in-foreground',
+    '--no-resolv',
+    '--no-hosts',
+    '--no-poll',
+    '--bind-interfaces',
+    `--listen-address=${address}`,
+    `--port=${port}`,
+    '--pid-file=',
+    '--user=root',
+    `--local-ttl=${ttl}`,
+    '--local=/example/',
+    '--log-facility=/dev/null',
+    ...Object.entries(records).map(([name, ip]) => `--host-record=${name},${ip}`),
+  ];
+  const child = spawn('dnsmasq', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr += String(d);
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const server = `${address}:${port}`;
+  const first = Object.keys(records)[0] as string;
+  await eventually(async () => {
+    if (child.exitCode !== null) throw new Error(`dnsmasq exited: ${stderr}`);
+    const out = await digShort(server, first);
+    if (out.length === 0) throw new Error('not answering yet');
+  }, 10_000);
+  return {
+    address: server,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** A scripted upstream on a real UDP socket: answers every query with `rcode` after `delayMs`, counting queries. */
+export async function scriptedUpstream(address: string, rcode: 'SERVFAIL' | 'REFUSED' | 'NOERROR', delayMs = 0) {
+  const sock: Socket = createSocket('udp4');
+  let count = 0;
+  sock.on('message', (msg, rinfo) => {
+    count++;
+    const q = packet.decode(msg);
+    const answers =
+      rcode === 'NOERROR' ? [{ type: 'A', name: q.questions?.[0]?.name ?? '', ttl: 60, class: 'IN', data: '198.51.100.9' } as const] : [];
+    // dns-packet takes the rcode from the low bits of `flags`.
+    const flags = { NOERROR: 0, SERVFAIL: 2, REFUSED: 5 }[rcode];
+    const res = packet.encode({ type: 'response', id: q.id, flags, questions: q.questions, answers });
+    setTimeout(() => sock.send(res, rinfo.port, rinfo.address), delayMs);
+  });
+  await new Promise<void>((resolve) => sock.bind(0, address, () => resolve()));
+  return {
+    address: `${address}:${sock.address().port}`,
+    get count() {
+      return count;
+    },
+    close: () => new Promise<void>((resolve) => sock.close(() => resolve())),
+  };
+}
