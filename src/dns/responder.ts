@@ -1,4 +1,3 @@
-import { LRUCache } from 'lru-cache';
 import { type Cidr, cidrContains, parseCidr } from '../model/address.js';
 import { type AnswerOptions, answer } from './answer.js';
 import type { Forwarder } from './forwarder.js';
@@ -33,8 +32,8 @@ const maxQueryBytes = 4096;
  */
 export class Responder {
   private view: DnsView | undefined;
-  private clients = new LRUCache<string, Client>({ max: clientCacheSize });
-  private templates = new LRUCache<string, Template>({ max: templateCacheSize });
+  private clients = new Map<string, Client>();
+  private templates = new Map<string, Template>();
   private readonly allowed: readonly Cidr[];
 
   constructor(
@@ -47,8 +46,8 @@ export class Responder {
 
   setView(view: DnsView): void {
     this.view = view;
-    this.clients = new LRUCache({ max: clientCacheSize });
-    this.templates = new LRUCache({ max: templateCacheSize });
+    this.clients = new Map();
+    this.templates = new Map();
   }
 
   private client(address: string): Client {
@@ -57,6 +56,9 @@ export class Responder {
       const scope = this.view ? scopeOf(this.view, address, this.opts.unscopedClients) : [];
       const plain = address.startsWith('::ffff:') ? address.slice(7) : address;
       c = { scope, key: scopeKey(scope), recursion: this.allowed.some((cidr) => cidrContains(cidr, plain)) };
+      // Bounded by starting over when full: cheaper than LRU bookkeeping on every query, and
+      // refilling costs one scope lookup per active client.
+      if (this.clients.size >= clientCacheSize) this.clients.clear();
       this.clients.set(address, c);
     }
     return c;
@@ -93,6 +95,7 @@ export class Responder {
       const a = answer(this.view, client.scope, q.name, q.qtype, this.opts);
       if (a.kind === 'local') {
         t = buildTemplate(a, q.name);
+        if (this.templates.size >= templateCacheSize) this.templates.clear();
         this.templates.set(tkey, t);
       }
     }
@@ -110,7 +113,7 @@ export class Responder {
     });
   }
 
-  private finish(out: Buffer, q: Query, proto: string, source: string, start: number): Buffer {
+  private finish(out: Buffer, q: Query, proto: 'udp' | 'tcp', source: string, start: number): Buffer {
     this.metrics.request(
       proto,
       q.qtype,

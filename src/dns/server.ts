@@ -11,6 +11,18 @@ export interface DnsServerOptions {
   readonly tcpIdleTimeoutMs: number;
 }
 
+/**
+ * Replies go to the address a query came from, always an IP literal: answering the lookup at once
+ * skips dns.lookup's deferral to the next tick, about a tenth of the cost of a reply.
+ */
+function literalLookup(
+  address: string,
+  _opts: unknown,
+  cb: (err: Error | null, address: string, family: number) => void,
+): void {
+  cb(null, address, address.includes(':') ? 6 : 4);
+}
+
 /** A TCP client that stops reading its answers is cut off once this much is queued for it. */
 const maxQueuedBytes = 256 * 1024;
 
@@ -32,7 +44,12 @@ export class DnsServer {
 
   async start(): Promise<AddressInfo> {
     const { host, port } = this.opts.listen;
-    const udp = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', recvBufferSize: 4 << 20 });
+    const udp = createSocket({
+      type: host.includes(':') ? 'udp6' : 'udp4',
+      recvBufferSize: 4 << 20,
+      sendBufferSize: 4 << 20,
+      lookup: literalLookup,
+    });
     this.udp = udp;
     udp.on('message', (msg, rinfo) => this.onUdp(msg, rinfo.address, rinfo.port));
     udp.on('error', (err) => this.log.warn('DNS UDP socket error', { error: err.message }));

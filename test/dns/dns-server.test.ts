@@ -1,6 +1,13 @@
 import { Resolver } from 'node:dns/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Dnsmasq, dig, digShort, digStatus, scriptedUpstream, startDnsmasq } from '../helpers/dns-tools.js';
+import {
+  type Dnsmasq,
+  dig,
+  digShort,
+  digStatus,
+  scriptedUpstream,
+  startDnsmasq,
+} from '../helpers/dns-tools.js';
 import { eventually, sleep } from '../helpers/eventually.js';
 import { type MeshdProcess, startMeshd } from '../helpers/meshd.js';
 import { freePort } from '../helpers/ports.js';
@@ -77,7 +84,9 @@ describe('DNS server with real clients', () => {
 
   it('answers PTR and SRV', async () => {
     expect(await digShort(m.dns, '-x', '127.201.0.2')).toEqual(['web.front.meshd.']);
-    const [port] = JSON.parse(await m.ctl('service', 'inspect', 'web')).map((s: { ports: { published: number }[] }) => s.ports[0]?.published);
+    const [port] = JSON.parse(await m.ctl('service', 'inspect', 'web')).map(
+      (s: { ports: { published: number }[] }) => s.ports[0]?.published,
+    );
     expect(await digShort(m.dns, 'SRV', `_${port}._tcp.web`)).toEqual(['0 10 80 web.meshd.']);
   });
 
@@ -103,7 +112,9 @@ describe('DNS server with real clients', () => {
   });
 
   it('follows changes at once: a removed task leaves, a new one appears', async () => {
-    const tasks = JSON.parse(await m.ctl('task', 'ls', '--service', 'web', '--format', 'json')) as { id: string }[];
+    const tasks = JSON.parse(await m.ctl('task', 'ls', '--service', 'web', '--format', 'json')) as {
+      id: string;
+    }[];
     await m.ctl('task', 'rm', tasks[0]?.id as string);
     expect(await digShort(m.dns, 'tasks.web')).toHaveLength(2);
     await m.ctl('task', 'add', 'web', '--ip', '127.201.9.9');
@@ -113,8 +124,12 @@ describe('DNS server with real clients', () => {
 
   it('exports DNS metrics', async () => {
     const text = await (await fetch(`http://${m.metrics}/metrics`)).text();
-    expect(text).toMatch(/meshd_dns_requests_total\{proto="udp",qtype="A",rcode="NOERROR",source="local"\} \d+/);
-    expect(text).toMatch(/meshd_dns_requests_total\{proto="udp",qtype="A",rcode="NOERROR",source="forward"\} \d+/);
+    expect(text).toMatch(
+      /meshd_dns_requests_total\{proto="udp",qtype="A",rcode="NOERROR",source="local"\} \d+/,
+    );
+    expect(text).toMatch(
+      /meshd_dns_requests_total\{proto="udp",qtype="A",rcode="NOERROR",source="forward"\} \d+/,
+    );
     expect(text).toMatch(/meshd_dns_truncated_total [1-9]/);
     expect(text).toMatch(/meshd_dns_upstream_requests_total\{upstream="127\.0\.53\.1:\d+",result="ok"\}/);
     expect(text).toMatch(/meshd_dns_cache_entries [1-9]/);
@@ -127,7 +142,9 @@ describe('forwarding policy', () => {
     const servfail = await scriptedUpstream('127.0.53.2', 'SERVFAIL');
     const refused = await scriptedUpstream('127.0.53.2', 'REFUSED');
     const good = await scriptedUpstream('127.0.53.2', 'NOERROR');
-    const m = await startMeshd({ args: ['--upstream', servfail.address, '--upstream', refused.address, '--upstream', good.address] });
+    const m = await startMeshd({
+      args: ['--upstream', servfail.address, '--upstream', refused.address, '--upstream', good.address],
+    });
     const alone = await startMeshd({ args: ['--upstream', servfail.address] });
     try {
       expect(await digShort(m.dns, 'anything.test')).toEqual(['198.51.100.9']);
@@ -155,7 +172,12 @@ describe('forwarding policy', () => {
   });
 
   it('serves stale answers when every upstream is down', async () => {
-    const up = await startDnsmasq('127.0.53.4', await freePort('127.0.53.4'), { 'stale.example': '192.0.2.8' }, 1);
+    const up = await startDnsmasq(
+      '127.0.53.4',
+      await freePort('127.0.53.4'),
+      { 'stale.example': '192.0.2.8' },
+      1,
+    );
     const m = await startMeshd({ args: ['--upstream', up.address] });
     try {
       expect(await digShort(m.dns, 'stale.example')).toEqual(['192.0.2.8']);
@@ -172,7 +194,8 @@ describe('forwarding policy', () => {
   it('refuses recursion to clients outside the allowed ranges but still answers its own names', async () => {
     const good = await scriptedUpstream('127.0.53.5', 'NOERROR');
     const m = await startMeshd({
-      config: 'dns:\n  recursionAllowed: [127.0.0.1/32]\ndeclare:\n  networks: [{ name: n, subnet: 127.203.0.0/16 }]\n  services: [{ name: web, networks: [{ network: n }] }]\n',
+      config:
+        'dns:\n  recursionAllowed: [127.0.0.1/32]\ndeclare:\n  networks: [{ name: n, subnet: 127.203.0.0/16 }]\n  services: [{ name: web, networks: [{ network: n }] }]\n',
       args: ['--upstream', good.address],
     });
     try {
@@ -187,14 +210,19 @@ describe('forwarding policy', () => {
   });
 
   it('keeps answering while an upstream times out', async () => {
-    const m = await startMeshd({ config: 'dns:\n  upstreamTimeout: 300ms\n', args: ['--upstream', '127.0.53.6:9'] });
+    const m = await startMeshd({
+      config: 'dns:\n  upstreamTimeout: 300ms\n',
+      args: ['--upstream', '127.0.53.6:9'],
+    });
     try {
       const started = Date.now();
       expect(digStatus(await dig(m.dns, 'slow.test'))).toBe('SERVFAIL');
       expect(Date.now() - started).toBeLessThan(2500);
       await eventually(async () => {
         const text = await (await fetch(`http://${m.metrics}/metrics`)).text();
-        expect(text).toMatch(/meshd_dns_upstream_requests_total\{upstream="127\.0\.53\.6:9",result="(error|timeout)"\} 1/);
+        expect(text).toMatch(
+          /meshd_dns_upstream_requests_total\{upstream="127\.0\.53\.6:9",result="(error|timeout)"\} 1/,
+        );
       });
     } finally {
       await m.stop();

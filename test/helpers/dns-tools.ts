@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { type Socket, createSocket } from 'node:dgram';
+import { createSocket, type Socket } from 'node:dgram';
 import { promisify } from 'node:util';
 import * as packet from 'dns-packet';
 import { eventually } from './eventually.js';
@@ -9,9 +9,13 @@ const execFileP = promisify(execFile);
 /** Runs dig against a `HOST:PORT` server and returns its stdout. */
 export async function dig(server: string, ...args: string[]): Promise<string> {
   const i = server.lastIndexOf(':');
-  const { stdout } = await execFileP('dig', [`@${server.slice(0, i)}`, '-p', server.slice(i + 1), '+time=3', '+tries=1', ...args], {
-    timeout: 15_000,
-  });
+  const { stdout } = await execFileP(
+    'dig',
+    [`@${server.slice(0, i)}`, '-p', server.slice(i + 1), '+time=3', '+tries=1', ...args],
+    {
+      timeout: 15_000,
+    },
+  );
   return stdout;
 }
 
@@ -31,7 +35,12 @@ export interface Dnsmasq {
 }
 
 /** Starts a real dnsmasq on loopback serving the given host records (and NXDOMAIN for the rest of `local`). */
-export async function startDnsmasq(address: string, port: number, records: Record<string, string>, ttl = 60): Promise<Dnsmasq> {
+export async function startDnsmasq(
+  address: string,
+  port: number,
+  records: Record<string, string>,
+  ttl = 60,
+): Promise<Dnsmasq> {
   const args = [
     '--keep-in-foreground',
     '--no-resolv',
@@ -70,14 +79,28 @@ export async function startDnsmasq(address: string, port: number, records: Recor
 }
 
 /** A scripted upstream on a real UDP socket: answers every query with `rcode` after `delayMs`, counting queries. */
-export async function scriptedUpstream(address: string, rcode: 'SERVFAIL' | 'REFUSED' | 'NOERROR', delayMs = 0) {
+export async function scriptedUpstream(
+  address: string,
+  rcode: 'SERVFAIL' | 'REFUSED' | 'NOERROR',
+  delayMs = 0,
+) {
   const sock: Socket = createSocket('udp4');
   let count = 0;
   sock.on('message', (msg, rinfo) => {
     count++;
     const q = packet.decode(msg);
     const answers =
-      rcode === 'NOERROR' ? [{ type: 'A', name: q.questions?.[0]?.name ?? '', ttl: 60, class: 'IN', data: '198.51.100.9' } as const] : [];
+      rcode === 'NOERROR'
+        ? [
+            {
+              type: 'A',
+              name: q.questions?.[0]?.name ?? '',
+              ttl: 60,
+              class: 'IN',
+              data: '198.51.100.9',
+            } as const,
+          ]
+        : [];
     // dns-packet takes the rcode from the low bits of `flags`.
     const flags = { NOERROR: 0, SERVFAIL: 2, REFUSED: 5 }[rcode];
     const res = packet.encode({ type: 'response', id: q.id, flags, questions: q.questions, answers });

@@ -1,0 +1,98 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+export const execFileP = promisify(execFile);
+export const root = fileURLToPath(new URL('../../', import.meta.url));
+export const peers = join(root, 'bench/peers');
+
+/** A scratch directory for one benchmark run. */
+export function workdir(name: string): string {
+  return mkdtempSync(join(tmpdir(), `meshd-bench-${name}-`));
+}
+
+/** A peer config with RUNDIR/WWWDIR/... replaced and optional text substitutions. */
+export function peerConfig(file: string, dir: string, subst: Record<string, string> = {}): string {
+  let text = readFileSync(join(peers, file), 'utf8');
+  for (const k of ['RUNDIR', 'WWWDIR', 'PEERSDIR', 'WORKDIR']) text = text.replaceAll(k, dir);
+  for (const [a, b] of Object.entries(subst)) text = text.replaceAll(a, b);
+  const out = join(dir, file);
+  writeFileSync(out, text);
+  return out;
+}
+
+const started: ChildProcess[] = [];
+
+/** Starts a process pinned to one CPU (`taskset -c cpu`), remembered so `stopAll` ends exactly these. */
+export function pinned(cpu: number, cmd: string, args: string[]): ChildProcess {
+  const child = spawn('taskset', ['-c', String(cpu), cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  started.push(child);
+  return child;
+}
+
+/** Starts meshd pinned to a CPU and resolves with the addresses from its ready line. */
+export async function startMeshd(
+  cpu: number,
+  dir: string,
+  config: string,
+  extra: string[] = [],
+): Promise<{ child: ChildProcess; ready: Record<string, string> }> {
+  const cfg = join(dir, 'meshd.yaml');
+  writeFileSync(cfg, config);
+  const child = pinned(cpu, process.execPath, [
+    join(root, 'dist/src/bin/meshd.js'),
+    '--config',
+    cfg,
+    '--store',
+    'memory',
+    '--state-dir',
+    join(dir, 'meshd-state'),
+    '--api-listen',
+    '127.0.0.1:0',
+    '--metrics-listen',
+    '127.0.0.1:0',
+    '--data-listen',
+    '127.0.0.1:0',
+    ...extra,
+  ]);
+  const logs: string[] = [];
+  const ready = await new Promise<Record<string, string>>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`meshd not ready:\n${logs.join('\n')}`)), 60_000);
+    createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', (line) => {
+      logs.push(line);
+      if (line.includes('meshd is ready')) {
+        clearTimeout(timer);
+        resolve(JSON.parse(line) as Record<string, string>);
+      }
+    });
+    child.once('exit', (c) => reject(new Error(`meshd exited ${c}:\n${logs.join('\n')}`)));
+  });
+  return { child, ready };
+}
+
+export async function stopAll(): Promise<void> {
+  for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+  await Promise.all(
+    started.map((c) =>
+      c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : undefined,
+    ),
+  );
+  started.length = 0;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+export function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

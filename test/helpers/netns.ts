@@ -1,0 +1,75 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+export async function sh(cmd: string, ...args: string[]): Promise<string> {
+  const { stdout } = await execFileP(cmd, args, { timeout: 20_000 });
+  return stdout;
+}
+
+/** A network namespace joined to the host by a veth pair: a test host with its own address. */
+export interface TestHost {
+  readonly name: string;
+  readonly hostAddr: string;
+  readonly nsAddr: string;
+  exec(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+  remove(): Promise<void>;
+}
+
+/**
+ * Creates namespace `name` with `nsAddr/24` on its side of a veth whose host side has `hostAddr/24`,
+ * and an /etc/netns resolv.conf when `nameserver` is given (ip netns exec bind-mounts it).
+ */
+export async function createTestHost(
+  name: string,
+  hostAddr: string,
+  nsAddr: string,
+  nameserver?: string,
+): Promise<TestHost> {
+  const tag = name.slice(-8);
+  const hostIf = `vh${tag}`.slice(0, 15);
+  const nsIf = `vn${tag}`.slice(0, 15);
+  await sh('ip', 'netns', 'add', name);
+  await sh('ip', 'link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf);
+  await sh('ip', 'link', 'set', nsIf, 'netns', name);
+  await sh('ip', 'addr', 'add', `${hostAddr}/24`, 'dev', hostIf);
+  await sh('ip', 'link', 'set', hostIf, 'up');
+  await sh('ip', 'netns', 'exec', name, 'ip', 'addr', 'add', `${nsAddr}/24`, 'dev', nsIf);
+  await sh('ip', 'netns', 'exec', name, 'ip', 'link', 'set', nsIf, 'up');
+  await sh('ip', 'netns', 'exec', name, 'ip', 'link', 'set', 'lo', 'up');
+  if (nameserver) {
+    mkdirSync(`/etc/netns/${name}`, { recursive: true });
+    writeFileSync(
+      `/etc/netns/${name}/resolv.conf`,
+      `nameserver ${nameserver}\noptions ndots:0 timeout:1 attempts:2\n`,
+    );
+  }
+  return {
+    name,
+    hostAddr,
+    nsAddr,
+    async exec(...args) {
+      try {
+        const { stdout, stderr } = await execFileP('ip', ['netns', 'exec', name, ...args], {
+          timeout: 20_000,
+        });
+        return { code: 0, stdout, stderr };
+      } catch (err) {
+        const e = err as { code?: number; stdout?: string; stderr?: string };
+        return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+      }
+    },
+    async remove() {
+      await sh('ip', 'link', 'del', hostIf).catch(() => undefined);
+      await sh('ip', 'netns', 'del', name).catch(() => undefined);
+      rmSync(`/etc/netns/${name}`, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Network namespaces need root; CI runs as root. */
+export function isRoot(): boolean {
+  return process.getuid?.() === 0;
+}
