@@ -10,7 +10,9 @@ import { DnsMetrics } from './dns/metrics.js';
 import { systemNameservers, toUpstreams } from './dns/resolv-conf.js';
 import { Responder } from './dns/responder.js';
 import { DnsServer } from './dns/server.js';
+import { Prober } from './health/prober.js';
 import { logger } from './log.js';
+import { Mesh } from './mesh/mesh.js';
 import { createRegistry } from './metrics/registry.js';
 import { MetricsServer } from './metrics/server.js';
 import { messageOf } from './model/errors.js';
@@ -58,6 +60,8 @@ export class Daemon {
   private snapshot: Snapshot | undefined;
   private rebuildQueued = false;
   private responder: Responder | undefined;
+  private mesh: Mesh | undefined;
+  private prober: Prober | undefined;
 
   private constructor(
     readonly settings: Settings,
@@ -116,7 +120,8 @@ export class Daemon {
     this.closers.push(() => membership.close());
 
     await this.startDns();
-    this.rebuild();
+    this.startMesh();
+    await this.rebuild();
 
     const d = s.declare;
     await applyDeclared(this.controller, this.nodeId, d.networks, d.services, d.tasks);
@@ -125,6 +130,7 @@ export class Daemon {
       await samples.start(this.mirror.state, this.nodeId, new Set(d.services.map((x) => x.name)));
       this.closers.push(() => samples.close());
     }
+    await this.rebuild();
 
     const api = new ApiServer(
       s.api.listen,
@@ -203,6 +209,25 @@ export class Daemon {
     if (upstreams.length === 0) log.warn('no upstream resolvers: names meshd does not own will get SERVFAIL');
   }
 
+  private startMesh(): void {
+    const mesh = new Mesh(this.settings.mesh, this.nodeId, this.registry, logger('mesh'));
+    this.mesh = mesh;
+    this.closers.push(() => mesh.close(this.settings.mesh.shutdownGraceMs));
+    this.prober = new Prober(
+      this.nodeId,
+      (task, healthy, output) =>
+        this.controller.putOwned(
+          'health',
+          task.id,
+          { task: task.id, healthy, since: new Date().toISOString(), output },
+          false,
+        ),
+      mesh.metrics,
+      logger('health'),
+    );
+    this.closers.push(() => this.prober?.close());
+  }
+
   /** The current snapshot; the hot paths read it once per query or connection. */
   get current(): Snapshot | undefined {
     return this.snapshot;
@@ -214,15 +239,22 @@ export class Daemon {
     this.rebuildQueued = true;
     setImmediate(() => {
       this.rebuildQueued = false;
-      this.rebuild();
+      void this.rebuild();
     });
   }
 
-  private rebuild(): void {
-    if (!this.mirror.hasSynced) return;
+  /** Builds a snapshot from the mirror and hands it to DNS, the mesh and the prober. */
+  private async rebuild(): Promise<void> {
+    if (!this.mirror.hasSynced || this.status === 'stopping') return;
     const snap = buildSnapshot(this.mirror.state, this.mirror.revision, this.settings.dns.domain);
     this.snapshot = snap;
     this.responder?.setView(snap.dns);
+    this.prober?.update(snap);
+    try {
+      await this.mesh?.update(snap);
+    } catch (err) {
+      log.error('mesh update failed', { error: messageOf(err) });
+    }
   }
 
   private storeConnection(up: boolean, reason: string): void {
@@ -243,7 +275,8 @@ export class Daemon {
   serviceStatus(svc: Service): Record<string, unknown> {
     const tasks = [...this.mirror.state.tasks.values()].filter((t) => t.service === svc.id);
     const up = this.snapshot?.up;
-    return { tasks: tasks.length, healthy: tasks.filter((t) => up?.has(t.id)).length };
+    const errors = this.mesh?.errors(svc.id) ?? [];
+    return { tasks: tasks.length, healthy: tasks.filter((t) => up?.has(t.id)).length, errors };
   }
 
   taskHealth(task: Task): string {

@@ -56,6 +56,7 @@ export interface Settings {
     readonly udpIdleTimeoutMs: number;
     readonly keepAliveMs: number;
     readonly manageVipInterfaces: boolean;
+    readonly shutdownGraceMs: number;
   };
   readonly metrics: { readonly listen: HostPort | undefined };
   readonly cluster: { readonly ingressSubnet: string; readonly leaseTtlSeconds: number };
@@ -165,6 +166,7 @@ export function readSettings(raw: unknown): Settings {
     udpIdleTimeoutMs: mesh.duration('udpIdleTimeout', 30_000),
     keepAliveMs: mesh.duration('keepAlive', 60_000),
     manageVipInterfaces: mesh.bool('manageVipInterfaces', true),
+    shutdownGraceMs: mesh.duration('shutdownGrace', 10_000),
   };
   mesh.done();
 

@@ -1,0 +1,15 @@
+/** One place a connection can go: a task's address and the target port. */
+export interface Endpoint {
+  readonly task: string;
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly node: string;
+  readonly local: boolean;
+}
+
+/** Live, mutable per-task facts the pickers read but never own: active connections and ejections. */
+export interface Load {
+  active(task: string): number;
+  ejected(task: string, now: number): boolean;
+}

@@ -1,0 +1,56 @@
+import type { Load } from './endpoint.js';
+
+interface Ejection {
+  until: number;
+  failures: number;
+}
+
+/** Longest a task stays ejected, however often it failed. */
+const maxEjectMs = 300_000;
+
+/**
+ * This node's live view of each task: open connections (for least-conn and the per-task cap)
+ * and passive ejections. Keys are task ids from cluster state, pruned on every snapshot.
+ */
+export class MeshLoad implements Load {
+  private readonly counts = new Map<string, number>();
+  private readonly ejections = new Map<string, Ejection>();
+
+  constructor(private readonly ejectMs: number) {}
+
+  active(task: string): number {
+    return this.counts.get(task) ?? 0;
+  }
+
+  ejected(task: string, now: number): boolean {
+    const e = this.ejections.get(task);
+    return e !== undefined && now < e.until;
+  }
+
+  opened(task: string): void {
+    this.counts.set(task, (this.counts.get(task) ?? 0) + 1);
+  }
+
+  closed(task: string): void {
+    const n = (this.counts.get(task) ?? 1) - 1;
+    if (n <= 0) this.counts.delete(task);
+    else this.counts.set(task, n);
+  }
+
+  /** A failed connect: eject for a backoff that doubles with each consecutive failure. */
+  eject(task: string, now: number): void {
+    const prev = this.ejections.get(task);
+    const failures = (prev?.failures ?? 0) + 1;
+    const ms = Math.min(this.ejectMs * 2 ** (failures - 1), maxEjectMs);
+    this.ejections.set(task, { until: now + ms, failures });
+  }
+
+  /** A successful connect ends the ejection history. */
+  succeeded(task: string): void {
+    if (this.ejections.size > 0) this.ejections.delete(task);
+  }
+
+  prune(live: ReadonlySet<string>): void {
+    for (const k of this.ejections.keys()) if (!live.has(k)) this.ejections.delete(k);
+  }
+}

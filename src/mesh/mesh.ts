@@ -1,0 +1,121 @@
+import type { Registry } from 'prom-client';
+import type { Settings } from '../config/settings.js';
+import type { Logger } from '../log.js';
+import type { Snapshot } from '../state/snapshot.js';
+import { ConnTracker } from './connections.js';
+import type { MeshContext } from './context.js';
+import { Listeners } from './listeners.js';
+import { MeshLoad } from './load.js';
+import { MeshMetrics } from './metrics.js';
+import { buildListeners } from './routes.js';
+import { VipAddresses } from './vip-addresses.js';
+
+/**
+ * The routing mesh: turns each snapshot into listeners and routes, drains connections to tasks
+ * that left, and closes gracefully. Everything per connection happens in the proxies and reads
+ * only the route the listener holds.
+ */
+export class Mesh {
+  private readonly ctx: MeshContext;
+  private readonly listeners: Listeners;
+  private snapshot: Snapshot | undefined;
+
+  constructor(
+    private readonly settings: Settings['mesh'],
+    private readonly nodeId: string,
+    registry: Registry,
+    log: Logger,
+  ) {
+    const tracker = new ConnTracker();
+    const metrics = new MeshMetrics(registry, {
+      active: () => this.activeGauge(),
+      udpFlows: () => this.flowGauge(),
+      taskConnections: () => this.taskGauge(),
+      taskUp: () => this.upGauge(),
+    });
+    this.ctx = { settings, load: new MeshLoad(settings.ejectMs), tracker, metrics, log };
+    this.listeners = new Listeners(this.ctx, new VipAddresses(settings.manageVipInterfaces));
+  }
+
+  get metrics(): MeshMetrics {
+    return this.ctx.metrics;
+  }
+
+  /** Listener errors of one service (a port already taken, a VIP that cannot be bound). */
+  errors(serviceId: string): string[] {
+    return this.listeners.errors.get(serviceId) ?? [];
+  }
+
+  /** Applies a new snapshot; resolves once listeners are open or closed accordingly. */
+  update(snap: Snapshot): Promise<void> {
+    const prev = this.snapshot;
+    this.snapshot = snap;
+    if (prev) {
+      // Tasks and services that are gone: no new connections (their routes are rebuilt without
+      // them), and the open ones get the service's grace period.
+      for (const t of prev.state.tasks.values()) {
+        if (snap.state.tasks.has(t.id)) continue;
+        const svc = prev.state.services.get(t.service);
+        this.ctx.tracker.drain((c) => c.task === t.id, svc?.drainMs ?? 0);
+      }
+      for (const s of prev.state.services.values()) {
+        if (!snap.state.services.has(s.id)) this.ctx.metrics.forgetService(s.name);
+      }
+    }
+    this.ctx.load.prune(new Set(snap.state.tasks.keys()));
+    return this.listeners.reconcile(buildListeners(snap, this.nodeId, this.settings.publishAddr));
+  }
+
+  private activeGauge() {
+    const counts = new Map<string, { service: string; port: string; proto: string; value: number }>();
+    for (const c of this.ctx.tracker.connections()) {
+      const k = `${c.serviceName}|${c.port}`;
+      const e = counts.get(k) ?? { service: c.serviceName, port: c.port, proto: 'tcp', value: 0 };
+      e.value++;
+      counts.set(k, e);
+    }
+    return [...counts.values()];
+  }
+
+  private flowGauge() {
+    const counts = new Map<string, number>();
+    for (const u of this.listeners.udpListeners())
+      counts.set(u.route.service.name, (counts.get(u.route.service.name) ?? 0) + u.size);
+    return [...counts].map(([service, value]) => ({ service, value }));
+  }
+
+  private taskGauge() {
+    const counts = new Map<string, { service: string; task: string; value: number }>();
+    const snap = this.snapshot;
+    if (snap) {
+      for (const t of snap.state.tasks.values()) {
+        const svc = snap.state.services.get(t.service);
+        if (svc) counts.set(t.id, { service: svc.name, task: t.name, value: 0 });
+      }
+    }
+    for (const c of this.ctx.tracker.connections()) {
+      const e = counts.get(c.task);
+      if (e) e.value++;
+    }
+    return [...counts.values()];
+  }
+
+  private upGauge() {
+    const snap = this.snapshot;
+    if (!snap) return [];
+    const out: { service: string; task: string; value: number }[] = [];
+    for (const t of snap.state.tasks.values()) {
+      const svc = snap.state.services.get(t.service);
+      if (svc) out.push({ service: svc.name, task: t.name, value: snap.up.has(t.id) ? 1 : 0 });
+    }
+    return out;
+  }
+
+  /** Stops accepting, lets open connections finish within `graceMs`, then closes what is left. */
+  async close(graceMs: number): Promise<void> {
+    await this.listeners.close();
+    const deadline = Date.now() + graceMs;
+    while (this.ctx.tracker.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    this.ctx.tracker.destroyAll();
+  }
+}

@@ -1,0 +1,117 @@
+import { canonicalAddress } from '../model/address.js';
+import type { Protocol, Service } from '../model/types.js';
+import type { Snapshot } from '../state/snapshot.js';
+import type { Endpoint } from './endpoint.js';
+import { makePicker, type Picker } from './picker.js';
+
+/** Where connections arriving on one listener go. Immutable; replaced on every snapshot. */
+export interface Route {
+  readonly service: Service;
+  /** The port label for metrics: the published port, or the VIP's target port. */
+  readonly port: string;
+  readonly proto: Protocol;
+  /** Tasks in rotation. */
+  readonly picker: Picker;
+  /** Local tasks in rotation, when the service prefers them (or host-mode publishing needs them). */
+  readonly localPicker: Picker | undefined;
+  /** Every task, whatever its health: what the panic rule `all` falls back to. */
+  readonly panicPicker: Picker;
+  /** Ids of the tasks this route may send to (for moving UDP flows off departed tasks). */
+  readonly live: ReadonlySet<string>;
+}
+
+/** A socket meshd should have open, and the route behind it. */
+export interface ListenerSpec {
+  readonly key: string;
+  readonly proto: Protocol;
+  readonly host: string;
+  readonly port: number;
+  readonly kind: 'publish' | 'vip';
+  readonly route: Route;
+}
+
+function endpoints(snap: Snapshot, svc: Service, targetPort: number, nodeId: string, networkId?: string) {
+  const all: Endpoint[] = [];
+  const up: Endpoint[] = [];
+  for (const t of snap.state.tasks.values()) {
+    if (t.service !== svc.id) continue;
+    const addr = (networkId && t.addresses.find((a) => a.network === networkId)) || t.addresses[0];
+    if (!addr) continue;
+    const e: Endpoint = {
+      task: t.id,
+      name: t.name,
+      host: addr.address,
+      port: targetPort,
+      node: t.node,
+      local: t.node === nodeId,
+    };
+    all.push(e);
+    if (snap.up.has(t.id)) up.push(e);
+  }
+  return { all, up };
+}
+
+function route(
+  svc: Service,
+  port: string,
+  proto: Protocol,
+  eps: { all: Endpoint[]; up: Endpoint[] },
+  localOnly: boolean,
+): Route {
+  const up = localOnly ? eps.up.filter((e) => e.local) : eps.up;
+  const all = localOnly ? eps.all.filter((e) => e.local) : eps.all;
+  const local = up.filter((e) => e.local);
+  return {
+    service: svc,
+    port,
+    proto,
+    picker: makePicker(svc.lb, up),
+    localPicker: svc.localFirst && local.length > 0 ? makePicker(svc.lb, local) : undefined,
+    panicPicker: makePicker(svc.lb, all),
+    live: new Set(all.map((e) => e.task)),
+  };
+}
+
+/**
+ * Every listener this node needs: each ingress-published port on every node; each host-published
+ * port only where a task of the service runs (routing to those local tasks only); and VIP:port
+ * for every target and exposed port of a vip-mode service.
+ */
+export function buildListeners(snap: Snapshot, nodeId: string, publishAddr: string): ListenerSpec[] {
+  const out: ListenerSpec[] = [];
+  for (const svc of snap.state.services.values()) {
+    for (const p of svc.ports) {
+      const eps = endpoints(snap, svc, p.target, nodeId);
+      const host = p.mode === 'host';
+      if (host && !eps.all.some((e) => e.local)) continue;
+      out.push({
+        key: `${p.protocol}|${publishAddr}|${p.published}`,
+        proto: p.protocol,
+        host: publishAddr,
+        port: p.published,
+        kind: 'publish',
+        route: route(svc, String(p.published), p.protocol, eps, host),
+      });
+    }
+    if (svc.endpointMode !== 'vip') continue;
+    const vipPorts = new Map<string, { port: number; proto: Protocol }>();
+    for (const p of svc.ports)
+      vipPorts.set(`${p.protocol}/${p.target}`, { port: p.target, proto: p.protocol });
+    for (const port of svc.expose) vipPorts.set(`tcp/${port}`, { port, proto: 'tcp' });
+    for (const att of svc.networks) {
+      const vip = att.vip && canonicalAddress(att.vip);
+      if (!vip) continue;
+      for (const { port, proto } of vipPorts.values()) {
+        out.push({
+          key: `${proto}|${vip}|${port}`,
+          proto,
+          host: vip,
+          port,
+          kind: 'vip',
+          route: route(svc, String(port), proto, endpoints(snap, svc, port, nodeId, att.network), false),
+        });
+      }
+    }
+  }
+  return out;
+}

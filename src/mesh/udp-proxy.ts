@@ -1,0 +1,112 @@
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { LRUCache } from 'lru-cache';
+import { chooseEndpoint, type MeshContext } from './context.js';
+import { proxyV2 } from './proxy-protocol.js';
+import type { Route } from './routes.js';
+
+interface Flow {
+  readonly task: string;
+  readonly upstream: Socket;
+}
+
+const literalLookup = (a: string, _o: unknown, cb: (e: Error | null, a: string, f: number) => void) =>
+  cb(null, a, a.includes(':') ? 6 : 4);
+
+/**
+ * A published UDP port (or VIP:port): a flow per client address and port, each with its own
+ * connected socket to a task, so replies come back to the client from the published port. The
+ * flow table is bounded (lru-cache) and flows expire when idle; a flow whose task left the
+ * service moves to another task on its next datagram instead of being black-holed (moby#36878).
+ */
+export class UdpListener {
+  route: Route;
+  private readonly flows: LRUCache<string, Flow>;
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    private readonly ctx: MeshContext,
+    readonly sock: Socket,
+    route: Route,
+  ) {
+    this.route = route;
+    this.flows = new LRUCache<string, Flow>({
+      max: ctx.settings.udpFlows,
+      ttl: ctx.settings.udpIdleTimeoutMs,
+      updateAgeOnGet: true,
+      dispose: (flow) => flow.upstream.close(),
+    });
+    this.sweeper = setInterval(
+      () => this.flows.purgeStale(),
+      Math.min(1000, ctx.settings.udpIdleTimeoutMs),
+    ).unref();
+    sock.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+  }
+
+  get size(): number {
+    return this.flows.size;
+  }
+
+  private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
+    const key = `${rinfo.address}|${rinfo.port}`;
+    let flow = this.flows.get(key);
+    const route = this.route;
+    if (flow && !route.live.has(flow.task)) {
+      this.flows.delete(key);
+      flow = undefined;
+    }
+    if (!flow) {
+      flow = this.open(key, rinfo, route);
+      if (!flow) return;
+    }
+    const svc = route.service;
+    this.ctx.metrics.bytes.child(svc.name, 'in').value += msg.length;
+    if (svc.proxyProtocol === 'v2') {
+      const local = this.sock.address();
+      flow.upstream.send([proxyV2(rinfo.address, rinfo.port, local.address, local.port, 'udp'), msg]);
+    } else {
+      flow.upstream.send(msg);
+    }
+  }
+
+  private open(key: string, rinfo: RemoteInfo, route: Route): Flow | undefined {
+    const svc = route.service;
+    const e = chooseEndpoint(this.ctx, route, rinfo.address, new Set());
+    if (!e) {
+      this.ctx.metrics.connectErrors.child(svc.name, 'no_healthy_task').value++;
+      return undefined;
+    }
+    this.ctx.metrics.connections.child(svc.name, route.port, 'udp').value++;
+    const upstream = createSocket({ type: e.host.includes(':') ? 'udp6' : 'udp4', lookup: literalLookup });
+    const flow: Flow = { task: e.task, upstream };
+    const bytesOut = this.ctx.metrics.bytes.child(svc.name, 'out');
+    upstream.on('message', (reply) => {
+      bytesOut.value += reply.length;
+      this.flows.get(key); // a reply keeps the flow alive too
+      this.sock.send(reply, rinfo.port, rinfo.address);
+    });
+    upstream.on('error', () => {
+      // ICMP unreachable on a connected socket: the task is gone; eject it and let the next
+      // datagram open a flow to another task.
+      this.ctx.load.eject(e.task, Date.now());
+      this.ctx.metrics.ejections.child(svc.name).value++;
+      this.ctx.metrics.connectErrors.child(svc.name, 'udp_unreachable').value++;
+      if (this.flows.get(key) === flow) this.flows.delete(key);
+    });
+    upstream.connect(e.port, e.host);
+    this.flows.set(key, flow);
+    return flow;
+  }
+
+  /** Flows per task, for the gauges. */
+  tasks(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const f of this.flows.values()) out.set(f.task, (out.get(f.task) ?? 0) + 1);
+    return out;
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+    this.flows.clear();
+    this.sock.close();
+  }
+}
