@@ -2,10 +2,20 @@ import { describe, expect, it } from 'vitest';
 import type { Endpoint, Load } from '../../src/mesh/endpoint.js';
 import { makePicker } from '../../src/mesh/picker.js';
 
-const ep = (i: number): Endpoint => ({ task: `t${i}`, name: `web.${i}`, host: `10.0.0.${i}`, port: 80, node: 'n', local: true });
+const ep = (i: number): Endpoint => ({
+  task: `t${i}`,
+  name: `web.${i}`,
+  host: `10.0.0.${i}`,
+  port: 80,
+  node: 'n',
+  local: true,
+});
 const eps = (n: number) => Array.from({ length: n }, (_, i) => ep(i + 1));
 
-function load(active: Record<string, number> = {}, ejected: string[] = []): Load & { active: (t: string) => number } {
+function load(
+  active: Record<string, number> = {},
+  ejected: string[] = [],
+): Load & { active: (t: string) => number } {
   return { active: (t) => active[t] ?? 0, ejected: (t) => ejected.includes(t) };
 }
 
@@ -18,8 +28,16 @@ function distribution(picks: (Endpoint | undefined)[]): Record<string, number> {
 describe('pickers', () => {
   it('round-robin spreads evenly and skips ejected and excluded tasks', () => {
     const p = makePicker('round-robin', eps(3));
-    expect(distribution(Array.from({ length: 300 }, () => p.pick({ client: 'c' }, load(), 0)))).toEqual({ t1: 100, t2: 100, t3: 100 });
-    const d = distribution(Array.from({ length: 300 }, () => p.pick({ client: 'c', exclude: new Set(['t3']) }, load({}, ['t1']), 0)));
+    expect(distribution(Array.from({ length: 300 }, () => p.pick({ client: 'c' }, load(), 0)))).toEqual({
+      t1: 100,
+      t2: 100,
+      t3: 100,
+    });
+    const d = distribution(
+      Array.from({ length: 300 }, () =>
+        p.pick({ client: 'c', exclude: new Set(['t3']) }, load({}, ['t1']), 0),
+      ),
+    );
     expect(d).toEqual({ t2: 300 });
     expect(p.pick({ client: 'c' }, load({}, ['t1', 't2', 't3']), 0)).toBeUndefined();
   });
@@ -38,7 +56,9 @@ describe('pickers', () => {
 
   it('power of two choices prefers the less loaded of two', () => {
     const p = makePicker('p2c', eps(2));
-    const d = distribution(Array.from({ length: 1000 }, () => p.pick({ client: 'c' }, load({ t1: 10, t2: 0 }), 0)));
+    const d = distribution(
+      Array.from({ length: 1000 }, () => p.pick({ client: 'c' }, load({ t1: 10, t2: 0 }), 0)),
+    );
     expect(d.t2).toBeGreaterThan(700);
     expect(p.pick({ client: 'c' }, load({}, ['t1']), 0)?.task).toBe('t2');
   });
