@@ -1,3 +1,5 @@
+import { request } from 'undici';
+
 /** A thin client for the management API; errors come back as the API's one-line message. */
 export class ApiClient {
   constructor(
@@ -9,24 +11,27 @@ export class ApiClient {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.token) headers.authorization = `Bearer ${this.token}`;
-    let res: Response;
+    let res: Awaited<ReturnType<typeof request>>;
     try {
-      res = await fetch(new URL(path, this.base), {
-        method,
+      res = await request(new URL(path, this.base), {
+        method: method as 'GET',
         headers,
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(30_000),
+        body: body !== undefined ? JSON.stringify(body) : undefined,
+        // One request per run: no idle keep-alive socket holding the process open afterwards.
+        reset: true,
+        headersTimeout: 30_000,
+        bodyTimeout: 30_000,
       });
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+      const cause = (err as { code?: string }).code ?? (err as Error).message;
       throw new Error(
         `cannot reach meshd at ${this.base} (${cause}); is it running? set --host or MESHD_HOST`,
       );
     }
-    const text = await res.text();
+    const text = await res.body.text();
     const data = text ? (JSON.parse(text) as unknown) : undefined;
-    if (!res.ok) {
-      const msg = (data as { message?: string } | undefined)?.message ?? `HTTP ${res.status}`;
+    if (res.statusCode >= 400) {
+      const msg = (data as { message?: string } | undefined)?.message ?? `HTTP ${res.statusCode}`;
       throw new Error(msg);
     }
     return data as T;

@@ -1,7 +1,15 @@
 import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
+/** The repository root: the nearest folder above this file with a package.json (works from dist/ too). */
+function findRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
+  return `${dir}/`;
+}
+
+const root = findRoot();
 
 /** A compiled file under dist/ (tests spawn real processes; `npm test` builds first). */
 export function dist(path: string): string {
