@@ -268,7 +268,9 @@ describe('UDP mesh', () => {
       udpEcho('u1', '127.210.10.1', 5300),
       udpEcho('u2', '127.210.10.2', 5300),
     ]);
-    cleanups.push(() => echoes.forEach((e) => e.close()));
+    cleanups.push(() => {
+      for (const e of echoes) e.close();
+    });
     await m.ctl('task', 'add', 'udp', '--ip', '127.210.10.1');
     await m.ctl('task', 'add', 'udp', '--ip', '127.210.10.2');
     const client = createSocket('udp4');
