@@ -1,6 +1,6 @@
 import type { Change, ClusterState } from '../model/cluster-state.js';
 import { MeshError } from '../model/errors.js';
-import type { Compare, Op, Store } from '../store/store.js';
+import type { Compare, LeaseId, Op, Store } from '../store/store.js';
 import { keyOf } from './keys.js';
 import type { Mirror } from './mirror.js';
 
@@ -15,7 +15,7 @@ const maxAttempts = 8;
  */
 export class Controller {
   /** The lease that leased keys (heartbeats) are attached to; set by the membership loop. */
-  lease = 0;
+  lease: LeaseId = '';
   private storeUp = true;
   private storeReason = '';
 

@@ -1,7 +1,7 @@
 import type { Logger } from '../log.js';
 import { MeshError, messageOf } from '../model/errors.js';
 import { type NodeSelf, registerNode } from '../model/node.js';
-import type { Store } from '../store/store.js';
+import type { LeaseId, Store } from '../store/store.js';
 import type { Controller } from './controller.js';
 
 /**
@@ -12,7 +12,7 @@ import type { Controller } from './controller.js';
  */
 export class Membership {
   private timer: NodeJS.Timeout | undefined;
-  private lease = 0;
+  private lease: LeaseId = '';
   private closed = false;
   private ticks = 0;
 

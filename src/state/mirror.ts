@@ -105,6 +105,10 @@ export class Mirror {
     this.watch = this.store.watch(this.prefix, this.revisionSeen, {
       onEvents: (events, revision) => this.apply(events, revision),
       onError: (err) => this.lost(err),
+      onConnected: () => {
+        this.retryMs = retryMinMs;
+        this.events.onConnection(true, '');
+      },
     });
   }
 
@@ -116,7 +120,7 @@ export class Mirror {
           value: e.value ?? '',
           modRevision: e.modRevision,
           createRevision: 0,
-          lease: 0,
+          lease: '',
         });
         if (s !== undefined) this.seqRevision = s;
       } else {
@@ -137,9 +141,12 @@ export class Mirror {
     const compacted = err instanceof CompactedError;
     if (!compacted) this.events.onConnection(false, messageOf(err));
     clearTimeout(this.retryTimer);
+    // Resume the watch from the last revision seen; only a compacted revision needs a re-list.
     this.retryTimer = setTimeout(
       () => {
-        this.relist().catch((e: unknown) => this.lost(e instanceof Error ? e : new Error(String(e))));
+        if (compacted)
+          this.relist().catch((e: unknown) => this.lost(e instanceof Error ? e : new Error(String(e))));
+        else this.startWatch();
       },
       compacted ? 0 : this.retryMs,
     );

@@ -6,6 +6,7 @@ import {
   CompactedError,
   type Compare,
   type KeyValue,
+  type LeaseId,
   type Op,
   type Store,
   type TxnResult,
@@ -36,7 +37,7 @@ interface Watcher {
 export class MemoryStore implements Store {
   readonly description: string;
   private readonly data = new Map<string, KeyValue>();
-  private readonly leases = new Map<number, Lease>();
+  private readonly leases = new Map<LeaseId, Lease>();
   private readonly watchers = new Set<Watcher>();
   private readonly history: WatchEvent[] = [];
   private revision = 0;
@@ -56,7 +57,7 @@ export class MemoryStore implements Store {
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
       const state = readStoreFile(path);
       if (state) {
-        for (const kv of state.items) store.data.set(kv.key, { ...kv, lease: 0 });
+        for (const kv of state.items) store.data.set(kv.key, { ...kv, lease: '' });
         store.revision = state.revision;
       }
     }
@@ -105,7 +106,7 @@ export class MemoryStore implements Store {
       const prev = this.data.get(op.key);
       if (prev?.lease) this.leases.get(prev.lease)?.keys.delete(op.key);
       if (op.type === 'put') {
-        const lease = op.lease ?? 0;
+        const lease = op.lease ?? '';
         this.data.set(op.key, {
           key: op.key,
           value: op.value,
@@ -140,29 +141,32 @@ export class MemoryStore implements Store {
     const watcher: Watcher = { prefix, handlers };
     this.watchers.add(watcher);
     if (backlog.length > 0) handlers.onEvents(backlog, this.revision);
+    queueMicrotask(() => {
+      if (this.watchers.has(watcher)) handlers.onConnected?.();
+    });
     return { close: () => this.watchers.delete(watcher) };
   }
 
-  async grantLease(ttlSeconds: number): Promise<number> {
+  async grantLease(ttlSeconds: number): Promise<LeaseId> {
     this.checkOpen();
-    const id = this.nextLease++;
+    const id = String(this.nextLease++);
     const ttlMs = ttlSeconds * 1000;
     this.leases.set(id, { ttlMs, keys: new Set(), timer: setTimeout(() => this.expire(id), ttlMs).unref() });
     return id;
   }
 
-  async keepAlive(lease: number): Promise<void> {
+  async keepAlive(lease: LeaseId): Promise<void> {
     this.checkOpen();
     const l = this.leases.get(lease);
     if (!l) throw new MeshError('not_found', `lease ${lease} not found`);
     l.timer.refresh();
   }
 
-  async revokeLease(lease: number): Promise<void> {
+  async revokeLease(lease: LeaseId): Promise<void> {
     this.expire(lease);
   }
 
-  private expire(id: number): void {
+  private expire(id: LeaseId): void {
     const lease = this.leases.get(id);
     if (!lease) return;
     clearTimeout(lease.timer);
@@ -184,7 +188,7 @@ export class MemoryStore implements Store {
     if (this.flushing || !this.path) return;
     const path = this.path;
     const revision = this.revision;
-    const items = [...this.data.values()].filter((kv) => kv.lease === 0);
+    const items = [...this.data.values()].filter((kv) => kv.lease === '');
     this.flushing = writeStoreFile(path, { revision, items }).then(
       () => this.flushed(revision),
       (err: Error) => this.flushed(revision, err),

@@ -1,5 +1,5 @@
 import type { StoreSetting } from '../config/settings.js';
-import { MeshError } from '../model/errors.js';
+import { EtcdStore } from './etcd-store.js';
 import { MemoryStore } from './memory-store.js';
 import type { Store } from './store.js';
 
@@ -11,6 +11,6 @@ export async function openStore(setting: StoreSetting): Promise<Store> {
     case 'file':
       return MemoryStore.open(setting.path);
     case 'etcd':
-      throw new MeshError('invalid_argument', 'store: the etcd backend is not available in this build');
+      return new EtcdStore(setting.endpoints);
   }
 }

@@ -1,13 +1,16 @@
 import { MeshError } from '../model/errors.js';
 
+/** A lease id: etcd's are 64-bit, beyond a JS number's exact range, so they stay strings. */
+export type LeaseId = string;
+
 /** One stored key with etcd's bookkeeping: revisions are cluster-wide and only grow. */
 export interface KeyValue {
   readonly key: string;
   readonly value: string;
   readonly createRevision: number;
   readonly modRevision: number;
-  /** The lease the key is attached to, 0 for none. */
-  readonly lease: number;
+  /** The lease the key is attached to, '' for none. */
+  readonly lease: LeaseId;
 }
 
 /** A condition on a key's last modification; modRevision 0 means the key must not exist. */
@@ -17,7 +20,7 @@ export interface Compare {
 }
 
 export type Op =
-  | { readonly type: 'put'; readonly key: string; readonly value: string; readonly lease?: number }
+  | { readonly type: 'put'; readonly key: string; readonly value: string; readonly lease?: LeaseId }
   | { readonly type: 'delete'; readonly key: string };
 
 export interface TxnResult {
@@ -38,6 +41,8 @@ export interface WatchHandlers {
   readonly onEvents: (events: readonly WatchEvent[], revision: number) => void;
   /** The watch ended: compacted (re-list), or the store went away (retry). */
   readonly onError: (err: Error) => void;
+  /** The watch is established (again): the store is reachable. */
+  readonly onConnected?: () => void;
 }
 
 export interface Watch {
@@ -57,10 +62,10 @@ export interface Store {
   txn(compares: readonly Compare[], ops: readonly Op[]): Promise<TxnResult>;
   /** Delivers events with modRevision > afterRevision under prefix. */
   watch(prefix: string, afterRevision: number, handlers: WatchHandlers): Watch;
-  grantLease(ttlSeconds: number): Promise<number>;
+  grantLease(ttlSeconds: number): Promise<LeaseId>;
   /** Renews a lease; fails with `not_found` once the lease has lapsed. */
-  keepAlive(lease: number): Promise<void>;
-  revokeLease(lease: number): Promise<void>;
+  keepAlive(lease: LeaseId): Promise<void>;
+  revokeLease(lease: LeaseId): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -1,0 +1,197 @@
+import { ConsecutiveBreaker, circuitBreaker, handleWhen, retry } from 'cockatiel';
+import { Etcd3, type IKeyValue, isRecoverableError, type Lease } from 'etcd3';
+import { MeshError, messageOf } from '../model/errors.js';
+import {
+  CompactedError,
+  type Compare,
+  type KeyValue,
+  type LeaseId,
+  type Op,
+  type Store,
+  type TxnResult,
+  type Watch,
+  type WatchEvent,
+  type WatchHandlers,
+} from './store.js';
+
+/** How etcd and the client say a lease has lapsed. */
+const leaseGone = /lease.*(not found|expired|revoked|invalid)/i;
+
+/** Each call to etcd gets this long before the store counts as unreachable for it. */
+const callTimeoutMs = 3000;
+
+function toKv(kv: IKeyValue): KeyValue {
+  return {
+    key: kv.key.toString(),
+    value: kv.value.toString(),
+    createRevision: Number(kv.create_revision),
+    modRevision: Number(kv.mod_revision),
+    lease: kv.lease === '0' ? '' : String(kv.lease),
+  };
+}
+
+/** etcd's errors, said in meshd's words: unreachable is `unavailable`, so the API answers 503. */
+function unavailable(err: unknown): MeshError {
+  return new MeshError('unavailable', `etcd is unreachable: ${messageOf(err)}`);
+}
+
+/**
+ * The Store on etcd (npm etcd3): transactions are etcd transactions with compares on
+ * mod_revision, watches are etcd watches from a revision, leases are etcd leases.
+ */
+export class EtcdStore implements Store {
+  readonly description: string;
+  private readonly client: Etcd3;
+  private readonly leases = new Map<LeaseId, Lease>();
+  private readonly watchers = new Set<{ cancel(): Promise<void> }>();
+
+  constructor(endpoints: readonly string[]) {
+    this.description = `etcd://${endpoints.map((e) => e.replace(/^https?:\/\//, '')).join(',')}`;
+    this.client = new Etcd3({
+      hosts: [...endpoints],
+      dialTimeout: callTimeoutMs,
+      defaultCallOptions: () => ({ deadline: Date.now() + callTimeoutMs }),
+      faultHandling: {
+        // A short breaker per host, so a restarted etcd is used again within a second.
+        host: () =>
+          circuitBreaker(handleWhen(isRecoverableError), {
+            halfOpenAfter: 1000,
+            breaker: new ConsecutiveBreaker(3),
+          }),
+        global: retry(handleWhen(isRecoverableError), { maxAttempts: 1 }),
+      },
+    });
+  }
+
+  async get(key: string): Promise<KeyValue | undefined> {
+    try {
+      const res = await this.client.get(key).exec();
+      const kv = res.kvs[0];
+      return kv ? toKv(kv) : undefined;
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async list(prefix: string): Promise<{ revision: number; items: KeyValue[] }> {
+    try {
+      const res = await this.client.getAll().prefix(prefix).sort('Key', 'Ascend').exec();
+      return { revision: Number(res.header.revision), items: res.kvs.map(toKv) };
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async txn(compares: readonly Compare[], ops: readonly Op[]): Promise<TxnResult> {
+    let builder = this.client.if(compares[0]?.key ?? '\u0000', 'Mod', '==', compares[0]?.modRevision ?? 0);
+    for (const c of compares.slice(1)) builder = builder.and(c.key, 'Mod', '==', c.modRevision);
+    const actions = ops.map((op) => {
+      if (op.type === 'delete') return this.client.delete().key(op.key);
+      const put = this.client.put(op.key).value(op.value);
+      return op.lease ? put.lease(op.lease) : put;
+    });
+    try {
+      const res = await builder.then(...actions).commit();
+      return { succeeded: res.succeeded, revision: Number(res.header.revision) };
+    } catch (err) {
+      if (leaseGone.test(messageOf(err))) throw new MeshError('not_found', 'lease not found');
+      throw unavailable(err);
+    }
+  }
+
+  watch(prefix: string, afterRevision: number, handlers: WatchHandlers): Watch {
+    let closed = false;
+    let watcher: { cancel(): Promise<void> } | undefined;
+    const entry = { cancel: async () => watcher?.cancel() };
+    this.watchers.add(entry);
+    const fail = (err: Error) => {
+      if (closed) return;
+      closed = true;
+      this.watchers.delete(entry);
+      void watcher?.cancel().catch(() => undefined);
+      handlers.onError(/compacted/i.test(err.message) ? new CompactedError(afterRevision) : unavailable(err));
+    };
+    this.client
+      .watch()
+      .prefix(prefix)
+      .startRevision(String(afterRevision + 1))
+      .withPreviousKV()
+      .create()
+      .then(
+        (w) => {
+          watcher = w;
+          if (closed) {
+            void w.cancel();
+            return;
+          }
+          handlers.onConnected?.();
+          w.on('data', (res) => {
+            const events: WatchEvent[] = res.events.map((e) => ({
+              type: e.type === 'Delete' ? 'delete' : 'put',
+              key: e.kv.key.toString(),
+              ...(e.type === 'Delete' ? {} : { value: e.kv.value.toString() }),
+              modRevision: Number(e.kv.mod_revision),
+            }));
+            if (events.length > 0) handlers.onEvents(events, Number(res.header.revision));
+          });
+          // The client would reconnect by itself; meshd wants to know, to report the outage and
+          // resume from the revision it has, so it ends this watch and starts a new one.
+          w.on('disconnected', (err) => fail(err));
+          w.on('error', (err) => fail(err));
+        },
+        (err: Error) => fail(err),
+      );
+    return {
+      close: () => {
+        closed = true;
+        this.watchers.delete(entry);
+        void watcher?.cancel().catch(() => undefined);
+      },
+    };
+  }
+
+  async grantLease(ttlSeconds: number): Promise<LeaseId> {
+    const lease = this.client.lease(ttlSeconds, { autoKeepAlive: false });
+    lease.on('lost', () => undefined);
+    try {
+      const id = await lease.grant();
+      this.leases.set(id, lease);
+      return id;
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async keepAlive(lease: LeaseId): Promise<void> {
+    const l = this.leases.get(lease);
+    if (!l) throw new MeshError('not_found', `lease ${lease} not found`);
+    let res: { TTL: string };
+    try {
+      res = await l.keepaliveOnce();
+    } catch (err) {
+      if (leaseGone.test(messageOf(err))) {
+        this.leases.delete(lease);
+        throw new MeshError('not_found', `lease ${lease} not found`);
+      }
+      throw unavailable(err);
+    }
+    // etcd answers a keepalive for an expired lease with TTL 0.
+    if (Number(res.TTL) <= 0) {
+      this.leases.delete(lease);
+      throw new MeshError('not_found', `lease ${lease} not found`);
+    }
+  }
+
+  async revokeLease(lease: LeaseId): Promise<void> {
+    const l = this.leases.get(lease);
+    this.leases.delete(lease);
+    await l?.revoke().catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    // Watchers must be cancelled before close(), or the process never exits (etcd3's known trap).
+    await Promise.all([...this.watchers].map((w) => w.cancel().catch(() => undefined)));
+    this.watchers.clear();
+    this.client.close();
+  }
+}
