@@ -22,9 +22,11 @@ import { SampleBackends } from './sample/backends.js';
 import { Controller } from './state/controller.js';
 import { applyDeclared } from './state/declare.js';
 import { Membership } from './state/membership.js';
+import { StateMetrics } from './state/metrics.js';
 import { Mirror } from './state/mirror.js';
 import { loadNodeId } from './state/node-identity.js';
 import { buildSnapshot, type Snapshot } from './state/snapshot.js';
+import { InstrumentedStore } from './store/instrumented.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
 
@@ -51,7 +53,7 @@ export function meshdVersion(): string {
  */
 export class Daemon {
   private status: 'starting' | 'ready' | 'stopping' = 'starting';
-  private storeConnected = true;
+  storeConnected = true;
   private storeReason = '';
   private readonly closers: (() => Promise<void> | void)[] = [];
   readonly nodeId: string;
@@ -63,27 +65,45 @@ export class Daemon {
   private mesh: Mesh | undefined;
   private prober: Prober | undefined;
 
+  private lastWriteAt: number | undefined;
+
   private constructor(
     readonly settings: Settings,
     private readonly store: Store,
     readonly mirror: Mirror,
     readonly controller: Controller,
+    registry: Registry,
+    private readonly stateMetrics: StateMetrics,
   ) {
     this.nodeId = loadNodeId(settings.node.stateDir);
-    this.registry = createRegistry(meshdVersion(), settings.node.name);
+    this.registry = registry;
   }
 
   static async start(settings: Settings): Promise<Daemon> {
-    const store = await openStore(settings.store);
+    const registry = createRegistry(meshdVersion(), settings.node.name);
     let daemon: Daemon | undefined;
+    const stateMetrics = new StateMetrics(registry, {
+      connected: () => daemon?.storeConnected ?? false,
+      nodes: () => {
+        const st = daemon?.mirror.state;
+        const ready = st ? [...st.nodes.keys()].filter((id) => st.heartbeats.has(id)).length : 0;
+        return { ready, down: (st?.nodes.size ?? 0) - ready };
+      },
+    });
+    const store = new InstrumentedStore(await openStore(settings.store), stateMetrics.storeRequests);
     const mirror = new Mirror(store, settings.storePrefix, {
       onChange: () => daemon?.stateChanged(),
       onConnection: (up, reason) => daemon?.storeConnection(up, reason),
       onBadObject: (key, reason) =>
         log.warn('ignoring an object the store holds that does not decode', { key, reason }),
+      onWatchEvents: (n, writtenAt) => {
+        stateMetrics.watchEvents.inc(n);
+        stateMetrics.lastSync.setToCurrentTime();
+        if (writtenAt !== undefined && daemon) daemon.lastWriteAt = writtenAt;
+      },
     });
     const controller = new Controller(store, mirror, settings.storePrefix);
-    daemon = new Daemon(settings, store, mirror, controller);
+    daemon = new Daemon(settings, store, mirror, controller, registry, stateMetrics);
     try {
       await daemon.run();
     } catch (err) {
@@ -249,6 +269,12 @@ export class Daemon {
     const snap = buildSnapshot(this.mirror.state, this.mirror.revision, this.settings.dns.domain);
     this.snapshot = snap;
     this.responder?.setView(snap.dns);
+    this.stateMetrics.snapshotBuilds.inc();
+    if (this.lastWriteAt !== undefined) {
+      // The writer stamped the sequence key with its clock: this is write-to-serving time.
+      this.stateMetrics.convergence.observe(Math.max(0, Date.now() - this.lastWriteAt) / 1000);
+      this.lastWriteAt = undefined;
+    }
     this.prober?.update(snap);
     try {
       await this.mesh?.update(snap);

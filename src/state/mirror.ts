@@ -32,6 +32,8 @@ export interface MirrorEvents {
   onConnection(connected: boolean, reason: string): void;
   /** An object in the store could not be decoded; it is left out (and named). */
   onBadObject(key: string, reason: string): void;
+  /** A batch of watch events arrived; `writtenAt` is the writer's clock of the latest validated write in it. */
+  onWatchEvents?(count: number, writtenAt: number | undefined): void;
 }
 
 /** Backoff between attempts to re-watch a store that went away. */
@@ -113,7 +115,10 @@ export class Mirror {
   }
 
   private apply(events: readonly WatchEvent[], revision: number): void {
+    let writtenAt: number | undefined;
     for (const e of events) {
+      const k0 = parseKey(this.prefix, e.key);
+      if (k0?.kind === seqKind && e.value) writtenAt = Number(e.value) || undefined;
       if (e.type === 'put') {
         const s = this.decode(this.tables, e.key, {
           key: e.key,
@@ -129,6 +134,7 @@ export class Mirror {
       }
     }
     this.retryMs = retryMinMs;
+    this.events.onWatchEvents?.(events.length, writtenAt);
     this.advance(Math.max(revision, events.at(-1)?.modRevision ?? 0));
     this.events.onChange(this.revisionSeen);
   }

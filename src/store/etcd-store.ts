@@ -50,7 +50,8 @@ export class EtcdStore implements Store {
     this.client = new Etcd3({
       hosts: [...endpoints],
       dialTimeout: callTimeoutMs,
-      defaultCallOptions: () => ({ deadline: Date.now() + callTimeoutMs }),
+      // Unary calls get a deadline; streams (the watch) must not, or they are cut every few seconds.
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
       faultHandling: {
         // A short breaker per host, so a restarted etcd is used again within a second.
         host: () =>

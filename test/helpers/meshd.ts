@@ -30,6 +30,10 @@ export interface StartOptions {
   readonly stateDir?: string;
   readonly env?: Record<string, string>;
   readonly timeoutMs?: number;
+  /** Run inside this network namespace (`ip netns exec`). */
+  readonly netns?: string;
+  /** Use these instead of the port-0 loopback defaults (the flags still come first). */
+  readonly defaults?: boolean;
 }
 
 /** Starts a real meshd (compiled) on port 0 everywhere unless told otherwise, and waits for ready. */

@@ -1,0 +1,247 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Backend, fetchOnce, httpBackend } from '../helpers/backends.js';
+import { dig, digShort, digStatus } from '../helpers/dns-tools.js';
+import { type EtcdServer, startEtcd } from '../helpers/etcd.js';
+import { eventually, sleep } from '../helpers/eventually.js';
+import { type MeshdProcess, startMeshd } from '../helpers/meshd.js';
+import { freePort } from '../helpers/ports.js';
+
+// Three meshd nodes on one real etcd, each on its own loopback address (127.0.N.1).
+let etcd: EtcdServer;
+const nodes: MeshdProcess[] = [];
+const ids: string[] = [];
+const backends: Backend[] = [];
+let port = 0;
+
+function node(i: number, stateDir?: string): Promise<MeshdProcess> {
+  const addr = `127.0.${i}.1`;
+  return startMeshd({
+    stateDir,
+    args: [
+      '--store',
+      `etcd://${etcd.endpoint}`,
+      '--node-name',
+      `n${i}`,
+      '--advertise-addr',
+      addr,
+      '--api-listen',
+      `${addr}:0`,
+      '--dns-listen',
+      `${addr}:0`,
+      '--metrics-listen',
+      `${addr}:0`,
+      '--data-listen',
+      `${addr}:0`,
+      '--publish-addr',
+      addr,
+      '--lease-ttl',
+      '2s',
+    ],
+  });
+}
+
+async function selfId(m: MeshdProcess): Promise<string> {
+  const [self] = JSON.parse(await m.ctl('node', 'inspect')) as { id: string }[];
+  return self?.id as string;
+}
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  // All three at once: cluster init must happen exactly once.
+  nodes.push(...(await Promise.all([node(1), node(2), node(3)])));
+  for (const n of nodes) ids.push(await selfId(n));
+  port = await freePort('127.0.1.1');
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all(nodes.map((n) => n.stop()));
+  await Promise.all(backends.map((b) => b.kill()));
+  await etcd?.remove();
+});
+
+describe('a three-node cluster on etcd', () => {
+  it('initialises once: one cluster id, one ingress network, every node ready', async () => {
+    for (const n of nodes) {
+      const nets = JSON.parse(await n.ctl('network', 'ls', '--format', 'json')) as {
+        name: string;
+        ingress: boolean;
+      }[];
+      expect(nets.filter((x) => x.ingress)).toHaveLength(1);
+    }
+    await eventually(async () => {
+      const list = JSON.parse((await nodes[0]?.ctl('node', 'ls', '--format', 'json')) ?? '[]') as {
+        name: string;
+        state: string;
+      }[];
+      expect(list.map((x) => `${x.name}:${x.state}`).sort()).toEqual(['n1:ready', 'n2:ready', 'n3:ready']);
+    });
+  });
+
+  it('serves a change made on node 1 from nodes 2 and 3 within a second', async () => {
+    const [n1, n2, n3] = nodes as [MeshdProcess, MeshdProcess, MeshdProcess];
+    await n1.ctl('network', 'create', '--subnet', '127.220.0.0/16', 'cnet');
+    const started = Date.now();
+    await n1.ctl('service', 'create', '--name', 'web', '--network', 'cnet', '-p', `${port}:8000`);
+    await eventually(
+      async () => {
+        expect(await digShort(n2.dns, 'web')).toEqual(['127.220.0.2']);
+        expect(await digShort(n3.dns, 'web')).toEqual(['127.220.0.2']);
+      },
+      2000,
+      10,
+    );
+    expect(Date.now() - started).toBeLessThan(1500);
+  });
+
+  it('forwards a published port on node 2 to a task on node 3', async () => {
+    const [n1, n2, n3] = nodes as [MeshdProcess, MeshdProcess, MeshdProcess];
+    backends.push(
+      await httpBackend('on-n3', '127.220.3.1', 8000),
+      await httpBackend('on-n1', '127.220.1.1', 8000),
+    );
+    await n3.ctl('task', 'add', 'web', '--ip', '127.220.3.1');
+    await n1.ctl('task', 'add', 'web', '--ip', '127.220.1.1');
+    await eventually(async () =>
+      expect(await digShort(n2.dns, 'tasks.web')).toEqual(['127.220.1.1', '127.220.3.1']),
+    );
+    const seen = new Set<string>();
+    for (let i = 0; i < 6; i++) seen.add((await fetchOnce(`http://127.0.2.1:${port}/`)).body);
+    expect([...seen].sort()).toEqual(['on-n1', 'on-n3']);
+    const tasks = JSON.parse(await n2.ctl('task', 'ls', '--format', 'json')) as {
+      node: string;
+      addresses: { address: string }[];
+    }[];
+    expect(tasks.find((t) => t.addresses[0]?.address === '127.220.3.1')?.node).toBe(ids[2]);
+  });
+
+  it('never loses an update made concurrently on two nodes', async () => {
+    const [n1, n2] = nodes as [MeshdProcess, MeshdProcess];
+    await n1.ctl('service', 'create', '--name', 'burst', '--network', 'cnet');
+    const adds = Array.from({ length: 16 }, (_, i) => (i % 2 ? n1 : n2).ctl('task', 'add', 'burst'));
+    const created = (await Promise.all(adds)).map((s) => s.trim());
+    const tasks = JSON.parse(await n1.ctl('task', 'ls', '--service', 'burst', '--format', 'json')) as {
+      id: string;
+      addresses: { address: string }[];
+      slot: number;
+    }[];
+    expect(tasks.map((t) => t.id).sort()).toEqual(created.sort());
+    expect(new Set(tasks.map((t) => t.addresses[0]?.address)).size).toBe(16);
+    expect(new Set(tasks.map((t) => t.slot)).size).toBe(16);
+    // The same stale version from two nodes: one update lands, the other is refused.
+    const [svc] = JSON.parse(await n1.ctl('service', 'inspect', 'burst')) as {
+      id: string;
+      version: number;
+    }[];
+    const update = (n: MeshdProcess, lb: string) =>
+      fetch(`${n.api}/services/${svc?.id}/update?version=${svc?.version}`, {
+        method: 'POST',
+        body: JSON.stringify({ name: 'burst', lb, networks: [{ network: 'cnet' }] }),
+      }).then((r) => r.status);
+    const statuses = await Promise.all([update(n1, 'p2c'), update(n2, 'least-conn')]);
+    expect(statuses.sort()).toEqual([200, 409]);
+  });
+
+  it('runs a global service with one task per node', async () => {
+    const [n1] = nodes as [MeshdProcess];
+    await n1.ctl(
+      'service',
+      'create',
+      '--name',
+      'agent',
+      '--mode',
+      'global',
+      '--network',
+      'cnet',
+      '--endpoint-mode',
+      'dnsrr',
+    );
+    await Promise.all(nodes.map((n) => n.ctl('task', 'add', 'agent')));
+    await expect(n1.ctl('task', 'add', 'agent')).rejects.toThrow(/already has a task on node/);
+    const tasks = JSON.parse(await n1.ctl('task', 'ls', '--service', 'agent', '--format', 'json')) as {
+      node: string;
+      name: string;
+    }[];
+    expect(tasks.map((t) => t.node).sort()).toEqual([...ids].sort());
+    expect(tasks.every((t) => t.name.startsWith(`agent.${t.node}.`))).toBe(true);
+    await eventually(async () => expect(await digShort(nodes[1]?.dns as string, 'agent')).toHaveLength(3));
+  });
+
+  it('keeps serving from the last state while etcd is down, refuses writes, and catches up', async () => {
+    const [n1, n2, n3] = nodes as [MeshdProcess, MeshdProcess, MeshdProcess];
+    await etcd.stop();
+    await eventually(
+      async () => {
+        const r = (await (await fetch(`${n2.api}/ready`)).json()) as { status: string; reason: string };
+        expect(r.status).toBe('degraded');
+        expect(r.reason).toMatch(/store unreachable/);
+      },
+      15_000,
+      100,
+    );
+    expect(await digShort(n2.dns, 'web')).toEqual(['127.220.0.2']);
+    expect((await fetchOnce(`http://127.0.2.1:${port}/`)).status).toBe(200);
+    const metrics = await (await fetch(`http://${n2.metrics}/metrics`)).text();
+    expect(metrics).toMatch(/^meshd_store_connected 0$/m);
+    await expect(n1.ctl('service', 'create', '--name', 'late', '--network', 'cnet')).rejects.toThrow(
+      /unreachable/,
+    );
+    await etcd.start();
+    await eventually(
+      async () => {
+        const r = (await (await fetch(`${n2.api}/ready`)).json()) as { status: string };
+        expect(r.status).toBe('ready');
+      },
+      20_000,
+      100,
+    );
+    await eventually(() => n1.ctl('service', 'create', '--name', 'late', '--network', 'cnet'), 20_000, 250);
+    await eventually(async () => expect(await digShort(n3.dns, 'late')).toHaveLength(1), 5000);
+    // Leases lapsed while etcd was down: every node registered again.
+    await eventually(
+      async () => {
+        const list = JSON.parse(await n1.ctl('node', 'ls', '--format', 'json')) as { state: string }[];
+        expect(list.map((x) => x.state)).toEqual(['ready', 'ready', 'ready']);
+      },
+      15_000,
+      200,
+    );
+  }, 90_000);
+
+  it('takes a killed node out of rotation within its lease TTL, with no failed request', async () => {
+    const [n1, n2, n3] = nodes as [MeshdProcess, MeshdProcess, MeshdProcess];
+    await eventually(async () =>
+      expect(await digShort(n1.dns, 'tasks.web')).toEqual(['127.220.1.1', '127.220.3.1']),
+    );
+    // Node 3 dies, and the task it ran with it.
+    await n3.kill();
+    await (backends[0] as Backend).kill();
+    const killedAt = Date.now();
+    const failures: number[] = [];
+    while (Date.now() - killedAt < 4000) {
+      for (const n of ['127.0.1.1', '127.0.2.1']) {
+        const r = await fetchOnce(`http://${n}:${port}/`).catch(() => ({ status: 0, body: '' }));
+        if (r.status !== 200) failures.push(r.status);
+      }
+      await sleep(50);
+    }
+    expect(failures).toEqual([]);
+    await eventually(async () => expect(await digShort(n1.dns, 'tasks.web')).toEqual(['127.220.1.1']), 2000);
+    expect(await digShort(n2.dns, 'agent')).toHaveLength(2);
+    const list = JSON.parse(await n1.ctl('node', 'ls', '--format', 'json')) as {
+      name: string;
+      state: string;
+    }[];
+    expect(list.find((x) => x.name === 'n3')?.state).toBe('down');
+    expect(digStatus(await dig(n2.dns, 'web'))).toBe('NOERROR');
+    // It rejoins with the same identity.
+    nodes[2] = await node(3, n3.stateDir);
+    expect(await selfId(nodes[2] as MeshdProcess)).toBe(ids[2]);
+    await eventually(async () => {
+      const l = JSON.parse(await n1.ctl('node', 'ls', '--format', 'json')) as {
+        name: string;
+        state: string;
+      }[];
+      expect(l.filter((x) => x.name === 'n3').map((x) => x.state)).toEqual(['ready']);
+    });
+  }, 60_000);
+});
