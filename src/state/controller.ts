@@ -4,8 +4,8 @@ import type { Compare, LeaseId, Op, Store } from '../store/store.js';
 import { keyOf } from './keys.js';
 import type { Mirror } from './mirror.js';
 
-/** Validated writes retried this many times when another writer got in first. */
-const maxAttempts = 8;
+/** Validated writes retried this many times when another node's writer got in first. */
+const maxAttempts = 30;
 
 /**
  * Applies validated changes to the store. Each write is computed by a pure operation from the
@@ -35,8 +35,17 @@ export class Controller {
     this.storeReason = reason;
   }
 
+  /** Writes from this node go one at a time: they would only conflict with each other. */
+  private queue: Promise<unknown> = Promise.resolve();
+
   /** Runs `operation` against current state and commits its change; returns the new revision. */
-  async apply(operation: (state: ClusterState) => Change): Promise<number> {
+  apply(operation: (state: ClusterState) => Change): Promise<number> {
+    const run = this.queue.then(() => this.applyNow(operation));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyNow(operation: (state: ClusterState) => Change): Promise<number> {
     if (!this.storeUp) {
       throw new MeshError(
         'unavailable',
@@ -65,9 +74,11 @@ export class Controller {
       if (attempt >= maxAttempts) {
         throw new MeshError('conflict', 'the cluster state kept changing during this update; try again');
       }
-      // Someone else wrote: catch up with what they wrote, then recompute against it.
+      // Another node wrote: catch up with what it wrote, then recompute against it. A little
+      // jitter keeps two nodes from colliding again in lock-step.
       const seq = await this.store.get(this.mirror.seqKey());
       await this.mirror.waitFor(seq?.modRevision ?? 0, 2000);
+      await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, attempt * 5)));
     }
   }
 
