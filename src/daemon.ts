@@ -12,6 +12,7 @@ import { Responder } from './dns/responder.js';
 import { DnsServer } from './dns/server.js';
 import { Prober } from './health/prober.js';
 import { logger } from './log.js';
+import { DataPlaneServer } from './mesh/data-plane.js';
 import { Mesh } from './mesh/mesh.js';
 import { createRegistry } from './metrics/registry.js';
 import { MetricsServer } from './metrics/server.js';
@@ -122,6 +123,7 @@ export class Daemon {
       initCluster(state, s.cluster.ingressSubnet, new Date().toISOString()),
     );
 
+    const dataListen = await this.startDataPlane();
     const membership = new Membership(
       this.store,
       this.controller,
@@ -130,7 +132,7 @@ export class Daemon {
         name: s.node.name,
         advertiseAddr: s.node.advertiseAddr,
         datapathAddr: s.node.datapathAddr,
-        dataListen: formatHostPort(s.mesh.dataListen),
+        dataListen,
         apiListen: formatHostPort(s.api.listen),
       },
       s.cluster.leaseTtlSeconds,
@@ -227,6 +229,19 @@ export class Daemon {
     this.closers.push(() => server.close());
     this.bound = { ...this.bound, dns: formatHostPort({ host: a.address, port: a.port }) };
     if (upstreams.length === 0) log.warn('no upstream resolvers: names meshd does not own will get SERVFAIL');
+  }
+
+  private async startDataPlane(): Promise<string> {
+    const dp = new DataPlaneServer(
+      this.settings.mesh.dataListen,
+      this.nodeId,
+      () => this.snapshot,
+      this.settings.node.datapathAddr,
+      logger('dataplane'),
+    );
+    const a = await dp.start();
+    this.closers.push(() => dp.close());
+    return formatHostPort({ host: a.address, port: a.port });
   }
 
   private startMesh(): void {

@@ -57,6 +57,8 @@ export interface Settings {
     readonly keepAliveMs: number;
     readonly manageVipInterfaces: boolean;
     readonly shutdownGraceMs: number;
+    /** How tasks on other nodes are reached: directly, or through their node's data-plane port. */
+    readonly remoteTasks: 'direct' | 'dataplane';
   };
   readonly metrics: { readonly listen: HostPort | undefined };
   readonly cluster: { readonly ingressSubnet: string; readonly leaseTtlSeconds: number };
@@ -167,6 +169,7 @@ export function readSettings(raw: unknown): Settings {
     keepAliveMs: mesh.duration('keepAlive', 60_000),
     manageVipInterfaces: mesh.bool('manageVipInterfaces', true),
     shutdownGraceMs: mesh.duration('shutdownGrace', 10_000),
+    remoteTasks: mesh.oneOf('remoteTasks', ['direct', 'dataplane'], 'direct'),
   };
   mesh.done();
 

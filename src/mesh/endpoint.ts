@@ -6,6 +6,8 @@ export interface Endpoint {
   readonly port: number;
   readonly node: string;
   readonly local: boolean;
+  /** Reach the task through its node's data-plane port instead of directly. */
+  readonly via?: { readonly host: string; readonly port: number };
 }
 
 /** Live, mutable per-task facts the pickers read but never own: active connections and ejections. */

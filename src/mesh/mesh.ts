@@ -63,7 +63,9 @@ export class Mesh {
       }
     }
     this.ctx.load.prune(new Set(snap.state.tasks.keys()));
-    return this.listeners.reconcile(buildListeners(snap, this.nodeId, this.settings.publishAddr));
+    return this.listeners.reconcile(
+      buildListeners(snap, this.nodeId, this.settings.publishAddr, this.settings.remoteTasks),
+    );
   }
 
   private activeGauge() {

@@ -30,20 +30,42 @@ export interface ListenerSpec {
   readonly route: Route;
 }
 
-function endpoints(snap: Snapshot, svc: Service, targetPort: number, nodeId: string, networkId?: string) {
+/** How this node reaches tasks on other nodes. */
+export type RemotePath = 'direct' | 'dataplane';
+
+/** A node's data-plane address: its data-listen port on its datapath address. */
+function dataAddress(snap: Snapshot, nodeId: string): { host: string; port: number } | undefined {
+  const n = snap.state.nodes.get(nodeId);
+  const m = n && /^(.*):(\d+)$/.exec(n.dataListen);
+  if (!n || !m) return undefined;
+  const host = (m[1] as string).replace(/^\[|\]$/g, '');
+  return { host: host === '0.0.0.0' || host === '::' ? n.datapathAddr : host, port: Number(m[2]) };
+}
+
+function endpoints(
+  snap: Snapshot,
+  svc: Service,
+  targetPort: number,
+  nodeId: string,
+  networkId?: string,
+  remote: RemotePath = 'direct',
+) {
   const all: Endpoint[] = [];
   const up: Endpoint[] = [];
   for (const t of snap.state.tasks.values()) {
     if (t.service !== svc.id) continue;
     const addr = (networkId && t.addresses.find((a) => a.network === networkId)) || t.addresses[0];
     if (!addr) continue;
+    const local = t.node === nodeId;
+    const via = !local && remote === 'dataplane' ? dataAddress(snap, t.node) : undefined;
     const e: Endpoint = {
       task: t.id,
       name: t.name,
       host: addr.address,
       port: targetPort,
       node: t.node,
-      local: t.node === nodeId,
+      local,
+      ...(via ? { via } : {}),
     };
     all.push(e);
     if (snap.up.has(t.id)) up.push(e);
@@ -77,11 +99,16 @@ function route(
  * port only where a task of the service runs (routing to those local tasks only); and VIP:port
  * for every target and exposed port of a vip-mode service.
  */
-export function buildListeners(snap: Snapshot, nodeId: string, publishAddr: string): ListenerSpec[] {
+export function buildListeners(
+  snap: Snapshot,
+  nodeId: string,
+  publishAddr: string,
+  remote: RemotePath = 'direct',
+): ListenerSpec[] {
   const out: ListenerSpec[] = [];
   for (const svc of snap.state.services.values()) {
     for (const p of svc.ports) {
-      const eps = endpoints(snap, svc, p.target, nodeId);
+      const eps = endpoints(snap, svc, p.target, nodeId, undefined, remote);
       const host = p.mode === 'host';
       if (host && !eps.all.some((e) => e.local)) continue;
       out.push({
@@ -108,7 +135,13 @@ export function buildListeners(snap: Snapshot, nodeId: string, publishAddr: stri
           host: vip,
           port,
           kind: 'vip',
-          route: route(svc, String(port), proto, endpoints(snap, svc, port, nodeId, att.network), false),
+          route: route(
+            svc,
+            String(port),
+            proto,
+            endpoints(snap, svc, port, nodeId, att.network, remote),
+            false,
+          ),
         });
       }
     }

@@ -2,6 +2,7 @@ import { connect, type Socket } from 'node:net';
 import { FastHistogram } from '../metrics/fast.js';
 import type { Conn } from './connections.js';
 import { chooseEndpoint, type MeshContext } from './context.js';
+import { dataPlaneHeader } from './data-plane.js';
 import type { Endpoint } from './endpoint.js';
 import { proxyV1, proxyV2 } from './proxy-protocol.js';
 import type { Route } from './routes.js';
@@ -37,14 +38,17 @@ export function proxyTcp(ctx: MeshContext, client: Socket, route: Route, listene
       return;
     }
     tried.add(e.task);
+    const target = e.via ?? { host: e.host, port: e.port };
     const upstream = connect({
-      host: e.host,
-      port: e.port,
+      host: target.host,
+      port: target.port,
       noDelay: true,
       keepAlive: true,
       keepAliveInitialDelay: ctx.settings.keepAliveMs,
       allowHalfOpen: true,
     });
+    // Through another node's data plane: name the task first; that node connects to it.
+    if (e.via) upstream.write(dataPlaneHeader(e.task, e.port));
     const timer = setTimeout(
       () => upstream.destroy(new Error('connect timeout')),
       ctx.settings.connectTimeoutMs,

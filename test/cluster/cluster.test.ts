@@ -245,3 +245,62 @@ describe('a three-node cluster on etcd', () => {
     });
   }, 60_000);
 });
+
+describe('the data plane between nodes', () => {
+  it("reaches a task on another node through that node's data-plane port", async () => {
+    const etcd2 = await startEtcd();
+    const dp = (i: number) =>
+      startMeshd({
+        config: 'mesh:\n  remoteTasks: dataplane\n',
+        args: [
+          '--store',
+          `etcd://${etcd2.endpoint}`,
+          '--node-name',
+          `d${i}`,
+          '--advertise-addr',
+          `127.0.${10 + i}.1`,
+          '--datapath-addr',
+          `127.0.${20 + i}.1`,
+          '--data-listen',
+          `127.0.${20 + i}.1:0`,
+          '--publish-addr',
+          `127.0.${10 + i}.1`,
+          '--api-listen',
+          `127.0.${10 + i}.1:0`,
+        ],
+      });
+    const [a, b] = await Promise.all([dp(1), dp(2)]);
+    const { createServer } = await import('node:net');
+    const peers: string[] = [];
+    const backend = createServer((s) => {
+      peers.push(s.remoteAddress ?? '');
+      s.end('via-b');
+    });
+    await new Promise<void>((r) => backend.listen(7070, '127.221.0.5', () => r()));
+    try {
+      const p = await freePort('127.0.11.1');
+      await a.ctl('network', 'create', '--subnet', '127.221.0.0/16', 'dpnet');
+      await a.ctl('service', 'create', '--name', 'far', '--network', 'dpnet', '-p', `${p}:7070`);
+      await b.ctl('task', 'add', 'far', '--ip', '127.221.0.5');
+      await eventually(async () => {
+        const { connect } = await import('node:net');
+        const body = await new Promise<string>((resolve, reject) => {
+          const c = connect(p, '127.0.11.1');
+          let out = '';
+          c.on('data', (d) => {
+            out += d;
+          });
+          c.on('end', () => resolve(out));
+          c.on('error', reject);
+        });
+        expect(body).toBe('via-b');
+      });
+      // Node A sent it to node B's data-plane port; node B connected from its datapath address.
+      expect(peers.at(-1)).toBe('127.0.22.1');
+    } finally {
+      backend.close();
+      await Promise.all([a.stop(), b.stop()]);
+      await etcd2.remove();
+    }
+  }, 60_000);
+});
