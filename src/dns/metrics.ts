@@ -58,6 +58,16 @@ export class DnsMetrics {
     // Start the common series at zero so rates exist before the first query of each kind.
     for (const proto of ['udp', 'tcp']) this.requests.child(proto, 'A', 'NOERROR', 'local');
     this.truncated.child();
+    for (const reason of [
+      'oversize',
+      'malformed',
+      'tcp_limit',
+      'tcp_idle',
+      'tcp_bad_length',
+      'tcp_slow_reader',
+    ]) {
+      this.dropped.labels(reason).inc(0);
+    }
   }
 
   request(proto: 'udp' | 'tcp', qtype: number, code: number, source: string, seconds: number): void {

@@ -127,8 +127,9 @@ export class Listeners {
     return [...this.open.values()].flatMap((l) => (l.kind === 'udp' ? [l.udp] : []));
   }
 
-  keys(): string[] {
-    return [...this.open.keys()];
+  /** The route behind every open listener. */
+  routes(): Route[] {
+    return [...this.open.values()].map((l) => (l.kind === 'tcp' ? l.route : l.udp.route));
   }
 
   async close(): Promise<void> {

@@ -70,6 +70,19 @@ export class Mesh {
 
   private activeGauge() {
     const counts = new Map<string, { service: string; port: string; proto: string; value: number }>();
+    // Every listener reports, at zero when idle, so the series exist before the first connection.
+    for (const r of this.listeners.routes()) {
+      counts.set(`${r.service.name}|${r.port}`, {
+        service: r.service.name,
+        port: r.port,
+        proto: r.proto,
+        value: 0,
+      });
+    }
+    for (const u of this.listeners.udpListeners()) {
+      const e = counts.get(`${u.route.service.name}|${u.route.port}`);
+      if (e) e.value += u.size;
+    }
     for (const c of this.ctx.tracker.connections()) {
       const k = `${c.serviceName}|${c.port}`;
       const e = counts.get(k) ?? { service: c.serviceName, port: c.port, proto: 'tcp', value: 0 };

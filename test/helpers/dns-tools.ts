@@ -78,10 +78,12 @@ export async function startDnsmasq(
   };
 }
 
+type Rcode = 'SERVFAIL' | 'REFUSED' | 'NOERROR';
+
 /** A scripted upstream on a real UDP socket: answers every query with `rcode` after `delayMs`, counting queries. */
 export async function scriptedUpstream(
   address: string,
-  rcode: 'SERVFAIL' | 'REFUSED' | 'NOERROR',
+  rcodeFor: Rcode | ((name: string) => Rcode),
   delayMs = 0,
 ) {
   const sock: Socket = createSocket('udp4');
@@ -89,6 +91,7 @@ export async function scriptedUpstream(
   sock.on('message', (msg, rinfo) => {
     count++;
     const q = packet.decode(msg);
+    const rcode = typeof rcodeFor === 'function' ? rcodeFor(q.questions?.[0]?.name ?? '') : rcodeFor;
     const answers =
       rcode === 'NOERROR'
         ? [
