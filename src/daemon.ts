@@ -54,8 +54,17 @@ export function meshdVersion(): string {
  */
 export class Daemon {
   private status: 'starting' | 'ready' | 'stopping' = 'starting';
-  storeConnected = true;
+  /** The watch is up (the mirror's view). */
+  private watchUp = true;
+  /** The lease keep-alive succeeds (unary calls reach the store). */
+  private leaseUp = true;
   private storeReason = '';
+  private leaseReason = '';
+
+  /** Reachable by both measures: a silent watch on a dead link is caught by the lease calls. */
+  get storeConnected(): boolean {
+    return this.watchUp && this.leaseUp;
+  }
   private readonly closers: (() => Promise<void> | void)[] = [];
   readonly nodeId: string;
   bound: Bound = { api: '', dns: '', metrics: '' };
@@ -137,6 +146,7 @@ export class Daemon {
       },
       s.cluster.leaseTtlSeconds,
       logger('membership'),
+      (up, reason) => this.leaseHealth(up, reason),
     );
     await membership.start();
     this.closers.push(() => membership.close());
@@ -299,17 +309,26 @@ export class Daemon {
   }
 
   private storeConnection(up: boolean, reason: string): void {
-    if (up !== this.storeConnected)
-      log.warn(up ? 'cluster store reachable again' : 'cluster store unreachable', { reason });
-    this.storeConnected = up;
+    if (up !== this.watchUp)
+      log.warn(up ? 'cluster store watch restored' : 'cluster store watch lost', { reason });
+    this.watchUp = up;
     this.storeReason = reason;
     this.controller.setStoreConnected(up, reason);
   }
 
+  private leaseHealth(up: boolean, reason: string): void {
+    if (up !== this.leaseUp)
+      log.warn(up ? 'cluster store reachable again' : 'cluster store unreachable', { reason });
+    this.leaseUp = up;
+    this.leaseReason = reason;
+  }
+
   readiness(): { status: 'ready' | 'starting' | 'degraded' | 'stopping'; reason: string } {
     if (this.status !== 'ready') return { status: this.status, reason: this.status };
-    if (!this.storeConnected)
-      return { status: 'degraded', reason: `store unreachable: ${this.storeReason}; serving the last state` };
+    if (!this.storeConnected) {
+      const why = this.watchUp ? this.leaseReason : this.storeReason;
+      return { status: 'degraded', reason: `store unreachable: ${why}; serving the last state` };
+    }
     return { status: 'ready', reason: '' };
   }
 

@@ -22,6 +22,8 @@ export class Membership {
     private readonly self: NodeSelf,
     private readonly ttlSeconds: number,
     private readonly log: Logger,
+    /** Told whether the store answered the last keep-alive: how a silent outage is noticed. */
+    private readonly health: (up: boolean, reason: string) => void = () => {},
   ) {}
 
   async start(): Promise<void> {
@@ -44,6 +46,7 @@ export class Membership {
   private async tick(): Promise<void> {
     try {
       await this.store.keepAlive(this.lease);
+      this.health(true, '');
       // Refresh last-seen about once per TTL; the lease, not this write, is what keeps us alive.
       if (++this.ticks % 3 === 0) {
         await this.controller.putOwned(
@@ -58,11 +61,12 @@ export class Membership {
         this.log.warn('lease lost; registering again', { lease: this.lease });
         try {
           await this.register();
+          this.health(true, '');
         } catch (e) {
           this.log.warn('re-registration failed; will retry', { error: messageOf(e) });
         }
       } else {
-        this.log.debug('lease keep-alive failed', { error: messageOf(err) });
+        this.health(false, messageOf(err));
       }
     }
     this.schedule();

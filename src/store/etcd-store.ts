@@ -50,6 +50,12 @@ export class EtcdStore implements Store {
     this.client = new Etcd3({
       hosts: [...endpoints],
       dialTimeout: callTimeoutMs,
+      // HTTP/2 pings find a dead link under a silent watch stream; etcd allows one per 5 s.
+      grpcOptions: {
+        'grpc.keepalive_time_ms': 5000,
+        'grpc.keepalive_timeout_ms': 3000,
+        'grpc.keepalive_permit_without_calls': 1,
+      },
       // Unary calls get a deadline; streams (the watch) must not, or they are cut every few seconds.
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
       faultHandling: {

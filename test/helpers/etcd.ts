@@ -9,6 +9,7 @@ import { freePort } from './ports.js';
 /** A real etcd (Debian's etcd-server) on loopback ports of its own, with its own data dir. */
 export interface EtcdServer {
   readonly endpoint: string;
+  readonly clientPort: number;
   readonly dataDir: string;
   stop(): Promise<void>;
   /** Starts it again on the same ports and data (after stop). */
@@ -16,7 +17,8 @@ export interface EtcdServer {
   remove(): Promise<void>;
 }
 
-export async function startEtcd(host = '127.0.0.1'): Promise<EtcdServer> {
+/** `alsoOn` adds client listeners on more local addresses (same port), for nodes in namespaces. */
+export async function startEtcd(host = '127.0.0.1', alsoOn: readonly string[] = []): Promise<EtcdServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'meshd-etcd-'));
   const clientPort = await freePort(host);
   const peerPort = await freePort(host);
@@ -32,7 +34,7 @@ export async function startEtcd(host = '127.0.0.1'): Promise<EtcdServer> {
         '--data-dir',
         dataDir,
         '--listen-client-urls',
-        `http://${endpoint}`,
+        [endpoint, ...alsoOn.map((h) => `${h}:${clientPort}`)].map((e) => `http://${e}`).join(','),
         '--advertise-client-urls',
         `http://${endpoint}`,
         '--listen-peer-urls',
@@ -69,6 +71,7 @@ export async function startEtcd(host = '127.0.0.1'): Promise<EtcdServer> {
   await start();
   return {
     endpoint,
+    clientPort,
     dataDir,
     start,
     async stop() {

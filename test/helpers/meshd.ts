@@ -30,10 +30,10 @@ export interface StartOptions {
   readonly stateDir?: string;
   readonly env?: Record<string, string>;
   readonly timeoutMs?: number;
+  /** An API token (required when the API listens off loopback); meshctl calls send it. */
+  readonly token?: string;
   /** Run inside this network namespace (`ip netns exec`). */
   readonly netns?: string;
-  /** Use these instead of the port-0 loopback defaults (the flags still come first). */
-  readonly defaults?: boolean;
 }
 
 /** Starts a real meshd (compiled) on port 0 everywhere unless told otherwise, and waits for ready. */
@@ -61,8 +61,13 @@ export async function startMeshd(opts: StartOptions = {}): Promise<MeshdProcess>
     writeFileSync(path, opts.config);
     args.push('--config', path);
   }
+  if (opts.token) args.push('--api-token', opts.token);
   args.push(...(opts.args ?? []));
-  const child = spawn(process.execPath, args, {
+  // In a namespace, `ip netns exec` execs node in place: the pid stays the one we signal.
+  const [cmd, argv] = opts.netns
+    ? ['ip', ['netns', 'exec', opts.netns, process.execPath, ...args]]
+    : [process.execPath, args];
+  const child = spawn(cmd as string, argv as string[], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
   });
@@ -93,7 +98,7 @@ export async function startMeshd(opts: StartOptions = {}): Promise<MeshdProcess>
     metrics: ready.metrics ?? '',
     stateDir,
     logs,
-    ctl: (...a) => meshctl(api, a),
+    ctl: (...a) => meshctl(api, opts.token ? ['--token', opts.token, ...a] : a),
     async stop(keep = false) {
       if (child.exitCode === null) child.kill('SIGTERM');
       const code = await exited;
