@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -41,6 +41,7 @@ export async function startMeshd(
   config: string,
   extra: string[] = [],
 ): Promise<{ child: ChildProcess; ready: Record<string, string> }> {
+  mkdirSync(dir, { recursive: true });
   const cfg = join(dir, 'meshd.yaml');
   writeFileSync(cfg, config);
   const child = pinned(cpu, process.execPath, [

@@ -1,5 +1,5 @@
 import { canonicalAddress } from '../model/address.js';
-import type { Protocol, Service } from '../model/types.js';
+import type { Protocol, Service, Task } from '../model/types.js';
 import type { Snapshot } from '../state/snapshot.js';
 import type { Endpoint } from './endpoint.js';
 import { makePicker, type Picker } from './picker.js';
@@ -44,6 +44,7 @@ function dataAddress(snap: Snapshot, nodeId: string): { host: string; port: numb
 
 function endpoints(
   snap: Snapshot,
+  byService: ReadonlyMap<string, readonly Task[]>,
   svc: Service,
   targetPort: number,
   nodeId: string,
@@ -52,8 +53,7 @@ function endpoints(
 ) {
   const all: Endpoint[] = [];
   const up: Endpoint[] = [];
-  for (const t of snap.state.tasks.values()) {
-    if (t.service !== svc.id) continue;
+  for (const t of byService.get(svc.id) ?? []) {
     const addr = (networkId && t.addresses.find((a) => a.network === networkId)) || t.addresses[0];
     if (!addr) continue;
     const local = t.node === nodeId;
@@ -106,9 +106,16 @@ export function buildListeners(
   remote: RemotePath = 'direct',
 ): ListenerSpec[] {
   const out: ListenerSpec[] = [];
+  // Tasks grouped once, so building every route is linear in tasks, not services x tasks.
+  const byService = new Map<string, Task[]>();
+  for (const t of snap.state.tasks.values()) {
+    const list = byService.get(t.service);
+    if (list) list.push(t);
+    else byService.set(t.service, [t]);
+  }
   for (const svc of snap.state.services.values()) {
     for (const p of svc.ports) {
-      const eps = endpoints(snap, svc, p.target, nodeId, undefined, remote);
+      const eps = endpoints(snap, byService, svc, p.target, nodeId, undefined, remote);
       const host = p.mode === 'host';
       if (host && !eps.all.some((e) => e.local)) continue;
       out.push({
@@ -139,7 +146,7 @@ export function buildListeners(
             svc,
             String(port),
             proto,
-            endpoints(snap, svc, port, nodeId, att.network, remote),
+            endpoints(snap, byService, svc, port, nodeId, att.network, remote),
             false,
           ),
         });

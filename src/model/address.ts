@@ -73,6 +73,9 @@ export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
 
 /** The reverse-lookup name of an address (`4.3.2.1.in-addr.arpa`, nibbles for v6). */
 export function reverseName(address: string): string {
+  // The common case without a full parse: this runs for every address on every snapshot.
+  if (/^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address))
+    return `${address.split('.').reverse().join('.')}.in-addr.arpa`;
   const a = parseAddress(address);
   if (a.family === 4) return `${a.text.split('.').reverse().join('.')}.in-addr.arpa`;
   const hex = a.value.toString(16).padStart(32, '0');

@@ -1,0 +1,276 @@
+// bench/convergence: how fast a write on node 1 is served by node 3 (three meshd nodes on one
+// etcd), for single changes and a burst of 1,000 task registrations; and the snapshot rebuild
+// time and memory for 10,000 services x 10 tasks.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as packet from 'dns-packet';
+import { buildListeners } from '../src/mesh/routes.js';
+import type { ClusterState } from '../src/model/cluster-state.js';
+import { defaultHealthcheck } from '../src/model/service.js';
+import type { Network, Service, Task } from '../src/model/types.js';
+import { buildSnapshot } from '../src/state/snapshot.js';
+import { median, sleep, startMeshd, stopAll } from './lib.js';
+
+const singles = Number(process.env.BENCH_SINGLES ?? 50);
+const burst = Number(process.env.BENCH_BURST ?? 1000);
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(s.length * p))] as number;
+}
+
+async function api(base: string, path: string, body: unknown): Promise<Record<string, unknown>> {
+  const res = await fetch(`${base}${path}`, { method: 'POST', body: JSON.stringify(body) });
+  if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as Record<string, unknown>;
+}
+
+/** Polls node 3's DNS over UDP until `name` answers `count` records; resolves with the time. */
+function waitForAnswer(dns: string, name: string, count: number, tcp = false): Promise<number> {
+  const [host, port] = dns.split(':') as [string, string];
+  return new Promise((resolve) => {
+    const sock = createSocket('udp4');
+    let id = 0;
+    const ask = () =>
+      sock.send(
+        packet.encode({
+          type: 'query',
+          id: ++id & 0xffff,
+          questions: [{ type: 'A', name, class: 'IN' }],
+          additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 65000 } as never],
+        }),
+        Number(port),
+        host,
+      );
+    sock.on('message', (msg) => {
+      const r = packet.decode(msg);
+      if (
+        (r.answers?.length ?? 0) >= count ||
+        (tcp && r.flag_tc && (r.answers?.length ?? 0) >= Math.min(count, 1))
+      ) {
+        sock.close();
+        resolve(performance.now());
+      } else setTimeout(ask, 1);
+    });
+    ask();
+  });
+}
+
+async function startEtcd(dir: string): Promise<{ child: ChildProcess; endpoint: string }> {
+  const child = spawn(
+    'etcd',
+    [
+      '--data-dir',
+      join(dir, 'etcd'),
+      '--listen-client-urls',
+      'http://127.0.0.1:23790',
+      '--advertise-client-urls',
+      'http://127.0.0.1:23790',
+      '--listen-peer-urls',
+      'http://127.0.0.1:23800',
+      '--initial-advertise-peer-urls',
+      'http://127.0.0.1:23800',
+      '--initial-cluster',
+      'default=http://127.0.0.1:23800',
+      '--log-level',
+      'error',
+    ],
+    { stdio: 'ignore' },
+  );
+  await sleep(1500);
+  return { child, endpoint: '127.0.0.1:23790' };
+}
+
+async function cluster(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'meshd-bench-conv-'));
+  const etcd = await startEtcd(dir);
+  try {
+    const nodes = [];
+    for (let i = 1; i <= 3; i++) {
+      const a = `127.0.${40 + i}.1`;
+      const { ready } = await startMeshd(i === 3 ? 1 : 0, join(dir, `n${i}`), '', [
+        '--store',
+        `etcd://${etcd.endpoint}`,
+        '--node-name',
+        `c${i}`,
+        '--api-listen',
+        `${a}:0`,
+        '--dns-listen',
+        `${a}:0`,
+        '--publish-addr',
+        a,
+        '--advertise-addr',
+        a,
+      ]);
+      nodes.push(ready);
+    }
+    const n1 = `http://${nodes[0]?.api}`;
+    const n3dns = nodes[2]?.dns as string;
+    await api(n1, '/networks/create', { name: 'conv', subnet: '10.128.0.0/9' });
+    await api(n1, '/services/create', {
+      name: 'one',
+      networks: [{ network: 'conv' }],
+      endpointMode: 'dnsrr',
+    });
+    const single: number[] = [];
+    for (let i = 0; i < singles; i++) {
+      const ip = `10.128.1.${i + 1}`;
+      const t0 = performance.now();
+      const seen = waitForAnswer(n3dns, 'tasks.one', i + 1);
+      await api(n1, '/tasks/create', { service: 'one', ips: [ip] });
+      single.push((await seen) - t0);
+    }
+    await api(n1, '/services/create', {
+      name: 'many',
+      networks: [{ network: 'conv' }],
+      endpointMode: 'dnsrr',
+    });
+    const t0 = performance.now();
+    const latencies: number[] = [];
+    let next = 0;
+    const worker = async () => {
+      while (next < burst) {
+        next++;
+        const s = performance.now();
+        await api(n1, '/tasks/create', { service: 'many' });
+        latencies.push(performance.now() - s);
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, worker));
+    const written = performance.now();
+    await waitForAnswer(n3dns, 'tasks.many', 1, true);
+    // Full convergence: node 3 serves every one of the 1,000 (checked over the EDNS size limit).
+    const done = performance.now();
+    const metrics = await (await fetch(`http://${nodes[2]?.metrics}/metrics`)).text();
+    const conv = [
+      ...metrics.matchAll(/^meshd_state_convergence_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm),
+    ].map((m) => [m[1], Number(m[2])] as const);
+    console.log(
+      `three nodes on one etcd, node 3 on the other CPU; write on node 1, answer from node 3's DNS`,
+    );
+    console.log(
+      `single changes (${singles}): p50 ${median(single).toFixed(1)} ms, p99 ${pct(single, 0.99).toFixed(1)} ms, max ${Math.max(...single).toFixed(1)} ms (target p99 < 1000 ms)`,
+    );
+    console.log(
+      `burst of ${burst} task registrations (16 concurrent writers): written in ${(written - t0).toFixed(0)} ms (${((burst / (written - t0)) * 1000).toFixed(0)}/s, API p50 ${median(latencies).toFixed(1)} ms, p99 ${pct(latencies, 0.99).toFixed(1)} ms); node 3 serving them ${(done - written).toFixed(0)} ms after the last write`,
+    );
+    console.log(
+      `node 3 meshd_state_convergence_seconds buckets: ${conv.map(([le, n]) => `le=${le}:${n}`).join(' ')}`,
+    );
+  } finally {
+    await stopAll();
+    etcd.child.kill('SIGTERM');
+  }
+}
+
+/** Builds a synthetic state of `services` services with `tasks` tasks each, on 100 networks. */
+function bigState(services: number, tasks: number): ClusterState {
+  const now = new Date().toISOString();
+  const networks = new Map<string, Network>();
+  for (let n = 0; n < 100; n++) {
+    const id = `net${n}`;
+    networks.set(id, {
+      id,
+      version: 1,
+      createdAt: now,
+      updatedAt: now,
+      name: id,
+      driver: 'overlay',
+      subnet: `10.${n}.0.0/16`,
+      gateway: `10.${n}.0.1`,
+      attachable: false,
+      ingress: false,
+      internal: false,
+      encrypted: false,
+      mtu: 1500,
+      labels: {},
+    });
+  }
+  const svcs = new Map<string, Service>();
+  const taskMap = new Map<string, Task>();
+  for (let s = 0; s < services; s++) {
+    const id = `svc${s}`;
+    const net = `net${s % 100}`;
+    const base = Math.floor(s / 100) * (tasks + 1);
+    const addr = (k: number) => `10.${s % 100}.${(base + k) >> 8}.${(base + k) & 255}`;
+    svcs.set(id, {
+      id,
+      version: 1,
+      createdAt: now,
+      updatedAt: now,
+      name: `s${s}`,
+      mode: 'replicated',
+      endpointMode: 'vip',
+      networks: [{ network: net, aliases: [`a${s}`], vip: addr(0) }],
+      ports: [],
+      expose: [80],
+      healthcheck: defaultHealthcheck,
+      lb: 'round-robin',
+      localFirst: false,
+      proxyProtocol: 'none',
+      idleTimeoutMs: 3_600_000,
+      drainMs: 10_000,
+      maxConnsPerTask: 0,
+      labels: {},
+    });
+    for (let t = 1; t <= tasks; t++) {
+      const tid = `t${s}-${t}`;
+      taskMap.set(tid, {
+        id: tid,
+        version: 1,
+        createdAt: now,
+        updatedAt: now,
+        name: `s${s}.${t}.${tid}`,
+        service: id,
+        slot: t,
+        node: 'node1',
+        addresses: [{ network: net, address: addr(t) }],
+        reportedHealth: 'none',
+        labels: {},
+      });
+    }
+  }
+  return {
+    cluster: { id: 'c', createdAt: now },
+    networks,
+    services: svcs,
+    tasks: taskMap,
+    containers: new Map(),
+    nodes: new Map(),
+    heartbeats: new Map([['node1', { node: 'node1', lastSeen: now }]]),
+    health: new Map(),
+  };
+}
+
+function rebuild(): void {
+  const state = bigState(10_000, 10);
+  global.gc?.();
+  const heap0 = process.memoryUsage().heapUsed;
+  const times: number[] = [];
+  let snap = buildSnapshot(state, 1, 'meshd');
+  let listeners = buildListeners(snap, 'node1', '0.0.0.0');
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    snap = buildSnapshot(state, 1, 'meshd');
+    listeners = buildListeners(snap, 'node1', '0.0.0.0');
+    times.push(performance.now() - t0);
+  }
+  global.gc?.();
+  const heap = process.memoryUsage().heapUsed - heap0;
+  console.log(
+    `snapshot + mesh routes for 10,000 services x 10 tasks (${listeners.length} VIP listeners): rebuild median ${median(times).toFixed(0)} ms, heap held by one snapshot ~${(heap / 1e6).toFixed(0)} MB`,
+  );
+}
+
+async function main(): Promise<void> {
+  rebuild();
+  await cluster();
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
