@@ -18,6 +18,9 @@ check ip iproute2
 check prometheus prometheus
 check promtool prometheus
 check getent libc-bin
+check podman podman
+check runc runc
+dpkg -s busybox-static >/dev/null 2>&1 || need="$need busybox-static"
 [ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || need="$need libnginx-mod-stream"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ]; then

@@ -19,6 +19,8 @@ import { MetricsServer } from './metrics/server.js';
 import { messageOf } from './model/errors.js';
 import { initCluster } from './model/node.js';
 import type { Service, Task } from './model/types.js';
+import { EngineClient } from './provider/engine.js';
+import { DockerProvider } from './provider/provider.js';
 import { SampleBackends } from './sample/backends.js';
 import { Controller } from './state/controller.js';
 import { applyDeclared } from './state/declare.js';
@@ -162,6 +164,17 @@ export class Daemon {
       await samples.start(this.mirror.state, this.nodeId, new Set(d.services.map((x) => x.name)));
       this.closers.push(() => samples.close());
     }
+    if (s.provider.kind === 'docker') {
+      const provider = new DockerProvider(
+        new EngineClient(s.provider.dockerSocket),
+        this.controller,
+        this.nodeId,
+        logger('provider'),
+      );
+      provider.start();
+      this.closers.push(() => provider.close());
+    }
+
     await this.rebuild();
 
     const api = new ApiServer(

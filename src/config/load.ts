@@ -20,6 +20,8 @@ const flagPaths: Record<string, { path: string; many?: boolean }> = {
   '--ingress-subnet': { path: 'cluster.ingressSubnet' },
   '--lease-ttl': { path: 'cluster.leaseTtl' },
   '--log-level': { path: 'log.level' },
+  '--provider': { path: 'provider.kind' },
+  '--docker-host': { path: 'provider.dockerHost' },
 };
 
 export const usage = `usage: meshd [--config FILE] [flags]
@@ -40,6 +42,8 @@ export const usage = `usage: meshd [--config FILE] [flags]
   --ingress-subnet CIDR    subnet of the default ingress network at cluster init
   --lease-ttl DURATION     node liveness lease (default 5s)
   --log-level debug|info|warn|error
+  --provider none|docker   register labelled containers of a Docker/Podman engine as tasks
+  --docker-host unix:///PATH  the engine's socket (default DOCKER_HOST, else /var/run/docker.sock)
 `;
 
 export interface CommandLine {

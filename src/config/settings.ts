@@ -70,6 +70,8 @@ export interface Settings {
     readonly sampleBackends: boolean;
   };
   readonly log: { readonly level: 'debug' | 'info' | 'warn' | 'error' };
+  /** A container engine whose labelled containers become tasks (`--provider docker`). */
+  readonly provider: { readonly kind: 'none' | 'docker'; readonly dockerSocket: string };
 }
 
 /** Loopback and private ranges: recursion for local clients, never an open resolver. */
@@ -202,6 +204,17 @@ export function readSettings(raw: unknown): Settings {
   };
   declare.done();
 
+  const provider = f.object('provider');
+  const dockerHost = provider.string('dockerHost', process.env.DOCKER_HOST || 'unix:///var/run/docker.sock');
+  if (!dockerHost.startsWith('unix://')) {
+    throw invalid(`${provider.at('dockerHost')}: only unix:// sockets are supported (got "${dockerHost}")`);
+  }
+  const providerSettings = {
+    kind: provider.oneOf('kind', ['none', 'docker'], 'none'),
+    dockerSocket: dockerHost.slice(7),
+  };
+  provider.done();
+
   const log = f.object('log');
   const logSettings = { level: log.oneOf('level', ['debug', 'info', 'warn', 'error'], 'info') };
   log.done();
@@ -217,5 +230,6 @@ export function readSettings(raw: unknown): Settings {
     cluster: clusterSettings,
     declare: declareSettings,
     log: logSettings,
+    provider: providerSettings,
   };
 }

@@ -20,6 +20,7 @@ export interface AttachSpec {
   readonly aliases: readonly string[];
   readonly ip?: string;
   readonly node?: string;
+  readonly source?: string;
 }
 
 export function readAttachSpec(f: Fields): AttachSpec {
@@ -70,6 +71,7 @@ export function attachContainer(
         id,
         name: spec.name,
         node: spec.node ? lookup(state.nodes, spec.node, 'node').id : localNode,
+        ...(spec.source ? { source: spec.source } : {}),
         aliases: [...new Set(spec.aliases)],
         addresses: [attachment as Container['addresses'][number]],
         createdAt: now,

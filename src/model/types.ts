@@ -98,6 +98,8 @@ export interface Task extends Meta {
 export interface Container extends Meta {
   readonly name: string;
   readonly node: string;
+  /** Who registered it: a provider (`docker`), or absent when attached by hand. */
+  readonly source?: string;
   readonly aliases: readonly string[];
   readonly addresses: readonly Attachment[];
 }

@@ -1,0 +1,124 @@
+import { Agent, request } from 'undici';
+import type { ReportedHealth } from '../model/types.js';
+
+/** A container as meshd needs it from the engine, converted at this edge. */
+export interface EngineContainer {
+  readonly id: string;
+  readonly name: string;
+  readonly running: boolean;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly health: ReportedHealth;
+  readonly networks: readonly {
+    readonly name: string;
+    readonly address: string;
+    readonly aliases: readonly string[];
+  }[];
+}
+
+/** The API version both Docker (>= 20.10) and Podman's compatibility layer speak. */
+const apiVersion = 'v1.41';
+
+/**
+ * A Docker Engine API client over the unix socket (undici): list, inspect and the event stream.
+ * Works against Docker and against Podman's Docker-compatible service.
+ */
+export class EngineClient {
+  private readonly agent: Agent;
+
+  constructor(readonly socketPath: string) {
+    this.agent = new Agent({ connect: { socketPath }, keepAliveTimeout: 5000 });
+  }
+
+  private async json<T>(path: string): Promise<T> {
+    const res = await request(`http://engine/${apiVersion}${path}`, {
+      dispatcher: this.agent,
+      headersTimeout: 10_000,
+      bodyTimeout: 10_000,
+    });
+    const text = await res.body.text();
+    if (res.statusCode >= 400)
+      throw new Error(`engine ${path}: HTTP ${res.statusCode} ${text.slice(0, 200)}`);
+    return JSON.parse(text) as T;
+  }
+
+  /** Every running container, inspected. */
+  async running(): Promise<EngineContainer[]> {
+    const list = await this.json<{ Id: string }[]>('/containers/json');
+    const out: EngineContainer[] = [];
+    for (const c of list) {
+      try {
+        out.push(await this.inspect(c.Id));
+      } catch {
+        // Gone between the list and the inspect: the next event brings us up to date.
+      }
+    }
+    return out;
+  }
+
+  async inspect(id: string): Promise<EngineContainer> {
+    const d = await this.json<RawInspect>(`/containers/${encodeURIComponent(id)}/json`);
+    const status = d.State?.Health?.Status ?? '';
+    const health: ReportedHealth =
+      status === 'starting' || status === 'healthy' || status === 'unhealthy' ? status : 'none';
+    return {
+      id: d.Id,
+      name: (d.Name ?? '').replace(/^\//, ''),
+      running: d.State?.Running === true,
+      labels: d.Config?.Labels ?? {},
+      health,
+      networks: Object.entries(d.NetworkSettings?.Networks ?? {})
+        .filter(([, n]) => n.IPAddress)
+        .map(([name, n]) => ({ name, address: n.IPAddress as string, aliases: n.Aliases ?? [] })),
+    };
+  }
+
+  /**
+   * Streams container events until the stream ends or `signal` aborts; resolves when it ends
+   * (the caller reconnects), rejects when it cannot connect.
+   */
+  async events(onEvent: (action: string, id: string) => void, signal: AbortSignal): Promise<void> {
+    const filters = encodeURIComponent(JSON.stringify({ type: ['container'] }));
+    const res = await request(`http://engine/${apiVersion}/events?filters=${filters}`, {
+      dispatcher: this.agent,
+      signal,
+      headersTimeout: 10_000,
+      bodyTimeout: 0,
+    });
+    if (res.statusCode >= 400) throw new Error(`engine events: HTTP ${res.statusCode}`);
+    let buf = '';
+    for await (const chunk of res.body) {
+      buf += chunk.toString();
+      let nl = buf.indexOf('\n');
+      while (nl >= 0) {
+        const line = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        nl = buf.indexOf('\n');
+        if (!line) continue;
+        try {
+          const e = JSON.parse(line) as {
+            Action?: string;
+            status?: string;
+            id?: string;
+            Actor?: { ID?: string };
+          };
+          onEvent(e.Action ?? e.status ?? '', e.Actor?.ID ?? e.id ?? '');
+        } catch {
+          // A line that is not JSON is not an event.
+        }
+      }
+      if (buf.length > 1 << 20) buf = '';
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}
+
+interface RawInspect {
+  Id: string;
+  Name?: string;
+  State?: { Running?: boolean; Health?: { Status?: string } };
+  Config?: { Labels?: Record<string, string> | null };
+  NetworkSettings?: { Networks?: Record<string, { IPAddress?: string; Aliases?: string[] | null }> };
+}

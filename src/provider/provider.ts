@@ -1,0 +1,150 @@
+import type { Logger } from '../log.js';
+import { attachContainer, detachContainer } from '../model/container.js';
+import { messageOf } from '../model/errors.js';
+import { createService } from '../model/service.js';
+import { addTask, removeTask, setReportedHealth } from '../model/task.js';
+import type { Controller } from '../state/controller.js';
+import type { EngineClient } from './engine.js';
+import { type Action, plan } from './reconcile.js';
+
+const retryMinMs = 200;
+const retryMaxMs = 5000;
+/** Events arrive in bursts (die, stop, cleanup...): one sync per burst. */
+const debounceMs = 30;
+
+/**
+ * Keeps this node's tasks and containers in step with a Docker (or Podman) engine: a full
+ * re-list on start and after every reconnect, then the event stream, each burst of events
+ * answered by another re-list, so nothing is missed or left stale. While the engine is away the
+ * last state keeps serving and the provider reconnects with backoff.
+ */
+export class DockerProvider {
+  private readonly abort = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  private syncing: Promise<void> = Promise.resolve();
+  private closed = false;
+  connected = false;
+
+  constructor(
+    private readonly engine: EngineClient,
+    private readonly controller: Controller,
+    private readonly nodeId: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** Anti-entropy: a full re-list now and then catches what no event announced (a network created later). */
+  private resync: NodeJS.Timeout | undefined;
+
+  start(): void {
+    void this.loop();
+    this.resync = setInterval(() => {
+      if (this.connected) this.scheduleSync();
+    }, 10_000).unref();
+  }
+
+  private async loop(): Promise<void> {
+    let backoff = retryMinMs;
+    while (!this.closed) {
+      try {
+        // Caught at once: a stream that fails while the first sync runs must not go unhandled.
+        const stream = this.engine
+          .events(() => this.scheduleSync(), this.abort.signal)
+          .then(
+            () => undefined,
+            (err: unknown) => err,
+          );
+        await this.sync();
+        if (!this.connected)
+          this.log.info('watching the container engine', { socket: this.engine.socketPath });
+        this.connected = true;
+        backoff = retryMinMs;
+        const ended = await stream;
+        if (ended) throw ended;
+        if (!this.closed) this.log.warn('container engine event stream ended; reconnecting');
+      } catch (err) {
+        if (this.closed) return;
+        if (this.connected)
+          this.log.warn('container engine unreachable; keeping the last state', { error: messageOf(err) });
+        this.connected = false;
+      }
+      await new Promise((r) => setTimeout(r, backoff));
+      backoff = Math.min(backoff * 2, retryMaxMs);
+    }
+  }
+
+  private scheduleSync(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.sync().catch((err: unknown) => this.log.warn('container sync failed', { error: messageOf(err) }));
+    }, debounceMs);
+  }
+
+  /** Re-lists the engine and applies what differs; syncs never overlap. */
+  sync(): Promise<void> {
+    this.syncing = this.syncing
+      .then(() => this.syncNow())
+      .catch((err: unknown) => {
+        throw err;
+      });
+    const run = this.syncing;
+    this.syncing = run.catch(() => undefined);
+    return run;
+  }
+
+  private async syncNow(): Promise<void> {
+    const running = await this.engine.running();
+    // A created service lets its tasks be added on the next round.
+    for (let round = 0; round < 3; round++) {
+      const actions = plan(this.controller.state, running, this.nodeId).filter(
+        (a) => a.kind !== 'skip' || round === 0,
+      );
+      const work = actions.filter((a) => a.kind !== 'skip');
+      for (const a of actions)
+        if (a.kind === 'skip')
+          this.log.debug('container not registered', { container: a.container, reason: a.reason });
+      if (work.length === 0) return;
+      for (const a of work) await this.apply(a);
+    }
+  }
+
+  private async apply(a: Action): Promise<void> {
+    const now = () => new Date().toISOString();
+    try {
+      switch (a.kind) {
+        case 'create-service':
+          await this.controller.apply((s) => createService(s, a.spec, now()));
+          return;
+        case 'add-task':
+          await this.controller.apply((s) => addTask(s, a.spec, this.nodeId, now()));
+          return;
+        case 'remove-task':
+          await this.controller.apply((s) =>
+            s.tasks.has(a.id) ? removeTask(s, a.id) : { puts: [], deletes: [], expect: [] },
+          );
+          return;
+        case 'set-health':
+          await this.controller.apply((s) => setReportedHealth(s, a.id, a.health, now()));
+          return;
+        case 'attach':
+          await this.controller.apply((s) => attachContainer(s, a.spec, this.nodeId, now()));
+          return;
+        case 'detach':
+          await this.controller.apply((s) => detachContainer(s, a.name, undefined, now()));
+          return;
+        case 'skip':
+          return;
+      }
+    } catch (err) {
+      this.log.warn('could not apply a container change', { action: a.kind, error: messageOf(err) });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    clearInterval(this.resync);
+    this.abort.abort();
+    await this.syncing.catch(() => undefined);
+    await this.engine.close();
+  }
+}

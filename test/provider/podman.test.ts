@@ -1,0 +1,292 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serviceFromLabels } from '../../src/provider/labels.js';
+import { plan } from '../../src/provider/reconcile.js';
+import { digShort } from '../helpers/dns-tools.js';
+import { eventually } from '../helpers/eventually.js';
+import { type MeshdProcess, startMeshd } from '../helpers/meshd.js';
+import { isRoot, sh } from '../helpers/netns.js';
+import {
+  cleanupDir,
+  type EngineService,
+  ensureImage,
+  image,
+  podman,
+  podmanTry,
+  startEngine,
+} from '../helpers/podman.js';
+
+// Real containers on a real engine: Podman's Docker-compatible API, containers from a busybox
+// image built locally. Needs root (CI runs as root).
+const tag = `meshd-test-${process.pid}`;
+const net = `mt${process.pid}`;
+const subnet = '10.89.91';
+const dnsAddr = `${subnet}.250`;
+let engine: EngineService;
+let m: MeshdProcess;
+
+async function run(
+  name: string,
+  labels: Record<string, string>,
+  extra: string[] = [],
+  cmd?: string,
+): Promise<string> {
+  const l = Object.entries({ ...labels, 'meshd-test': tag }).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
+  await podman(
+    'run',
+    '-d',
+    '--name',
+    name,
+    '--network',
+    net,
+    ...l,
+    ...extra,
+    image,
+    'sh',
+    '-c',
+    cmd ?? `echo ${name} > /www/index.html; httpd -f -p 80 -h /www`,
+  );
+  return (
+    await podman('inspect', name, '--format', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`)
+  ).trim();
+}
+
+/** Runs a command in a client container whose resolver is meshd, as a swarm task's would be. */
+async function client(script: string): Promise<string> {
+  const r = await podmanTry(
+    'run',
+    '--rm',
+    '--network',
+    net,
+    '--dns',
+    dnsAddr,
+    '--label',
+    `meshd-test=${tag}`,
+    image,
+    'sh',
+    '-c',
+    script,
+  );
+  return r.stdout;
+}
+
+/** The addresses busybox nslookup printed for `name` (it repeats `Name:` per address). */
+function addressesOf(text: string, name: string): string[] {
+  const out: string[] = [];
+  let current = '';
+  for (const line of text.split('\n')) {
+    const n = /^Name:\s+(\S+)/.exec(line);
+    if (n) current = n[1] as string;
+    const a = /^Address(?: \d+)?:\s+([\d.]+)$/.exec(line);
+    if (a && current === name) out.push(a[1] as string);
+  }
+  return out;
+}
+
+beforeAll(async () => {
+  if (!isRoot()) throw new Error('this test needs root (podman, ip addr); CI runs as root');
+  await ensureImage();
+  await podmanTry('network', 'rm', '-f', net);
+  await podman('network', 'create', '--subnet', `${subnet}.0/24`, '--ip-range', `${subnet}.0/25`, net);
+  await sh('ip', 'addr', 'add', `${dnsAddr}/32`, 'dev', 'lo').catch(() => undefined);
+  engine = await startEngine();
+  m = await startMeshd({
+    config: `declare:\n  networks: [{ name: apps, subnet: ${subnet}.0/24, vipRange: ${subnet}.192/26, attachable: true }]\n`,
+    args: [
+      '--provider',
+      'docker',
+      '--docker-host',
+      `unix://${engine.socket}`,
+      '--dns-listen',
+      `${dnsAddr}:53`,
+    ],
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await m?.stop();
+  const ids = (await podmanTry('ps', '-aq', '--filter', `label=meshd-test=${tag}`)).stdout
+    .split('\n')
+    .filter(Boolean);
+  if (ids.length) await podmanTry('rm', '-f', '-t', '0', ...ids);
+  await podmanTry('network', 'rm', '-f', net);
+  await engine?.stop();
+  await sh('ip', 'addr', 'del', `${dnsAddr}/32`, 'dev', 'lo').catch(() => undefined);
+  cleanupDir();
+}, 60_000);
+
+describe('labels', () => {
+  it('describe a service the way Traefik and stack labels do', () => {
+    const spec = serviceFromLabels(
+      {
+        'meshd.service': 'web',
+        'meshd.publish': '8080:80,5353:53/udp',
+        'meshd.alias': 'www,front',
+        'meshd.lb': 'p2c',
+        'meshd.proxy-protocol': 'v2',
+        'meshd.expose': '9000',
+      },
+      'apps',
+    );
+    expect(spec).toMatchObject({
+      name: 'web',
+      lb: 'p2c',
+      proxyProtocol: 'v2',
+      expose: [9000],
+      networks: [{ network: 'apps', aliases: ['www', 'front'] }],
+      ports: [
+        { published: 8080, target: 80, protocol: 'tcp' },
+        { published: 5353, target: 53, protocol: 'udp' },
+      ],
+    });
+    expect(() => serviceFromLabels({ 'meshd.service': 'web', 'meshd.publish': 'eighty' }, 'apps')).toThrow(
+      'label meshd.publish',
+    );
+    expect(() => serviceFromLabels({ 'meshd.service': 'web', 'meshd.lb': 'random' }, 'apps')).toThrow(
+      /lb: must be one of/,
+    );
+    expect(
+      plan(
+        {
+          cluster: undefined,
+          networks: new Map(),
+          services: new Map(),
+          tasks: new Map(),
+          containers: new Map(),
+          nodes: new Map(),
+          heartbeats: new Map(),
+          health: new Map(),
+        },
+        [
+          {
+            id: 'x',
+            name: 'x',
+            running: true,
+            labels: { 'meshd.service': 'web' },
+            health: 'none',
+            networks: [{ name: 'n', address: '192.0.2.9', aliases: [] }],
+          },
+        ],
+        'node',
+      ),
+    ).toEqual([{ kind: 'skip', container: 'x', reason: 'no meshd network holds any of its addresses' }]);
+  });
+});
+
+describe('a Podman engine as the source of tasks', () => {
+  it('makes labelled containers tasks that other containers resolve and reach through the VIP', async () => {
+    const a = await run('web-a', { 'meshd.service': 'web', 'meshd.expose': '80' });
+    const b = await run('web-b', { 'meshd.service': 'web' });
+    await eventually(
+      async () => expect(await digShort(`${dnsAddr}:53`, 'tasks.web')).toEqual([a, b].sort()),
+      15_000,
+      200,
+    );
+    const [vip] = await digShort(`${dnsAddr}:53`, 'web');
+    expect(vip).toMatch(new RegExp(`^${subnet.replaceAll('.', '\\.')}\\.(19[2-9]|2\\d\\d)$`));
+    const out = await client(
+      'nslookup web; nslookup tasks.web; for i in 1 2 3 4; do wget -q -O- http://web/; done',
+    );
+    expect(out).toContain(`Address: ${vip}`);
+    expect(new Set(addressesOf(out, 'tasks.web'))).toEqual(new Set([a, b]));
+    expect(addressesOf(out, 'web')).toEqual([vip]);
+    const served = out.split('\n').filter((l) => l === 'web-a' || l === 'web-b');
+    expect(served).toHaveLength(4);
+    expect(new Set(served)).toEqual(new Set(['web-a', 'web-b']));
+  }, 60_000);
+
+  it('takes a stopped container out at once and puts it back when it starts again', async () => {
+    await podman('stop', '-t', '0', 'web-b');
+    await eventually(
+      async () => expect(await digShort(`${dnsAddr}:53`, 'tasks.web')).toHaveLength(1),
+      10_000,
+      100,
+    );
+    const out = await client('for i in 1 2 3 4; do wget -q -O- http://web/; done');
+    expect(out.split('\n').filter((l) => l.startsWith('web-'))).toEqual(['web-a', 'web-a', 'web-a', 'web-a']);
+    await podman('start', 'web-b');
+    await eventually(
+      async () => expect(await digShort(`${dnsAddr}:53`, 'tasks.web')).toHaveLength(2),
+      10_000,
+      100,
+    );
+  }, 60_000);
+
+  it('gives no traffic and no DNS record to a starting or unhealthy HEALTHCHECK container', async () => {
+    const ok = await run('web-ok', { 'meshd.service': 'web' }, [
+      '--health-cmd',
+      'true',
+      '--health-interval',
+      '1h',
+      '--health-retries',
+      '1',
+    ]);
+    const bad = await run('web-bad', { 'meshd.service': 'web' }, [
+      '--health-cmd',
+      'false',
+      '--health-interval',
+      '1h',
+      '--health-retries',
+      '1',
+    ]);
+    // Both start in `starting`: neither is in rotation yet (swarm's rule).
+    await eventually(
+      async () => {
+        const tasks = JSON.parse(await m.ctl('task', 'ls', '--service', 'web', '--format', 'json')) as {
+          name: string;
+          health: string;
+        }[];
+        expect(
+          tasks
+            .filter((t) => t.name === 'web-ok' || t.name === 'web-bad')
+            .map((t) => t.health)
+            .sort(),
+        ).toEqual(['starting', 'starting']);
+      },
+      15_000,
+      200,
+    );
+    expect(await digShort(`${dnsAddr}:53`, 'tasks.web')).not.toContain(ok);
+    // No systemd timers here: run the engine's health checks by hand, as its timer would.
+    await podmanTry('healthcheck', 'run', 'web-ok');
+    await podmanTry('healthcheck', 'run', 'web-bad');
+    await eventually(
+      async () => expect(await digShort(`${dnsAddr}:53`, 'tasks.web')).toContain(ok),
+      15_000,
+      200,
+    );
+    expect(await digShort(`${dnsAddr}:53`, 'tasks.web')).not.toContain(bad);
+    const out = await client('for i in 1 2 3 4 5 6; do wget -q -O- http://web/; done');
+    expect(out).not.toContain('web-bad');
+  }, 60_000);
+
+  it('registers an unlabelled container on an attachable network by name and alias', async () => {
+    const ip = await run('redis-1', {}, ['--network-alias', 'cache'], 'sleep 600');
+    await eventually(
+      async () => {
+        expect(await digShort(`${dnsAddr}:53`, 'redis-1')).toEqual([ip]);
+        expect(await digShort(`${dnsAddr}:53`, 'cache')).toEqual([ip]);
+      },
+      15_000,
+      200,
+    );
+  }, 60_000);
+
+  it('keeps serving while the engine is away and catches up when it returns', async () => {
+    await engine.stop();
+    expect(await digShort(`${dnsAddr}:53`, 'web')).toHaveLength(1);
+    // Changes made while the API service is down (the CLI works without it)...
+    const c = await run('web-late', { 'meshd.service': 'web' });
+    await podman('rm', '-f', '-t', '0', 'web-a');
+    await engine.start();
+    // ...are picked up by the full re-list after the reconnect.
+    await eventually(
+      async () => {
+        const now = await digShort(`${dnsAddr}:53`, 'tasks.web');
+        expect(now).toContain(c);
+        expect(now).toHaveLength(3);
+      },
+      20_000,
+      200,
+    );
+  }, 90_000);
+});
