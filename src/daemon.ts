@@ -4,12 +4,8 @@ import { apiRoutes } from './api/routes.js';
 import { ApiServer } from './api/server.js';
 import { formatHostPort } from './config/listen.js';
 import type { Settings } from './config/settings.js';
-import { ForwardCache } from './dns/forward-cache.js';
-import { Forwarder } from './dns/forwarder.js';
-import { DnsMetrics } from './dns/metrics.js';
-import { systemNameservers, toUpstreams } from './dns/resolv-conf.js';
-import { Responder } from './dns/responder.js';
-import { DnsServer } from './dns/server.js';
+import type { Responder } from './dns/responder.js';
+import { setupDns } from './dns/setup.js';
 import { Prober } from './health/prober.js';
 import { logger } from './log.js';
 import { DataPlaneServer } from './mesh/data-plane.js';
@@ -221,37 +217,12 @@ export class Daemon {
   private async startDns(): Promise<void> {
     const dns = this.settings.dns;
     if (!dns.listen) return;
-    const upstreams = toUpstreams(dns.upstreams.length > 0 ? dns.upstreams : systemNameservers(), dns.listen);
-    const cache = new ForwardCache(dns.cacheEntries, dns.serveStaleMs);
-    let forwarder: Forwarder | undefined;
-    const metrics = new DnsMetrics(this.registry, () => forwarder?.cacheSize ?? 0);
-    forwarder = new Forwarder(upstreams, dns.upstreamTimeoutMs, dns.maxInflight, cache, {
-      upstreamResult: (u, r) => metrics.upstream.labels(u, r).inc(),
-    });
-    this.responder = new Responder(
-      {
-        domain: dns.domain,
-        ttl: dns.ttl,
-        unscopedClients: dns.unscopedClients,
-        recursionAllowed: dns.recursionAllowed,
-      },
-      forwarder,
-      metrics,
-    );
-    const server = new DnsServer(
-      {
-        listen: dns.listen,
-        tcpMaxConnections: dns.tcpMaxConnections,
-        tcpIdleTimeoutMs: dns.tcpIdleTimeoutMs,
-      },
-      this.responder,
-      metrics,
-      logger('dns'),
-    );
+    const { responder, server, upstreams } = setupDns({ ...dns, listen: dns.listen }, this.registry);
+    this.responder = responder;
     const a = await server.start();
     this.closers.push(() => server.close());
     this.bound = { ...this.bound, dns: formatHostPort({ host: a.address, port: a.port }) };
-    if (upstreams.length === 0) log.warn('no upstream resolvers: names meshd does not own will get SERVFAIL');
+    if (upstreams === 0) log.warn('no upstream resolvers: names meshd does not own will get SERVFAIL');
   }
 
   private async startDataPlane(): Promise<string> {

@@ -1,4 +1,4 @@
-import type { ClusterState, Kind } from '../model/cluster-state.js';
+import { type ClusterState, emptyState, type Kind } from '../model/cluster-state.js';
 import { messageOf } from '../model/errors.js';
 import type {
   ClusterInfo,
@@ -211,16 +211,8 @@ export class Mirror {
 }
 
 function emptyTables(): Tables {
-  return {
-    cluster: undefined,
-    networks: new Map(),
-    services: new Map(),
-    tasks: new Map(),
-    containers: new Map(),
-    nodes: new Map(),
-    heartbeats: new Map(),
-    health: new Map(),
-  };
+  // emptyState() makes fresh Maps; the mirror is the one place allowed to fill them.
+  return emptyState() as Tables;
 }
 
 function put(t: Tables, kind: Kind, id: string, obj: Record<string, unknown>): void {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { answer } from '../../src/dns/answer.js';
 import { scopeOf } from '../../src/dns/scope.js';
 import { buildDnsView } from '../../src/dns/zone.js';
-import type { ClusterState } from '../../src/model/cluster-state.js';
+import { type ClusterState, emptyState } from '../../src/model/cluster-state.js';
 import { attachContainer } from '../../src/model/container.js';
 import { Fields } from '../../src/model/fields.js';
 import { createNetwork, readNetworkSpec } from '../../src/model/network.js';
@@ -64,16 +64,7 @@ function cluster(): ClusterState {
     (s) =>
       attachContainer(s, { network: 'front', name: 'redis', aliases: ['cache'], ip: '10.1.0.50' }, 'n1', now),
   ];
-  let s: ClusterState = {
-    cluster: undefined,
-    networks: new Map(),
-    services: new Map(),
-    tasks: new Map(),
-    containers: new Map(),
-    nodes: new Map(),
-    heartbeats: new Map(),
-    health: new Map(),
-  };
+  let s: ClusterState = emptyState();
   for (const op of ops) s = applyChange(s, op(s));
   return s;
 }

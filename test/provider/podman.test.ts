@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { emptyState } from '../../src/model/cluster-state.js';
 import { serviceFromLabels } from '../../src/provider/labels.js';
 import { plan } from '../../src/provider/reconcile.js';
 import { digShort } from '../helpers/dns-tools.js';
@@ -146,16 +147,7 @@ describe('labels', () => {
     );
     expect(
       plan(
-        {
-          cluster: undefined,
-          networks: new Map(),
-          services: new Map(),
-          tasks: new Map(),
-          containers: new Map(),
-          nodes: new Map(),
-          heartbeats: new Map(),
-          health: new Map(),
-        },
+        emptyState(),
         [
           {
             id: 'x',
