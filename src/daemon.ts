@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { apiRoutes } from './api/routes.js';
 import { ApiServer } from './api/server.js';
@@ -8,16 +9,18 @@ import type { Responder } from './dns/responder.js';
 import { setupDns } from './dns/setup.js';
 import { Prober } from './health/prober.js';
 import { logger } from './log.js';
-import { DataPlaneServer } from './mesh/data-plane.js';
+import { DataPlaneServer, tlsOptions } from './mesh/data-plane.js';
+import { DataPlaneMetrics } from './mesh/data-plane-metrics.js';
 import { Mesh } from './mesh/mesh.js';
 import { createRegistry } from './metrics/registry.js';
 import { MetricsServer } from './metrics/server.js';
-import { messageOf } from './model/errors.js';
-import { initCluster } from './model/node.js';
+import { MeshError, messageOf } from './model/errors.js';
 import type { Service, Task } from './model/types.js';
 import { EngineClient } from './provider/engine.js';
 import { DockerProvider } from './provider/provider.js';
 import { SampleBackends } from './sample/backends.js';
+import { initClusterSecurely } from './security/bootstrap.js';
+import { Identity } from './security/identity.js';
 import { Controller } from './state/controller.js';
 import { applyDeclared } from './state/declare.js';
 import { Membership } from './state/membership.js';
@@ -71,6 +74,10 @@ export class Daemon {
   private rebuildQueued = false;
   private responder: Responder | undefined;
   private mesh: Mesh | undefined;
+  identity: Identity | undefined;
+  private dataPlane: DataPlaneServer | undefined;
+  private secureContext: SecureContext | undefined;
+  private dataPlaneMetrics!: DataPlaneMetrics;
   private prober: Prober | undefined;
 
   private lastWriteAt: number | undefined;
@@ -85,6 +92,7 @@ export class Daemon {
   ) {
     this.nodeId = loadNodeId(settings.node.stateDir);
     this.registry = registry;
+    this.dataPlaneMetrics = new DataPlaneMetrics(registry);
   }
 
   static async start(settings: Settings): Promise<Daemon> {
@@ -126,9 +134,17 @@ export class Daemon {
     this.closers.push(() => this.store.close());
     await this.mirror.start();
     this.closers.push(() => this.mirror.close());
-    await this.controller.apply((state) =>
-      initCluster(state, s.cluster.ingressSubnet, new Date().toISOString()),
+    const identity = new Identity(
+      s.node.stateDir,
+      this.nodeId,
+      s.security.certRotationMs,
+      s.security.joinToken,
+      () => this.mirror.state,
+      logger('identity'),
     );
+    this.identity = identity;
+    this.closers.push(() => identity.close());
+    await initClusterSecurely(this.controller, identity, this.nodeId, s.cluster.ingressSubnet);
 
     const dataListen = await this.startDataPlane();
     const membership = new Membership(
@@ -148,6 +164,7 @@ export class Daemon {
     );
     await membership.start();
     this.closers.push(() => membership.close());
+    await this.startIdentity(membership);
 
     await this.startDns();
     this.startMesh();
@@ -188,6 +205,7 @@ export class Daemon {
           revision: this.mirror.revision,
         }),
         serviceStatus: (svc) => this.serviceStatus(svc),
+        identity: this.identity,
         taskHealth: (task) => this.taskHealth(task),
       }),
     );
@@ -225,21 +243,56 @@ export class Daemon {
     if (upstreams === 0) log.warn('no upstream resolvers: names meshd does not own will get SERVFAIL');
   }
 
+  /**
+   * Gets this node's certificate (signing it here on the CA holder, asking the CA holder with the
+   * join token elsewhere). A refused token stops meshd; an unreachable CA holder is retried.
+   */
+  private async startIdentity(membership: Membership): Promise<void> {
+    const identity = this.identity as Identity;
+    identity.onChange((id) => {
+      const ctx = createSecureContext({ cert: id.cert, key: id.key, ca: id.ca, ...tlsOptions });
+      this.secureContext = ctx;
+      this.dataPlane?.setSecureContext(ctx);
+      this.dataPlaneMetrics.certExpiry.set(id.expires.getTime() / 1000);
+      void membership.update({ dataTls: true }).catch(() => undefined);
+    });
+    const attempt = async (): Promise<void> => {
+      try {
+        await identity.start();
+      } catch (err) {
+        if (err instanceof MeshError && (err.code === 'permission_denied' || err.code === 'invalid_argument'))
+          throw err;
+        log.warn('could not get a cluster certificate yet; retrying', { error: messageOf(err) });
+        const t = setTimeout(
+          () => void attempt().catch((e: unknown) => log.error('join refused', { error: messageOf(e) })),
+          2000,
+        );
+        t.unref();
+      }
+    };
+    await attempt();
+  }
+
   private async startDataPlane(): Promise<string> {
     const dp = new DataPlaneServer(
       this.settings.mesh.dataListen,
       this.nodeId,
       () => this.snapshot,
       this.settings.node.datapathAddr,
+      this.dataPlaneMetrics,
       logger('dataplane'),
     );
+    this.dataPlane = dp;
     const a = await dp.start();
     this.closers.push(() => dp.close());
     return formatHostPort({ host: a.address, port: a.port });
   }
 
   private startMesh(): void {
-    const mesh = new Mesh(this.settings.mesh, this.nodeId, this.registry, logger('mesh'));
+    const mesh = new Mesh(this.settings.mesh, this.nodeId, this.registry, logger('mesh'), {
+      secure: () => this.secureContext,
+      metrics: this.dataPlaneMetrics,
+    });
     this.mesh = mesh;
     this.closers.push(() => mesh.close(this.settings.mesh.shutdownGraceMs));
     this.prober = new Prober(

@@ -1,12 +1,16 @@
 import type { IncomingMessage } from 'node:http';
 import { type ClusterState, lookup } from '../model/cluster-state.js';
 import { attachContainer, detachContainer, readAttachSpec } from '../model/container.js';
-import { invalid } from '../model/errors.js';
+import { invalid, MeshError } from '../model/errors.js';
 import { Fields } from '../model/fields.js';
 import { createNetwork, readNetworkSpec, removeNetwork } from '../model/network.js';
+import { removeNode, rotateJoinToken } from '../model/node.js';
 import { createService, readServiceSpec, removeService, updateService } from '../model/service.js';
 import { addTask, readTaskSpec, removeTask, setReportedHealth } from '../model/task.js';
 import type { Service, Task } from '../model/types.js';
+import type { Identity } from '../security/identity.js';
+import { newToken, secretHash } from '../security/join-token.js';
+import { certDigest } from '../security/pki.js';
 import type { Controller } from '../state/controller.js';
 import { readJson } from './http-util.js';
 
@@ -36,6 +40,8 @@ export interface ApiContext {
   serviceStatus(service: Service): Record<string, unknown>;
   /** The task's health as this node routes by it. */
   taskHealth(task: Task): string;
+  /** This node's place in the cluster PKI (signing joins on the CA holder). */
+  readonly identity: Identity | undefined;
 }
 
 const ref = '([^/]+)';
@@ -178,6 +184,38 @@ export function apiRoutes(ctx: ApiContext): Route[] {
     }),
 
     route('GET', '/nodes', async () => ({ body: [...state().nodes.keys()].map(showNode) })),
+    route('DELETE', `/nodes/${ref}`, async ({ params, query }) => {
+      const force = query.get('force') === 'true' || query.get('force') === '1';
+      await ctx.controller.apply((s) => removeNode(s, params[0] as string, force));
+      return { status: 204, body: null };
+    }),
+
+    // Joining and tokens, as `docker swarm join-token`; answered by the node holding the CA.
+    route('POST', '/swarm/join', async ({ req }) => {
+      const f = await body(req);
+      const token = f.string('token');
+      const node = f.string('node');
+      const csr = f.string('csr');
+      f.done();
+      if (!ctx.identity) throw new MeshError('failed_precondition', 'this node does not hold the cluster CA');
+      return { body: { cert: await ctx.identity.signJoin(token, node, csr), ca: state().cluster?.caCert } };
+    }),
+    route('GET', '/swarm/join-token', async () => {
+      const token = ctx.identity?.joinTokenText();
+      if (!token) throw new MeshError('failed_precondition', 'ask the node that holds the cluster CA');
+      // One token for both roles: meshd nodes are peers (every node can change the state).
+      return { body: { worker: token, manager: token } };
+    }),
+    route('POST', '/swarm/join-token/rotate', async () => {
+      const identity = ctx.identity;
+      const ca = state().cluster?.caCert;
+      if (!identity?.isCaHolder() || !ca)
+        throw new MeshError('failed_precondition', 'ask the node that holds the cluster CA');
+      const token = newToken(certDigest(ca));
+      await ctx.controller.apply((s) => rotateJoinToken(s, secretHash(token)));
+      identity.saveJoinToken(token);
+      return { body: { worker: token, manager: token } };
+    }),
     route('GET', `/nodes/${ref}`, async ({ params }) => ({
       body: showNode(lookup(state().nodes, params[0] as string, 'node').id),
     })),

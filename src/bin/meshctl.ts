@@ -4,7 +4,7 @@ import { ApiClient } from '../cli/client.js';
 import type { Command } from '../cli/context.js';
 import { networkCommands } from '../cli/network-cmd.js';
 import { serviceCommands } from '../cli/service-cmd.js';
-import { containerCommands, nodeCommands, ps, taskCommands } from '../cli/task-cmd.js';
+import { containerCommands, nodeCommands, ps, swarmCommands, taskCommands } from '../cli/task-cmd.js';
 
 const groups: Record<string, Record<string, Command>> = {
   network: networkCommands,
@@ -12,6 +12,7 @@ const groups: Record<string, Record<string, Command>> = {
   task: taskCommands,
   container: containerCommands,
   node: nodeCommands,
+  swarm: swarmCommands,
 };
 
 const usage = `usage: meshctl [--host URL] [--token TOKEN] COMMAND
@@ -20,7 +21,8 @@ const usage = `usage: meshctl [--host URL] [--token TOKEN] COMMAND
   service  create|ls|inspect|update|rm|ps
   task     add|rm|ls|health
   container attach|detach|ls
-  node     ls|inspect
+  node     ls|inspect|rm
+  swarm    join-token worker|manager [--rotate]
 
 MESHD_HOST (default http://127.0.0.1:2377) and MESHD_TOKEN set --host and --token.
 Read verbs take --format json.

@@ -178,4 +178,39 @@ const nodeInspect: Command = async (ctx, argv) => {
   );
 };
 
-export const nodeCommands: Record<string, Command> = { ls: nodeLs, list: nodeLs, inspect: nodeInspect };
+const nodeRm: Command = async (ctx, argv) => {
+  const a = parseArgs(argv, { '--force': 'bool' }, { '-f': '--force' });
+  if (a.positional.length === 0) throw new UsageError('usage: meshctl node rm [--force] NODE [NODE...]');
+  for (const n of a.positional) {
+    await ctx.api.call(
+      'DELETE',
+      `/nodes/${encodeURIComponent(n)}${flagBool(a, '--force') ? '?force=true' : ''}`,
+    );
+    ctx.out(`${n}\n`);
+  }
+};
+
+export const nodeCommands: Record<string, Command> = {
+  ls: nodeLs,
+  list: nodeLs,
+  inspect: nodeInspect,
+  rm: nodeRm,
+  remove: nodeRm,
+};
+
+/** `meshctl swarm join-token worker|manager [--rotate] [-q]`, as docker prints it. */
+const joinToken: Command = async (ctx, argv) => {
+  const a = parseArgs(argv, { '--rotate': 'bool', '--quiet': 'bool' }, { '-q': '--quiet' });
+  const role = a.positional[0];
+  if (role !== 'worker' && role !== 'manager')
+    throw new UsageError('usage: meshctl swarm join-token [--rotate] [-q] worker|manager');
+  const r = flagBool(a, '--rotate')
+    ? await ctx.api.call<{ worker: string }>('POST', '/swarm/join-token/rotate')
+    : await ctx.api.call<{ worker: string }>('GET', '/swarm/join-token');
+  if (flagBool(a, '--quiet')) return ctx.out(`${r.worker}\n`);
+  ctx.out(
+    `To add a node to this cluster, run meshd with its store and this token:\n\n    meshd --store etcd://... --join-token ${r.worker}\n\n`,
+  );
+};
+
+export const swarmCommands: Record<string, Command> = { 'join-token': joinToken };

@@ -21,6 +21,8 @@ const flagPaths: Record<string, { path: string; many?: boolean }> = {
   '--lease-ttl': { path: 'cluster.leaseTtl' },
   '--log-level': { path: 'log.level' },
   '--provider': { path: 'provider.kind' },
+  '--join-token': { path: 'security.joinToken' },
+  '--cert-rotation': { path: 'security.certRotation' },
   '--docker-host': { path: 'provider.dockerHost' },
 };
 
@@ -42,6 +44,8 @@ export const usage = `usage: meshd [--config FILE] [flags]
   --ingress-subnet CIDR    subnet of the default ingress network at cluster init
   --lease-ttl DURATION     node liveness lease (default 5s)
   --log-level debug|info|warn|error
+  --join-token TOKEN       join an existing cluster (meshctl swarm join-token worker prints it)
+  --cert-rotation DURATION how often node certificates are renewed (default 12h)
   --provider none|docker   register labelled containers of a Docker/Podman engine as tasks
   --docker-host unix:///PATH  the engine's socket (default DOCKER_HOST, else /var/run/docker.sock)
 `;

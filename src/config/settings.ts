@@ -70,6 +70,7 @@ export interface Settings {
     readonly sampleBackends: boolean;
   };
   readonly log: { readonly level: 'debug' | 'info' | 'warn' | 'error' };
+  readonly security: { readonly joinToken: string | undefined; readonly certRotationMs: number };
   /** A container engine whose labelled containers become tasks (`--provider docker`). */
   readonly provider: { readonly kind: 'none' | 'docker'; readonly dockerSocket: string };
 }
@@ -215,6 +216,15 @@ export function readSettings(raw: unknown): Settings {
   };
   provider.done();
 
+  const security = f.object('security');
+  const securitySettings = {
+    joinToken: security.optionalString('joinToken'),
+    certRotationMs: security.duration('certRotation', 12 * 3_600_000),
+  };
+  if (securitySettings.certRotationMs < 2000)
+    throw invalid(`${security.at('certRotation')}: must be at least 2s`);
+  security.done();
+
   const log = f.object('log');
   const logSettings = { level: log.oneOf('level', ['debug', 'info', 'warn', 'error'], 'info') };
   log.done();
@@ -231,5 +241,6 @@ export function readSettings(raw: unknown): Settings {
     declare: declareSettings,
     log: logSettings,
     provider: providerSettings,
+    security: securitySettings,
   };
 }

@@ -1,14 +1,23 @@
+import type { SecureContext } from 'node:tls';
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../log.js';
 import type { ConnTracker } from './connections.js';
+import type { DataPlaneMetrics } from './data-plane-metrics.js';
 import type { Endpoint } from './endpoint.js';
 import type { MeshLoad } from './load.js';
 import type { MeshMetrics } from './metrics.js';
 import type { Route } from './routes.js';
 
 /** What the proxies share: settings, live load, the connection tracker, metrics. */
+/** How this node reaches other nodes' data planes: its TLS context (once it has a certificate). */
+export interface DataPlaneAccess {
+  secure(): SecureContext | undefined;
+  readonly metrics: DataPlaneMetrics;
+}
+
 export interface MeshContext {
   readonly settings: Settings['mesh'];
+  readonly dataPlane: DataPlaneAccess;
   readonly load: MeshLoad;
   readonly tracker: ConnTracker;
   readonly metrics: MeshMetrics;

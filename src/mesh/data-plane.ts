@@ -1,37 +1,102 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { type SecureContext, TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { HostPort } from '../config/listen.js';
 import type { Logger } from '../log.js';
 import type { Snapshot } from '../state/snapshot.js';
+import type { DataPlaneMetrics } from './data-plane-metrics.js';
 
 /**
  * Node-to-node forwarding: node A opens a connection to node B's data-plane port and names the
  * task and port in a one-line header (`MESHD/1 <task-id> <port>\n`); B checks that the task runs
- * on B and that the port is one its service declares, connects to it, and splices. This is the
- * path for tasks A cannot reach directly (and, later, for encrypted networks).
+ * on B and that the port is one its service declares, connects to it, and splices.
+ *
+ * One port speaks both: plain TCP, or mutually authenticated TLS 1.3 restricted to AES-GCM (the
+ * first byte of a TLS ClientHello tells them apart). Traffic for tasks on encrypted networks is
+ * only ever accepted over TLS from a certificate of a current cluster node.
  */
 export const dataPlaneMagic = 'MESHD/1';
 
+/** TLS 1.3 with AES-GCM only, as Docker's overlay encryption uses AES-GCM. */
+export const tlsOptions = {
+  minVersion: 'TLSv1.3',
+  maxVersion: 'TLSv1.3',
+  ciphers: 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384',
+} as const;
+
 /** A header longer than this is not ours. */
 const maxHeader = 128;
+const tlsRecordHandshake = 0x16;
 
 export function dataPlaneHeader(task: string, port: number): Buffer {
   return Buffer.from(`${dataPlaneMagic} ${task} ${port}\n`, 'latin1');
 }
 
+/** Sessions to resume per peer node: a resumed TLS 1.3 handshake skips the certificate work. */
+const sessions = new Map<string, Buffer>();
+
+/**
+ * Opens a connection to a peer node's data-plane port: TLS with this node's certificate when
+ * `secure` is given (the peer must present a certificate for `peerNode`), plain otherwise.
+ */
+export function dialDataPlane(
+  host: string,
+  port: number,
+  peerNode: string,
+  secure: SecureContext | undefined,
+  metrics: DataPlaneMetrics | undefined,
+  peerName: string,
+): Socket {
+  if (!secure) return connect({ host, port, noDelay: true, allowHalfOpen: true });
+  const sock = tlsConnect({
+    host,
+    port,
+    secureContext: secure,
+    ...tlsOptions,
+    servername: undefined,
+    session: sessions.get(peerNode),
+    checkServerIdentity: (_h, cert) =>
+      cert.subject?.CN === peerNode
+        ? undefined
+        : new Error(`data plane peer is ${cert.subject?.CN}, not node ${peerNode}`),
+  });
+  sock.setNoDelay(true);
+  sock.on('session', (s: Buffer) => {
+    if (sessions.size < 1024) sessions.set(peerNode, s);
+  });
+  let secured = false;
+  sock.once('secureConnect', () => {
+    secured = true;
+    metrics?.handshake(peerName, sock.isSessionReused() ? 'resumed' : 'ok');
+  });
+  sock.once('error', () => {
+    if (!secured) metrics?.handshake(peerName, 'error');
+  });
+  return sock;
+}
+
 export class DataPlaneServer {
   private server: Server | undefined;
   private readonly conns = new Set<Socket>();
+  private secure: SecureContext | undefined;
 
   constructor(
     private readonly listen: HostPort,
     private readonly nodeId: string,
     private readonly current: () => Snapshot | undefined,
     private readonly datapathAddr: string,
+    private readonly metrics: DataPlaneMetrics,
     private readonly log: Logger,
   ) {}
 
+  /** Installs (or replaces, on rotation) this node's certificate for TLS connections. */
+  setSecureContext(ctx: SecureContext): void {
+    this.secure = ctx;
+  }
+
   async start(): Promise<{ address: string; port: number }> {
-    const server = createServer({ allowHalfOpen: true, noDelay: true }, (s) => this.accept(s));
+    const server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (s) =>
+      this.accept(s),
+    );
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -40,11 +105,50 @@ export class DataPlaneServer {
     return server.address() as { address: string; port: number };
   }
 
-  private accept(sock: Socket): void {
-    this.conns.add(sock);
-    sock.on('close', () => this.conns.delete(sock));
-    sock.on('error', () => sock.destroy());
-    sock.setTimeout(10_000, () => sock.destroy());
+  private accept(raw: Socket): void {
+    this.conns.add(raw);
+    raw.on('close', () => this.conns.delete(raw));
+    raw.on('error', () => raw.destroy());
+    raw.setTimeout(10_000, () => raw.destroy());
+    raw.once('readable', () => {
+      const first = raw.read(1) as Buffer | null;
+      if (!first) return;
+      raw.unshift(first);
+      if (first[0] !== tlsRecordHandshake) {
+        this.serve(raw, raw, undefined);
+        return;
+      }
+      if (!this.secure) {
+        raw.destroy();
+        return;
+      }
+      const sock = new TLSSocket(raw, {
+        isServer: true,
+        secureContext: this.secure,
+        requestCert: true,
+        rejectUnauthorized: true,
+        ...tlsOptions,
+      });
+      sock.on('error', () => raw.destroy());
+      sock.once('secure', () => {
+        const cn = sock.getPeerCertificate()?.subject?.CN;
+        const peer = Array.isArray(cn) ? cn[0] : cn;
+        const node = peer ? this.current()?.state.nodes.get(peer) : undefined;
+        // A certificate of a node that was removed (or never joined) is refused from then on.
+        if (!node) {
+          this.metrics.handshake(peer ?? 'unknown', 'refused');
+          this.log.warn('data plane: refused a certificate of a node that is not a member', { peer });
+          sock.destroy();
+          return;
+        }
+        this.metrics.handshake(node.name, 'ok');
+        this.serve(sock, raw, node.name);
+      });
+    });
+  }
+
+  /** Reads the header from `sock` (plain or TLS) and splices it to the named local task. */
+  private serve(sock: Socket, raw: Socket, peer: string | undefined): void {
     let head = Buffer.alloc(0);
     const onData = (chunk: Buffer) => {
       head = Buffer.concat([head, chunk]);
@@ -56,11 +160,9 @@ export class DataPlaneServer {
       sock.off('data', onData);
       sock.pause();
       const rest = head.subarray(nl + 1);
-      const target = this.resolve(head.subarray(0, nl).toString('latin1'));
+      const target = this.resolve(head.subarray(0, nl).toString('latin1'), peer !== undefined);
       if (!target) {
-        this.log.debug('data plane: refused a connection for an unknown or non-local task', {
-          peer: sock.remoteAddress,
-        });
+        this.log.debug('data plane: refused a connection', { peer: raw.remoteAddress });
         sock.destroy();
         return;
       }
@@ -73,25 +175,31 @@ export class DataPlaneServer {
       });
       up.once('connect', () => {
         if (rest.length > 0) up.write(rest);
-        sock.setTimeout(0);
+        raw.setTimeout(0);
+        this.metrics.opened(peer ?? 'plain', peer !== undefined);
         sock.pipe(up);
         up.pipe(sock);
       });
       up.on('error', () => sock.destroy());
-      sock.on('close', () => up.destroy());
+      sock.on('close', () => {
+        up.destroy();
+        if (up.bytesWritten > 0 || up.bytesRead > 0)
+          this.metrics.closed(peer ?? 'plain', peer !== undefined, up.bytesWritten, up.bytesRead);
+      });
       up.on('close', () => {
         if (!sock.writableEnded) sock.destroy();
       });
     };
     sock.on('data', onData);
+    sock.resume();
   }
 
-  /** Binds outgoing connections to the datapath address when it is a local loopback-style address of ours. */
+  /** Binds outgoing connections to the datapath address when it is a loopback-style address of ours. */
   private localFor(host: string): string | undefined {
     return host.startsWith('127.') && this.datapathAddr.startsWith('127.') ? this.datapathAddr : undefined;
   }
 
-  private resolve(line: string): { host: string; port: number } | undefined {
+  private resolve(line: string, overTls: boolean): { host: string; port: number } | undefined {
     const [magic, taskId, portText] = line.split(' ');
     const port = Number(portText);
     const snap = this.current();
@@ -102,8 +210,10 @@ export class DataPlaneServer {
     if (!svc) return undefined;
     const allowed =
       svc.ports.some((p) => p.target === port && p.protocol === 'tcp') || svc.expose.includes(port);
-    const host = task.addresses[0]?.address;
-    return allowed && host ? { host, port } : undefined;
+    const addr = task.addresses[0];
+    // Never in clear for an encrypted network, whatever the other side asks.
+    if (!overTls && addr && snap.state.networks.get(addr.network)?.encrypted) return undefined;
+    return allowed && addr ? { host: addr.address, port } : undefined;
   }
 
   async close(): Promise<void> {

@@ -7,7 +7,12 @@ export interface Endpoint {
   readonly node: string;
   readonly local: boolean;
   /** Reach the task through its node's data-plane port instead of directly. */
-  readonly via?: { readonly host: string; readonly port: number };
+  readonly via?: {
+    readonly host: string;
+    readonly port: number;
+    readonly tls: boolean;
+    readonly nodeName: string;
+  };
 }
 
 /** Live, mutable per-task facts the pickers read but never own: active connections and ejections. */

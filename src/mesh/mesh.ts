@@ -3,7 +3,7 @@ import type { Settings } from '../config/settings.js';
 import type { Logger } from '../log.js';
 import type { Snapshot } from '../state/snapshot.js';
 import { ConnTracker } from './connections.js';
-import type { MeshContext } from './context.js';
+import type { DataPlaneAccess, MeshContext } from './context.js';
 import { Listeners } from './listeners.js';
 import { MeshLoad } from './load.js';
 import { MeshMetrics } from './metrics.js';
@@ -25,6 +25,7 @@ export class Mesh {
     private readonly nodeId: string,
     registry: Registry,
     log: Logger,
+    dataPlane: DataPlaneAccess,
   ) {
     const tracker = new ConnTracker();
     const metrics = new MeshMetrics(registry, {
@@ -33,7 +34,7 @@ export class Mesh {
       taskConnections: () => this.taskGauge(),
       taskUp: () => this.upGauge(),
     });
-    this.ctx = { settings, load: new MeshLoad(settings.ejectMs), tracker, metrics, log };
+    this.ctx = { settings, dataPlane, load: new MeshLoad(settings.ejectMs), tracker, metrics, log };
     this.listeners = new Listeners(this.ctx, new VipAddresses(settings.manageVipInterfaces));
   }
 

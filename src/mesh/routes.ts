@@ -57,7 +57,13 @@ function endpoints(
     const addr = (networkId && t.addresses.find((a) => a.network === networkId)) || t.addresses[0];
     if (!addr) continue;
     const local = t.node === nodeId;
-    const via = !local && remote === 'dataplane' ? dataAddress(snap, t.node) : undefined;
+    // Across nodes, an encrypted network's traffic always takes the TLS data plane; a peer
+    // without a certificate cannot take it, so it gets none (never in clear).
+    const encrypted = snap.state.networks.get(addr.network)?.encrypted === true;
+    const peer = snap.state.nodes.get(t.node);
+    if (!local && encrypted && !peer?.dataTls) continue;
+    const where = !local && (encrypted || remote === 'dataplane') ? dataAddress(snap, t.node) : undefined;
+    const via = where ? { ...where, tls: encrypted, nodeName: peer?.name ?? t.node } : undefined;
     const e: Endpoint = {
       task: t.id,
       name: t.name,

@@ -1,8 +1,8 @@
-import { connect, type Socket } from 'node:net';
+import { connect, Socket } from 'node:net';
 import { FastHistogram } from '../metrics/fast.js';
 import type { Conn } from './connections.js';
 import { chooseEndpoint, type MeshContext } from './context.js';
-import { dataPlaneHeader } from './data-plane.js';
+import { dataPlaneHeader, dialDataPlane } from './data-plane.js';
 import type { Endpoint } from './endpoint.js';
 import { proxyV1, proxyV2 } from './proxy-protocol.js';
 import type { Route } from './routes.js';
@@ -38,17 +38,29 @@ export function proxyTcp(ctx: MeshContext, client: Socket, route: Route, listene
       return;
     }
     tried.add(e.task);
-    const target = e.via ?? { host: e.host, port: e.port };
-    const upstream = connect({
-      host: target.host,
-      port: target.port,
-      noDelay: true,
-      keepAlive: true,
-      keepAliveInitialDelay: ctx.settings.keepAliveMs,
-      allowHalfOpen: true,
-    });
-    // Through another node's data plane: name the task first; that node connects to it.
-    if (e.via) upstream.write(dataPlaneHeader(e.task, e.port));
+    let upstream: Socket;
+    if (e.via) {
+      // Through another node's data plane (TLS for encrypted networks): name the task first.
+      const secure = e.via.tls ? ctx.dataPlane.secure() : undefined;
+      upstream =
+        e.via.tls && !secure
+          ? new Socket().destroy(
+              Object.assign(new Error('no cluster certificate for the encrypted data plane'), {
+                code: 'ENOCERT',
+              }),
+            )
+          : dialDataPlane(e.via.host, e.via.port, e.node, secure, ctx.dataPlane.metrics, e.via.nodeName);
+      upstream.write(dataPlaneHeader(e.task, e.port));
+    } else {
+      upstream = connect({
+        host: e.host,
+        port: e.port,
+        noDelay: true,
+        keepAlive: true,
+        keepAliveInitialDelay: ctx.settings.keepAliveMs,
+        allowHalfOpen: true,
+      });
+    }
     const timer = setTimeout(
       () => upstream.destroy(new Error('connect timeout')),
       ctx.settings.connectTimeoutMs,
@@ -64,7 +76,7 @@ export function proxyTcp(ctx: MeshContext, client: Socket, route: Route, listene
       else client.resetAndDestroy();
     };
     upstream.once('error', failed);
-    upstream.once('connect', () => {
+    upstream.once(e.via?.tls ? 'secureConnect' : 'connect', () => {
       clearTimeout(timer);
       upstream.off('error', failed);
       FastHistogram.observe(

@@ -1,4 +1,5 @@
-import { type Change, type ClusterState, emptyChange } from './cluster-state.js';
+import { type Change, type ClusterState, emptyChange, lookup } from './cluster-state.js';
+import { MeshError } from './errors.js';
 import { newId } from './ids.js';
 import { defaultGateway } from './ipam.js';
 import type { ClusterInfo, Network, Node, NodeHeartbeat } from './types.js';
@@ -11,6 +12,7 @@ export interface NodeSelf {
   readonly datapathAddr: string;
   readonly dataListen: string;
   readonly apiListen: string;
+  readonly dataTls?: boolean;
 }
 
 /** Registers (or refreshes) a node and its leased heartbeat. */
@@ -25,7 +27,8 @@ export function registerNode(state: ClusterState, self: NodeSelf, now: string): 
     existing.advertiseAddr === self.advertiseAddr &&
     existing.datapathAddr === self.datapathAddr &&
     existing.dataListen === self.dataListen &&
-    existing.apiListen === self.apiListen;
+    existing.apiListen === self.apiListen &&
+    existing.dataTls === self.dataTls;
   if (!same) change.puts.push({ kind: 'nodes', id: self.id, value: node });
   change.puts.push({ kind: 'heartbeats', id: self.id, value: heartbeat, lease: true });
   return change;
@@ -36,10 +39,23 @@ export function registerNode(state: ClusterState, self: NodeSelf, now: string): 
  * network, written together only if no cluster record exists yet, so two nodes starting at the
  * same moment cannot make two ingress networks.
  */
-export function initCluster(state: ClusterState, ingressSubnet: string, now: string): Change {
+export function initCluster(
+  state: ClusterState,
+  ingressSubnet: string,
+  now: string,
+  security?: { id: string; caCert: string; caHolder: string; tokenHash: string },
+): Change {
   const change = emptyChange();
   if (state.cluster) return change;
-  const info: ClusterInfo = { id: newId(), createdAt: now };
+  const info: ClusterInfo = security
+    ? {
+        id: security.id,
+        createdAt: now,
+        caCert: security.caCert,
+        caHolder: security.caHolder,
+        tokenHash: security.tokenHash,
+      }
+    : { id: newId(), createdAt: now };
   const id = newId();
   const ingress: Omit<Network, 'version'> = {
     id,
@@ -60,6 +76,35 @@ export function initCluster(state: ClusterState, ingressSubnet: string, now: str
   change.expect.push({ kind: 'cluster', id: 'info', version: 0 });
   if (![...state.networks.values()].some((n) => n.ingress))
     change.puts.push({ kind: 'networks', id, value: ingress });
+  return change;
+}
+
+/** Replaces the join token (its hash); the old one stops working at once. */
+export function rotateJoinToken(state: ClusterState, tokenHash: string): Change {
+  const change = emptyChange();
+  const c = state.cluster;
+  if (!c) return change;
+  const { version: _v, ...rest } = c as ClusterInfo & { version?: number };
+  change.puts.push({ kind: 'cluster', id: 'info', value: { ...rest, tokenHash } });
+  return change;
+}
+
+/** Removes a node (it must be down unless forced), its heartbeat and its tasks, as `docker node rm`. */
+export function removeNode(state: ClusterState, ref: string, force: boolean): Change {
+  const node = lookup(state.nodes, ref, 'node');
+  if (state.heartbeats.has(node.id) && !force) {
+    throw new MeshError(
+      'failed_precondition',
+      `node ${node.name} is not down and can't be removed (use --force)`,
+    );
+  }
+  if (state.cluster?.caHolder === node.id) {
+    throw new MeshError('failed_precondition', `node ${node.name} holds the cluster CA and can't be removed`);
+  }
+  const change = emptyChange();
+  change.deletes.push({ kind: 'nodes', id: node.id }, { kind: 'heartbeats', id: node.id });
+  for (const t of state.tasks.values())
+    if (t.node === node.id) change.deletes.push({ kind: 'tasks', id: t.id }, { kind: 'health', id: t.id });
   return change;
 }
 

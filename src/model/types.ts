@@ -106,6 +106,8 @@ export interface Container extends Meta {
 
 export interface Node extends Meta {
   readonly name: string;
+  /** Whether its data-plane port speaks mutually authenticated TLS (it holds a cluster certificate). */
+  readonly dataTls?: boolean;
   readonly advertiseAddr: string;
   readonly datapathAddr: string;
   readonly dataListen: string;
@@ -130,4 +132,10 @@ export interface TaskHealth {
 export interface ClusterInfo {
   readonly id: string;
   readonly createdAt: string;
+  /** The cluster CA certificate (PEM); its key lives only on the node that created it. */
+  readonly caCert?: string;
+  /** The node holding the CA key, which signs the other nodes' certificates. */
+  readonly caHolder?: string;
+  /** SHA-256 of the current join token's secret. */
+  readonly tokenHash?: string;
 }

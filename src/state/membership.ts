@@ -19,7 +19,7 @@ export class Membership {
   constructor(
     private readonly store: Store,
     private readonly controller: Controller,
-    private readonly self: NodeSelf,
+    private self: NodeSelf,
     private readonly ttlSeconds: number,
     private readonly log: Logger,
     /** Told whether the store answered the last keep-alive: how a silent outage is noticed. */
@@ -34,6 +34,12 @@ export class Membership {
   private async register(): Promise<void> {
     this.lease = await this.store.grantLease(this.ttlSeconds);
     this.controller.lease = this.lease;
+    await this.controller.apply((s) => registerNode(s, this.self, new Date().toISOString()));
+  }
+
+  /** Changes what this node says of itself (it gained a certificate) and registers it again. */
+  async update(change: Partial<NodeSelf>): Promise<void> {
+    this.self = { ...this.self, ...change };
     await this.controller.apply((s) => registerNode(s, this.self, new Date().toISOString()));
   }
 
