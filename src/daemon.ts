@@ -146,7 +146,8 @@ export class Daemon {
     this.closers.push(() => identity.close());
     await initClusterSecurely(this.controller, identity, this.nodeId, s.cluster.ingressSubnet);
 
-    const dataListen = await this.startDataPlane();
+    const dataListen = s.mesh.dataAdvertise ?? (await this.startDataPlane());
+    if (s.mesh.dataAdvertise) await this.startDataPlane();
     const membership = new Membership(
       this.store,
       this.controller,
@@ -164,7 +165,6 @@ export class Daemon {
     );
     await membership.start();
     this.closers.push(() => membership.close());
-    await this.startIdentity(membership);
 
     await this.startDns();
     this.startMesh();
@@ -223,6 +223,9 @@ export class Daemon {
       api: formatHostPort({ host: apiAddr.address, port: apiAddr.port }),
       metrics: metricsAddr,
     };
+    // Other nodes reach this API (to join, for instance) at the port it really bound.
+    if (s.api.listen.port === 0) await membership.update({ apiListen: this.bound.api });
+    await this.startIdentity(membership);
     this.status = 'ready';
     log.info('meshd is ready', {
       node: s.node.name,

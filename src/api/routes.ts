@@ -200,6 +200,18 @@ export function apiRoutes(ctx: ApiContext): Route[] {
       if (!ctx.identity) throw new MeshError('failed_precondition', 'this node does not hold the cluster CA');
       return { body: { cert: await ctx.identity.signJoin(token, node, csr), ca: state().cluster?.caCert } };
     }),
+    route('POST', '/swarm/renew', async ({ req }) => {
+      const f = await body(req);
+      const v = {
+        node: f.string('node'),
+        csr: f.string('csr'),
+        cert: f.string('cert'),
+        signature: f.string('signature'),
+      };
+      f.done();
+      if (!ctx.identity) throw new MeshError('failed_precondition', 'this node does not hold the cluster CA');
+      return { body: { cert: await ctx.identity.signRenewal(v.node, v.csr, v.cert, v.signature) } };
+    }),
     route('GET', '/swarm/join-token', async () => {
       const token = ctx.identity?.joinTokenText();
       if (!token) throw new MeshError('failed_precondition', 'ask the node that holds the cluster CA');

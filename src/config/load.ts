@@ -11,6 +11,7 @@ const flagPaths: Record<string, { path: string; many?: boolean }> = {
   '--dns-listen': { path: 'dns.listen' },
   '--metrics-listen': { path: 'metrics.listen' },
   '--data-listen': { path: 'mesh.dataListen' },
+  '--data-advertise': { path: 'mesh.dataAdvertise' },
   '--publish-addr': { path: 'mesh.publishAddr' },
   '--node-name': { path: 'node.name' },
   '--advertise-addr': { path: 'node.advertiseAddr' },
@@ -35,6 +36,7 @@ export const usage = `usage: meshd [--config FILE] [flags]
   --dns-listen HOST:PORT   DNS over UDP and TCP (default 127.0.0.1:1053; off to disable)
   --metrics-listen HOST:PORT  Prometheus metrics (default 127.0.0.1:9377)
   --data-listen HOST:PORT  data plane between nodes (default DATAPATH_ADDR:4789)
+  --data-advertise HOST:PORT  what other nodes dial for the data plane (default the data-listen address)
   --publish-addr ADDR      address published ports bind on (default 0.0.0.0)
   --node-name NAME         this node's name (default the hostname)
   --advertise-addr ADDR    address other nodes reach this node's API on

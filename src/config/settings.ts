@@ -47,6 +47,8 @@ export interface Settings {
   readonly mesh: {
     readonly publishAddr: string;
     readonly dataListen: HostPort;
+    /** What other nodes dial for this node's data plane (behind NAT, a relay); default dataListen. */
+    readonly dataAdvertise: string | undefined;
     readonly connectTimeoutMs: number;
     readonly connectRetries: number;
     readonly ejectMs: number;
@@ -162,6 +164,7 @@ export function readSettings(raw: unknown): Settings {
       mesh.string('dataListen', `${settingsNode.datapathAddr}:4789`),
       mesh.at('dataListen'),
     ),
+    dataAdvertise: mesh.optionalString('dataAdvertise'),
     connectTimeoutMs: mesh.duration('connectTimeout', 2000),
     connectRetries: mesh.int('connectRetries', 3, 0, 10),
     ejectMs: mesh.duration('eject', 5000),

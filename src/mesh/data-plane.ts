@@ -1,4 +1,5 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import { type SecureContext, TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { HostPort } from '../config/listen.js';
 import type { Logger } from '../log.js';
@@ -31,9 +32,6 @@ export function dataPlaneHeader(task: string, port: number): Buffer {
   return Buffer.from(`${dataPlaneMagic} ${task} ${port}\n`, 'latin1');
 }
 
-/** Sessions to resume per peer node: a resumed TLS 1.3 handshake skips the certificate work. */
-const sessions = new Map<string, Buffer>();
-
 /**
  * Opens a connection to a peer node's data-plane port: TLS with this node's certificate when
  * `secure` is given (the peer must present a certificate for `peerNode`), plain otherwise.
@@ -53,25 +51,48 @@ export function dialDataPlane(
     secureContext: secure,
     ...tlsOptions,
     servername: undefined,
-    session: sessions.get(peerNode),
     checkServerIdentity: (_h, cert) =>
       cert.subject?.CN === peerNode
         ? undefined
         : new Error(`data plane peer is ${cert.subject?.CN}, not node ${peerNode}`),
   });
   sock.setNoDelay(true);
-  sock.on('session', (s: Buffer) => {
-    if (sessions.size < 1024) sessions.set(peerNode, s);
-  });
   let secured = false;
   sock.once('secureConnect', () => {
     secured = true;
-    metrics?.handshake(peerName, sock.isSessionReused() ? 'resumed' : 'ok');
+    metrics?.handshake(peerName, 'ok');
   });
   sock.once('error', () => {
     if (!secured) metrics?.handshake(peerName, 'error');
   });
   return sock;
+}
+
+/** A duplex over `raw` that first yields `prefix` (bytes already read to sniff the protocol). */
+function withPrefix(raw: Socket, prefix: Buffer): Duplex {
+  const d = new Duplex({
+    read() {
+      raw.resume();
+    },
+    write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void) {
+      raw.write(chunk, cb);
+    },
+    final(cb: (err?: Error | null) => void) {
+      raw.end();
+      cb();
+    },
+    destroy(err: Error | null, cb: (err?: Error | null) => void) {
+      raw.destroy(err ?? undefined);
+      cb(err);
+    },
+  });
+  d.push(prefix);
+  raw.on('data', (c: Buffer) => {
+    if (!d.push(c)) raw.pause();
+  });
+  raw.on('end', () => d.push(null));
+  raw.on('close', () => d.destroy());
+  return d;
 }
 
 export class DataPlaneServer {
@@ -111,10 +132,10 @@ export class DataPlaneServer {
     raw.on('error', () => raw.destroy());
     raw.setTimeout(10_000, () => raw.destroy());
     raw.once('readable', () => {
-      const first = raw.read(1) as Buffer | null;
+      const first = raw.read() as Buffer | null;
       if (!first) return;
-      raw.unshift(first);
       if (first[0] !== tlsRecordHandshake) {
+        raw.unshift(first);
         this.serve(raw, raw, undefined);
         return;
       }
@@ -122,7 +143,8 @@ export class DataPlaneServer {
         raw.destroy();
         return;
       }
-      const sock = new TLSSocket(raw, {
+      // The bytes already read must reach TLS too: it runs over a stream that replays them.
+      const sock = new TLSSocket(withPrefix(raw, first), {
         isServer: true,
         secureContext: this.secure,
         requestCert: true,

@@ -5,7 +5,16 @@ import type { Logger } from '../log.js';
 import type { ClusterState } from '../model/cluster-state.js';
 import { MeshError, messageOf } from '../model/errors.js';
 import { parseToken, tokenMatches } from './join-token.js';
-import { certDigest, certExpiry, certNodeId, createRequest, type KeyPair, signRequest } from './pki.js';
+import {
+  certDigest,
+  certExpiry,
+  certNodeId,
+  createRequest,
+  type KeyPair,
+  signRequest,
+  signWithKey,
+  verifyRenewal,
+} from './pki.js';
 
 /** This node's certificate, its key and the CA it chains to. */
 export interface NodeIdentity extends KeyPair {
@@ -100,6 +109,15 @@ export class Identity {
           `this node holds the cluster CA but ${this.path('ca.key')} is missing`,
         );
       cert = await signRequest(ca, csr, this.nodeId, this.rotationMs * 2);
+    } else if (this.current) {
+      // Renewal proves itself with the current certificate, not the join token (which may have
+      // been rotated since this node joined).
+      cert = await this.askCa('/swarm/renew', {
+        node: this.nodeId,
+        csr,
+        cert: this.current.cert,
+        signature: await signWithKey(this.current.key, csr),
+      });
     } else {
       const token = this.token();
       if (!token) {
@@ -120,7 +138,7 @@ export class Identity {
           "join token is for another cluster: its CA digest does not match this cluster's CA",
         );
       }
-      cert = await this.askCa(token, csr);
+      cert = await this.askCa('/swarm/join', { token, node: this.nodeId, csr });
       if (!this.joinToken || read(this.path('join-token'))?.trim() !== token)
         writeSecret(this.path('join-token'), `${token}\n`);
     }
@@ -132,14 +150,14 @@ export class Identity {
   }
 
   /** Sends the request to the CA holder's API, authenticated by the join token. */
-  private async askCa(token: string, csr: string): Promise<string> {
+  private async askCa(path: string, payload: Record<string, string>): Promise<string> {
     const st = this.state();
     const holder = st.cluster?.caHolder ? st.nodes.get(st.cluster.caHolder) : undefined;
     if (!holder) throw new MeshError('unavailable', 'the node holding the cluster CA is not known yet');
-    const res = await request(`http://${holder.apiListen}/swarm/join`, {
+    const res = await request(`http://${holder.apiListen}${path}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ token, node: this.nodeId, csr }),
+      body: JSON.stringify(payload),
       headersTimeout: 10_000,
       bodyTimeout: 10_000,
     });
@@ -183,6 +201,23 @@ export class Identity {
       throw new MeshError('permission_denied', 'join token is invalid or has been rotated');
     if (!this.state().nodes.has(node))
       throw new MeshError('permission_denied', `node ${node} is not a member of this cluster`);
+    return signRequest(ca, csr, node, this.rotationMs * 2);
+  }
+
+  /** On the CA holder: renews a member's certificate against proof that it holds the current one. */
+  async signRenewal(node: string, csr: string, cert: string, signature: string): Promise<string> {
+    const cluster = this.state().cluster;
+    const ca = this.caPair();
+    if (!cluster?.caCert || !ca || !this.isCaHolder())
+      throw new MeshError('failed_precondition', 'this node does not hold the cluster CA');
+    if (!this.state().nodes.has(node))
+      throw new MeshError('permission_denied', `node ${node} is not a member of this cluster`);
+    if (!(await verifyRenewal(cluster.caCert, cert, node, csr, signature))) {
+      throw new MeshError(
+        'permission_denied',
+        'renewal refused: the certificate or its proof does not verify',
+      );
+    }
     return signRequest(ca, csr, node, this.rotationMs * 2);
   }
 

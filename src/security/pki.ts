@@ -119,3 +119,33 @@ export function certDigest(certPem: string): string {
     .update(Buffer.from(new x509.X509Certificate(certPem).rawData))
     .digest('hex');
 }
+
+/** Signs `data` with a node key (proof of holding the key when renewing its certificate). */
+export async function signWithKey(keyPem: string, data: string): Promise<string> {
+  const sig = await webcrypto.subtle.sign(alg, await importKey(keyPem), Buffer.from(data));
+  return Buffer.from(sig).toString('base64');
+}
+
+/**
+ * Checks a renewal: `cert` is a current certificate of our CA for `nodeId`, and `signature` over
+ * `data` was made with its key.
+ */
+export async function verifyRenewal(
+  caPem: string,
+  certPem: string,
+  nodeId: string,
+  data: string,
+  signature: string,
+): Promise<boolean> {
+  const ca = new x509.X509Certificate(caPem);
+  const cert = new x509.X509Certificate(certPem);
+  if (cert.subject !== `CN=${nodeId}`) return false;
+  if (!(await cert.verify({ publicKey: ca.publicKey, date: new Date() }))) return false;
+  const key = await cert.publicKey.export(alg, ['verify']);
+  return webcrypto.subtle.verify(
+    alg,
+    key as webcrypto.CryptoKey,
+    Buffer.from(signature, 'base64'),
+    Buffer.from(data),
+  );
+}

@@ -1,0 +1,254 @@
+import { readFileSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tlsOptions } from '../../src/mesh/data-plane.js';
+import { createCa, createRequest, signRequest } from '../../src/security/pki.js';
+import { type Backend, fetchOnce, httpBackend } from '../helpers/backends.js';
+import { type EtcdServer, startEtcd } from '../helpers/etcd.js';
+import { eventually, sleep } from '../helpers/eventually.js';
+import { type MeshdProcess, meshdFails, startMeshd } from '../helpers/meshd.js';
+import { freePort } from '../helpers/ports.js';
+
+// Node A (the CA holder) publishes the services; node B runs their tasks. Between them sits a
+// tap: B advertises its data plane on the tap's address, and the tap relays to B while keeping
+// every byte it sees, so the test can look for a marker on the wire.
+let etcd: EtcdServer;
+let a: MeshdProcess;
+let b: MeshdProcess;
+let tap: Server;
+const wire: Buffer[] = [];
+const backends: Backend[] = [];
+let token = '';
+let bData = 0;
+
+function startTap(listenHost: string, listenPort: number, toHost: string, toPort: number): Promise<Server> {
+  const server = createServer((c: Socket) => {
+    const up = connect(toPort, toHost);
+    c.on('data', (d) => wire.push(Buffer.from(d)));
+    up.on('data', (d) => wire.push(Buffer.from(d)));
+    c.pipe(up);
+    up.pipe(c);
+    c.on('error', () => up.destroy());
+    up.on('error', () => c.destroy());
+  });
+  return new Promise((resolve) => server.listen(listenPort, listenHost, () => resolve(server)));
+}
+
+const rotation = ['--cert-rotation', '3s'];
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  a = await startMeshd({
+    config: 'mesh:\n  remoteTasks: dataplane\n',
+    args: [
+      '--store',
+      `etcd://${etcd.endpoint}`,
+      '--node-name',
+      'A',
+      '--publish-addr',
+      '127.0.51.1',
+      '--advertise-addr',
+      '127.0.51.1',
+      '--api-listen',
+      '127.0.51.1:0',
+      ...rotation,
+    ],
+  });
+  token = (await a.ctl('swarm', 'join-token', '-q', 'worker')).trim();
+  expect(token).toMatch(/^SWMTKN-1-[0-9a-f]{64}-[0-9a-f]{32}$/);
+  bData = await freePort('127.0.52.1');
+  const tapPort = await freePort('127.0.53.1');
+  tap = await startTap('127.0.53.1', tapPort, '127.0.52.1', bData);
+  b = await startMeshd({
+    args: [
+      '--store',
+      `etcd://${etcd.endpoint}`,
+      '--node-name',
+      'B',
+      '--join-token',
+      token,
+      '--data-listen',
+      `127.0.52.1:${bData}`,
+      '--data-advertise',
+      `127.0.53.1:${tapPort}`,
+      '--advertise-addr',
+      '127.0.52.1',
+      '--publish-addr',
+      '127.0.52.1',
+      '--api-listen',
+      '127.0.52.1:0',
+      ...rotation,
+    ],
+  });
+  await eventually(
+    async () => {
+      const nodes = JSON.parse(await a.ctl('node', 'ls', '--format', 'json')) as {
+        name: string;
+        dataTls?: boolean;
+      }[];
+      expect(nodes.map((n) => `${n.name}:${n.dataTls}`).sort()).toEqual(['A:true', 'B:true']);
+    },
+    15_000,
+    100,
+  );
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all([a?.stop(), b?.stop()]);
+  tap?.close();
+  await Promise.all(backends.map((x) => x.kill()));
+  await etcd?.remove();
+});
+
+async function serviceOnB(name: string, net: string, subnet: string, opts: string[]): Promise<number> {
+  const port = await freePort('127.0.51.1');
+  await a.ctl('network', 'create', '--subnet', `${subnet}.0.0/16`, ...opts, net);
+  await a.ctl('service', 'create', '--name', name, '--network', net, '-p', `${port}:8000`);
+  const backend = await httpBackend(`secret-${name}`, `${subnet}.0.10`, 8000);
+  backends.push(backend);
+  await b.ctl('task', 'add', name, '--ip', `${subnet}.0.10`);
+  await eventually(
+    async () => expect((await fetchOnce(`http://127.0.51.1:${port}/`)).status).toBe(200),
+    10_000,
+    100,
+  );
+  return port;
+}
+
+describe('encrypted overlay networks', () => {
+  it("never puts an encrypted network's traffic on the wire in clear; an unencrypted one does (so the test can fail)", async () => {
+    const enc = await serviceOnB('vault', 'secnet', '127.241', ['--opt', 'encrypted']);
+    const plain = await serviceOnB('open', 'plainnet', '127.242', []);
+    wire.length = 0;
+    const marker = `MARKER-${Math.random().toString(36).slice(2)}`;
+    const r = await fetchOnce(`http://127.0.51.1:${enc}/${marker}`);
+    expect(r.body).toBe('secret-vault');
+    const seen = Buffer.concat(wire);
+    expect(seen.length).toBeGreaterThan(100);
+    expect(seen.includes(marker)).toBe(false);
+    expect(seen.includes('secret-vault')).toBe(false);
+    expect(seen[0]).toBe(0x16); // a TLS handshake record
+    wire.length = 0;
+    await fetchOnce(`http://127.0.51.1:${plain}/${marker}`);
+    expect(Buffer.concat(wire).includes(marker)).toBe(true);
+    const metrics = await (await fetch(`http://${a.metrics}/metrics`)).text();
+    expect(metrics).toMatch(/meshd_dataplane_handshakes_total\{peer="B",result="(ok|resumed)"\} [1-9]/);
+    expect(metrics).toMatch(/meshd_cert_expiry_timestamp_seconds [1-9]/);
+  });
+
+  it('refuses a certificate from another CA and one of a removed node', async () => {
+    const dial = (cert: string, key: string, ca: string) =>
+      new Promise<string>((resolve) => {
+        const s = tlsConnect({
+          host: '127.0.52.1',
+          port: bData,
+          cert,
+          key,
+          ca,
+          ...tlsOptions,
+          checkServerIdentity: () => undefined,
+        });
+        s.on('secureConnect', () => s.write('MESHD/1 x 80\n'));
+        s.on('data', () => resolve('data'));
+        s.on('error', (e) => resolve(`error ${e.message}`));
+        s.on('close', () => resolve('closed'));
+      });
+    const stranger = await createCa('other');
+    const req = await createRequest('intruder');
+    const cert = await signRequest(stranger, req.csr, 'intruder', 60_000);
+    const caPem = readFileSync(join(b.stateDir, 'ca.crt'), 'utf8');
+    expect(await dial(cert, req.key, caPem)).toMatch(/closed|error/);
+    // A node that joined, then was removed: its own valid certificate no longer gets in.
+    const c = await startMeshd({
+      args: [
+        '--store',
+        `etcd://${etcd.endpoint}`,
+        '--node-name',
+        'C',
+        '--join-token',
+        token,
+        '--lease-ttl',
+        '1s',
+      ],
+    });
+    const cCert = readFileSync(join(c.stateDir, 'node.crt'), 'utf8');
+    const cKey = readFileSync(join(c.stateDir, 'node.key'), 'utf8');
+    expect((await import('node:fs')).statSync(join(c.stateDir, 'node.key')).mode & 0o777).toBe(0o600);
+    await c.stop(true);
+    await eventually(async () => expect(await a.ctl('node', 'rm', 'C')).toContain('C'), 10_000, 200);
+    expect(await dial(cCert, cKey, caPem)).toMatch(/closed|error/);
+  });
+
+  it('refuses a wrong or rotated join token with a clear error', async () => {
+    const wrong = token.replace(/-[0-9a-f]{32}$/, `-${'0'.repeat(32)}`);
+    const r = await meshdFails([
+      '--store',
+      `etcd://${etcd.endpoint}`,
+      '--node-name',
+      'D',
+      '--join-token',
+      wrong,
+      '--state-dir',
+      `/tmp/meshd-d-${process.pid}`,
+      '--api-listen',
+      '127.0.0.1:0',
+      '--dns-listen',
+      'off',
+      '--metrics-listen',
+      'off',
+      '--data-listen',
+      '127.0.0.1:0',
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('join token is invalid or has been rotated');
+    const rotated = (await a.ctl('swarm', 'join-token', '--rotate', '-q', 'worker')).trim();
+    expect(rotated).not.toBe(token);
+    const old = await meshdFails([
+      '--store',
+      `etcd://${etcd.endpoint}`,
+      '--node-name',
+      'E',
+      '--join-token',
+      token,
+      '--state-dir',
+      `/tmp/meshd-e-${process.pid}`,
+      '--api-listen',
+      '127.0.0.1:0',
+      '--dns-listen',
+      'off',
+      '--metrics-listen',
+      'off',
+      '--data-listen',
+      '127.0.0.1:0',
+    ]);
+    expect(old.stderr).toContain('join token is invalid or has been rotated');
+  });
+
+  it('rotates certificates under traffic without a failed request', async () => {
+    const [svc] = JSON.parse(await a.ctl('service', 'inspect', 'vault')) as {
+      ports: { published: number }[];
+    }[];
+    const port = svc?.ports[0]?.published as number;
+    const expiry = async () =>
+      Number(
+        /^meshd_cert_expiry_timestamp_seconds (\S+)$/m.exec(
+          await (await fetch(`http://${b.metrics}/metrics`)).text(),
+        )?.[1],
+      );
+    const first = await expiry();
+    const failures: string[] = [];
+    const until = Date.now() + 7000;
+    while (Date.now() < until) {
+      const r = await fetchOnce(`http://127.0.51.1:${port}/`).catch((e: Error) => ({
+        status: 0,
+        body: e.message,
+      }));
+      if (r.status !== 200) failures.push(r.body);
+      await sleep(20);
+    }
+    expect(failures).toEqual([]);
+    expect(await expiry()).toBeGreaterThan(first);
+  }, 30_000);
+});
