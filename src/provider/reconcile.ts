@@ -67,6 +67,8 @@ export function plan(state: ClusterState, running: readonly EngineContainer[], n
         continue;
       }
       if (!svc) {
+        // Replicas carry the same labels: one creation per service per round is enough.
+        if (actions.some((x) => x.kind === 'create-service' && x.spec.name === serviceName)) continue;
         try {
           actions.push({ kind: 'create-service', spec: serviceFromLabels(c.labels, where.net.name) });
         } catch (err) {

@@ -167,7 +167,7 @@ describe('labels', () => {
 describe('a Podman engine as the source of tasks', () => {
   it('makes labelled containers tasks that other containers resolve and reach through the VIP', async () => {
     const a = await run('web-a', { 'meshd.service': 'web', 'meshd.expose': '80' });
-    const b = await run('web-b', { 'meshd.service': 'web' });
+    const b = await run('web-b', { 'meshd.service': 'web', 'meshd.expose': '80' });
     await eventually(
       async () => expect(await digShort(`${dnsAddr}:53`, 'tasks.web')).toEqual([a, b].sort()),
       15_000,
