@@ -86,8 +86,11 @@ function route(
   eps: { all: Endpoint[]; up: Endpoint[] },
   localOnly: boolean,
 ): Route {
-  const up = localOnly ? eps.up.filter((e) => e.local) : eps.up;
-  const all = localOnly ? eps.all.filter((e) => e.local) : eps.all;
+  // UDP does not ride the data plane yet: tasks only reachable through it (an encrypted
+  // network on another node) are left out of UDP routes rather than reached in clear.
+  const keep = (e: Endpoint) => (!localOnly || e.local) && !(proto === 'udp' && e.via?.tls);
+  const up = eps.up.filter(keep);
+  const all = eps.all.filter(keep);
   const local = up.filter((e) => e.local);
   return {
     service: svc,
