@@ -12,6 +12,7 @@ import { logger } from './log.js';
 import { DataPlaneServer, tlsOptions } from './mesh/data-plane.js';
 import { DataPlaneMetrics } from './mesh/data-plane-metrics.js';
 import { Mesh } from './mesh/mesh.js';
+import { Tunnels } from './mesh/tunnels.js';
 import { createRegistry } from './metrics/registry.js';
 import { MetricsServer } from './metrics/server.js';
 import { MeshError, messageOf } from './model/errors.js';
@@ -292,9 +293,13 @@ export class Daemon {
   }
 
   private startMesh(): void {
+    const secure = () => this.secureContext;
+    const tunnels = new Tunnels(secure, this.dataPlaneMetrics);
+    this.closers.push(() => tunnels.closeAll());
     const mesh = new Mesh(this.settings.mesh, this.nodeId, this.registry, logger('mesh'), {
-      secure: () => this.secureContext,
+      secure,
       metrics: this.dataPlaneMetrics,
+      tunnels,
     });
     this.mesh = mesh;
     this.closers.push(() => mesh.close(this.settings.mesh.shutdownGraceMs));
@@ -335,6 +340,7 @@ export class Daemon {
     this.snapshot = snap;
     this.responder?.setView(snap.dns);
     this.stateMetrics.snapshotBuilds.inc();
+    this.dataPlane?.dropRemoved(snap);
     if (this.lastWriteAt !== undefined) {
       // The writer stamped the sequence key with its clock: this is write-to-serving time.
       this.stateMetrics.convergence.observe(Math.max(0, Date.now() - this.lastWriteAt) / 1000);

@@ -1,9 +1,10 @@
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 /** One proxied TCP connection, as the tracker sees it. */
 export interface Conn {
   readonly client: Socket;
-  readonly upstream: Socket;
+  readonly upstream: Duplex;
   readonly task: string;
   readonly service: string;
   readonly serviceName: string;

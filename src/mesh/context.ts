@@ -7,12 +7,15 @@ import type { Endpoint } from './endpoint.js';
 import type { MeshLoad } from './load.js';
 import type { MeshMetrics } from './metrics.js';
 import type { Route } from './routes.js';
+import type { Tunnels } from './tunnels.js';
 
 /** What the proxies share: settings, live load, the connection tracker, metrics. */
 /** How this node reaches other nodes' data planes: its TLS context (once it has a certificate). */
 export interface DataPlaneAccess {
   secure(): SecureContext | undefined;
   readonly metrics: DataPlaneMetrics;
+  /** Shared encrypted tunnels to peer nodes. */
+  readonly tunnels: Tunnels;
 }
 
 export interface MeshContext {

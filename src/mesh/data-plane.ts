@@ -5,6 +5,7 @@ import type { HostPort } from '../config/listen.js';
 import type { Logger } from '../log.js';
 import type { Snapshot } from '../state/snapshot.js';
 import type { DataPlaneMetrics } from './data-plane-metrics.js';
+import { Mux, type MuxStream } from './mux.js';
 
 /**
  * Node-to-node forwarding: node A opens a connection to node B's data-plane port and names the
@@ -99,6 +100,7 @@ export class DataPlaneServer {
   private server: Server | undefined;
   private readonly conns = new Set<Socket>();
   private secure: SecureContext | undefined;
+  private readonly tunnels = new Set<{ peer: string; mux: Mux }>();
 
   constructor(
     private readonly listen: HostPort,
@@ -164,7 +166,15 @@ export class DataPlaneServer {
           return;
         }
         this.metrics.handshake(node.name, 'ok');
-        this.serve(sock, raw, node.name);
+        raw.setTimeout(0);
+        sock.setKeepAlive(true, 30_000);
+        this.metrics.opened(node.name, true);
+        const mux = new Mux(sock, false, (stream, header) => this.serveStream(stream, header));
+        this.tunnels.add({ peer: peer as string, mux });
+        sock.once('close', () => {
+          this.metrics.closed(node.name, true, sock.bytesWritten, sock.bytesRead);
+          for (const t of this.tunnels) if (t.mux === mux) this.tunnels.delete(t);
+        });
       });
     });
   }
@@ -214,6 +224,42 @@ export class DataPlaneServer {
     };
     sock.on('data', onData);
     sock.resume();
+  }
+
+  /** One stream of a tunnel: the header names the task; splice it to the local task. */
+  private serveStream(stream: MuxStream, header: string): void {
+    const target = this.resolve(header, true);
+    if (!target) {
+      stream.destroy();
+      return;
+    }
+    const up = connect({
+      host: target.host,
+      port: target.port,
+      noDelay: true,
+      allowHalfOpen: true,
+      localAddress: this.localFor(target.host),
+    });
+    up.once('connect', () => {
+      stream.pipe(up);
+      up.pipe(stream);
+    });
+    up.on('error', () => stream.destroy());
+    stream.on('error', () => up.destroy());
+    stream.on('close', () => up.destroy());
+    up.on('close', () => {
+      if (!stream.writableEnded) stream.destroy();
+    });
+  }
+
+  /** Closes the tunnels of nodes that are no longer members (after `meshctl node rm`). */
+  dropRemoved(snap: Snapshot): void {
+    for (const t of this.tunnels) {
+      if (!snap.state.nodes.has(t.peer)) {
+        t.mux.socket.destroy();
+        this.tunnels.delete(t);
+      }
+    }
   }
 
   /** Binds outgoing connections to the datapath address when it is a loopback-style address of ours. */

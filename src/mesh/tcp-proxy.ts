@@ -1,4 +1,5 @@
-import { connect, Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { FastHistogram } from '../metrics/fast.js';
 import type { Conn } from './connections.js';
 import { chooseEndpoint, type MeshContext } from './context.js';
@@ -38,18 +39,58 @@ export function proxyTcp(ctx: MeshContext, client: Socket, route: Route, listene
       return;
     }
     tried.add(e.task);
+    if (e.via?.tls) {
+      // Encrypted network on another node: a stream through the shared tunnel to that node.
+      const via = e.via;
+      const timer = setTimeout(
+        () => failed(Object.assign(new Error('connect timeout'), { code: undefined })),
+        ctx.settings.connectTimeoutMs,
+      );
+      let done = false;
+      const failed = (err: NodeJS.ErrnoException) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        ctx.load.eject(e.task, Date.now());
+        ctx.metrics.ejections.child(svc.name).value++;
+        ctx.metrics.connectErrors.child(svc.name, err.code === undefined ? 'timeout' : err.code.toLowerCase())
+          .value++;
+        if (tried.size <= ctx.settings.connectRetries) attempt();
+        else client.resetAndDestroy();
+      };
+      ctx.dataPlane.tunnels
+        .open({ node: e.node, nodeName: via.nodeName, host: via.host, port: via.port }, e.task, e.port)
+        .then(
+          (stream) => {
+            if (done) {
+              stream.destroy();
+              return;
+            }
+            done = true;
+            clearTimeout(timer);
+            FastHistogram.observe(
+              ctx.metrics.connectDuration,
+              ctx.metrics.connectDuration.child(),
+              (performance.now() - started) / 1000,
+            );
+            if (client.destroyed) stream.destroy();
+            else splice(ctx, client, stream, e, route, listener);
+          },
+          (err: NodeJS.ErrnoException) => failed(err),
+        );
+      return;
+    }
     let upstream: Socket;
     if (e.via) {
-      // Through another node's data plane (TLS for encrypted networks): name the task first.
-      const secure = e.via.tls ? ctx.dataPlane.secure() : undefined;
-      upstream =
-        e.via.tls && !secure
-          ? new Socket().destroy(
-              Object.assign(new Error('no cluster certificate for the encrypted data plane'), {
-                code: 'ENOCERT',
-              }),
-            )
-          : dialDataPlane(e.via.host, e.via.port, e.node, secure, ctx.dataPlane.metrics, e.via.nodeName);
+      // Through another node's plain data plane: name the task first; that node connects to it.
+      upstream = dialDataPlane(
+        e.via.host,
+        e.via.port,
+        e.node,
+        undefined,
+        ctx.dataPlane.metrics,
+        e.via.nodeName,
+      );
       upstream.write(dataPlaneHeader(e.task, e.port));
     } else {
       upstream = connect({
@@ -76,7 +117,7 @@ export function proxyTcp(ctx: MeshContext, client: Socket, route: Route, listene
       else client.resetAndDestroy();
     };
     upstream.once('error', failed);
-    upstream.once(e.via?.tls ? 'secureConnect' : 'connect', () => {
+    upstream.once('connect', () => {
       clearTimeout(timer);
       upstream.off('error', failed);
       FastHistogram.observe(
@@ -97,7 +138,7 @@ export function proxyTcp(ctx: MeshContext, client: Socket, route: Route, listene
 function splice(
   ctx: MeshContext,
   client: Socket,
-  upstream: Socket,
+  upstream: Duplex,
   e: Endpoint,
   route: Route,
   listener: string,

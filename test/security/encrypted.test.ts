@@ -129,7 +129,8 @@ describe('encrypted overlay networks', () => {
     expect(seen.length).toBeGreaterThan(100);
     expect(seen.includes(marker)).toBe(false);
     expect(seen.includes('secret-vault')).toBe(false);
-    expect(seen[0]).toBe(0x16); // a TLS handshake record
+    // TLS records (handshake 0x16 or application data 0x17: the tunnel may already be up).
+    expect([0x16, 0x17]).toContain(seen[0]);
     wire.length = 0;
     await fetchOnce(`http://127.0.51.1:${plain}/${marker}`);
     expect(Buffer.concat(wire).includes(marker)).toBe(true);

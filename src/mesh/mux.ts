@@ -1,0 +1,191 @@
+import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+
+/**
+ * Streams multiplexed over one long-lived connection between two nodes, so that an encrypted
+ * path pays one TLS handshake per peer, not per client connection. Frames are
+ * `type(1) stream(4) length(4) payload`; each stream has credit-based flow control (a sender
+ * never has more than `window` bytes in flight per stream), and either side can half-close.
+ */
+const OPEN = 1;
+const DATA = 2;
+const END = 3;
+const RESET = 4;
+const CREDIT = 5;
+
+/** Bytes a stream may have in flight before the receiver grants more. */
+const window = 1 << 20;
+/** Largest DATA frame: keeps one busy stream from starving the others. */
+const maxFrame = 64 * 1024;
+/** Streams one connection carries at once; more are refused. */
+const maxStreams = 10_000;
+
+export class MuxStream extends Duplex {
+  credit = window;
+  private granted = 0;
+  private pending: { chunk: Buffer; cb: (err?: Error | null) => void } | undefined;
+
+  constructor(
+    private readonly mux: Mux,
+    readonly id: number,
+  ) {
+    super({ allowHalfOpen: true, highWaterMark: 256 * 1024 });
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.pending = { chunk, cb };
+    this.flush();
+  }
+
+  /** Sends as much of the pending chunk as credit allows. */
+  flush(): void {
+    const p = this.pending;
+    if (!p) return;
+    while (p.chunk.length > 0 && this.credit > 0) {
+      const n = Math.min(p.chunk.length, this.credit, maxFrame);
+      this.mux.frame(DATA, this.id, p.chunk.subarray(0, n));
+      this.credit -= n;
+      p.chunk = p.chunk.subarray(n);
+    }
+    if (p.chunk.length === 0) {
+      this.pending = undefined;
+      this.mux.whenWritable(() => p.cb());
+    }
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.mux.frame(END, this.id);
+    cb();
+  }
+
+  override _read(): void {
+    // The consumer took data: give the sender room for as much again.
+    if (this.granted > 0) {
+      const b = Buffer.allocUnsafe(4);
+      b.writeUInt32BE(this.granted);
+      this.mux.frame(CREDIT, this.id, b);
+      this.granted = 0;
+    }
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.mux.closed(this, err !== null || !this.writableFinished || !this.readableEnded);
+    cb(err);
+  }
+
+  /** Data arrived for this stream. */
+  deliver(payload: Buffer): void {
+    this.granted += payload.length;
+    this.push(payload);
+    if (this.readableFlowing && this.readableLength === 0) this._read();
+  }
+}
+
+export class Mux {
+  private readonly streams = new Map<number, MuxStream>();
+  private nextId: number;
+  private buf: Buffer = Buffer.alloc(0);
+  private drainWaiters: (() => void)[] = [];
+  closedFlag = false;
+
+  /** `onOpen` is called on the accepting side for each stream the other side opens. */
+  constructor(
+    readonly socket: Socket,
+    client: boolean,
+    private readonly onOpen?: (stream: MuxStream, header: string) => void,
+  ) {
+    this.nextId = client ? 1 : 2;
+    socket.on('data', (d: Buffer) => this.read(d));
+    socket.on('drain', () => {
+      const w = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const f of w) f();
+    });
+    socket.on('close', () => this.shutdown());
+    socket.on('error', () => socket.destroy());
+  }
+
+  get size(): number {
+    return this.streams.size;
+  }
+
+  /** Opens a stream whose first frame names its destination. */
+  open(header: string): MuxStream {
+    const id = this.nextId;
+    this.nextId += 2;
+    const s = new MuxStream(this, id);
+    this.streams.set(id, s);
+    this.frame(OPEN, id, Buffer.from(header, 'latin1'));
+    return s;
+  }
+
+  frame(type: number, id: number, payload?: Buffer): void {
+    if (this.closedFlag) return;
+    const h = Buffer.allocUnsafe(9);
+    h[0] = type;
+    h.writeUInt32BE(id, 1);
+    h.writeUInt32BE(payload?.length ?? 0, 5);
+    this.socket.cork();
+    this.socket.write(h);
+    if (payload && payload.length > 0) this.socket.write(payload);
+    this.socket.uncork();
+  }
+
+  /** Runs `f` once the connection can take more (its own backpressure). */
+  whenWritable(f: () => void): void {
+    if (this.socket.writableNeedDrain) this.drainWaiters.push(f);
+    else f();
+  }
+
+  closed(s: MuxStream, reset: boolean): void {
+    if (!this.streams.delete(s.id)) return;
+    if (reset) this.frame(RESET, s.id);
+  }
+
+  private read(d: Buffer): void {
+    this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
+    while (this.buf.length >= 9) {
+      const len = this.buf.readUInt32BE(5);
+      if (len > maxFrame + 1024) {
+        this.socket.destroy();
+        return;
+      }
+      if (this.buf.length < 9 + len) break;
+      const type = this.buf[0] as number;
+      const id = this.buf.readUInt32BE(1);
+      const payload = this.buf.subarray(9, 9 + len);
+      this.buf = this.buf.subarray(9 + len);
+      this.dispatch(type, id, payload);
+    }
+  }
+
+  private dispatch(type: number, id: number, payload: Buffer): void {
+    if (type === OPEN) {
+      if (!this.onOpen || this.streams.has(id) || this.streams.size >= maxStreams) {
+        this.frame(RESET, id);
+        return;
+      }
+      const s = new MuxStream(this, id);
+      this.streams.set(id, s);
+      this.onOpen(s, payload.toString('latin1'));
+      return;
+    }
+    const s = this.streams.get(id);
+    if (!s) return;
+    if (type === DATA) s.deliver(Buffer.from(payload));
+    else if (type === END) s.push(null);
+    else if (type === RESET) {
+      this.streams.delete(id);
+      s.destroy(new Error('stream reset by peer'));
+    } else if (type === CREDIT && payload.length === 4) {
+      s.credit += payload.readUInt32BE(0);
+      s.flush();
+    }
+  }
+
+  private shutdown(): void {
+    this.closedFlag = true;
+    for (const s of this.streams.values()) s.destroy(new Error('tunnel closed'));
+    this.streams.clear();
+  }
+}
