@@ -43,6 +43,22 @@ export class DnsServer {
   ) {}
 
   async start(): Promise<AddressInfo> {
+    // With port 0 the UDP port is picked first and TCP must get the same number; if another
+    // process holds that TCP port, pick again.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.bindBoth();
+      } catch (err) {
+        const again =
+          this.opts.listen.port === 0 && (err as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 10;
+        this.udp?.close();
+        this.udp = undefined;
+        if (!again) throw err;
+      }
+    }
+  }
+
+  private async bindBoth(): Promise<AddressInfo> {
     const { host, port } = this.opts.listen;
     const udp = createSocket({
       type: host.includes(':') ? 'udp6' : 'udp4',
@@ -52,7 +68,6 @@ export class DnsServer {
     });
     this.udp = udp;
     udp.on('message', (msg, rinfo) => this.onUdp(msg, rinfo.address, rinfo.port));
-    udp.on('error', (err) => this.log.warn('DNS UDP socket error', { error: err.message }));
     await new Promise<void>((resolve, reject) => {
       udp.once('error', reject);
       udp.bind(port, host, () => {
@@ -60,11 +75,11 @@ export class DnsServer {
         resolve();
       });
     });
+    udp.on('error', (err) => this.log.warn('DNS UDP socket error', { error: err.message }));
     const bound = udp.address();
     const tcp = createServer({ noDelay: true }, (sock) => this.onTcp(sock));
     tcp.maxConnections = this.opts.tcpMaxConnections;
     tcp.on('drop', () => this.metrics.dropped.labels('tcp_limit').inc());
-    this.tcp = tcp;
     await new Promise<void>((resolve, reject) => {
       tcp.once('error', reject);
       // Same port as UDP, so `--dns-listen HOST:0` still gives one port for both.
@@ -73,6 +88,7 @@ export class DnsServer {
         resolve();
       });
     });
+    this.tcp = tcp;
     return bound;
   }
 

@@ -33,40 +33,61 @@ export function dataPlaneHeader(task: string, port: number): Buffer {
   return Buffer.from(`${dataPlaneMagic} ${task} ${port}\n`, 'latin1');
 }
 
+/** Opens a plain connection to a peer node's data-plane port (unencrypted networks). */
+export function dialDataPlane(host: string, port: number): Socket {
+  return connect({ host, port, noDelay: true, allowHalfOpen: true });
+}
+
+/** The byte a client sends to ask for TLS on the raw socket, and the server's go-ahead. */
+const startTls = 0x54; // 'T'
+const startTlsOk = 0x4b; // 'K'
+
 /**
- * Opens a connection to a peer node's data-plane port: TLS with this node's certificate when
- * `secure` is given (the peer must present a certificate for `peerNode`), plain otherwise.
+ * Opens an encrypted tunnel connection: a one-byte STARTTLS exchange, then TLS 1.3 directly on
+ * the socket. (A TLS ClientHello straight away is accepted too, through a slower JS stream.)
  */
-export function dialDataPlane(
+export function dialSecure(
   host: string,
   port: number,
   peerNode: string,
-  secure: SecureContext | undefined,
+  secure: SecureContext,
   metrics: DataPlaneMetrics | undefined,
   peerName: string,
-): Socket {
-  if (!secure) return connect({ host, port, noDelay: true, allowHalfOpen: true });
-  const sock = tlsConnect({
-    host,
-    port,
-    secureContext: secure,
-    ...tlsOptions,
-    servername: undefined,
-    checkServerIdentity: (_h, cert) =>
-      cert.subject?.CN === peerNode
-        ? undefined
-        : new Error(`data plane peer is ${cert.subject?.CN}, not node ${peerNode}`),
+): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const raw = connect({ host, port, noDelay: true });
+    raw.once('error', (err) => {
+      metrics?.handshake(peerName, 'error');
+      reject(err);
+    });
+    raw.once('connect', () => raw.write(Buffer.from([startTls])));
+    raw.once('data', (d: Buffer) => {
+      if (d.length !== 1 || d[0] !== startTlsOk) {
+        raw.destroy();
+        reject(Object.assign(new Error('data plane peer did not accept TLS'), { code: 'EPROTO' }));
+        return;
+      }
+      raw.pause();
+      const sock = tlsConnect({
+        socket: raw,
+        secureContext: secure,
+        ...tlsOptions,
+        servername: undefined,
+        checkServerIdentity: (_h, cert) =>
+          cert.subject?.CN === peerNode
+            ? undefined
+            : new Error(`data plane peer is ${cert.subject?.CN}, not node ${peerNode}`),
+      });
+      sock.once('secureConnect', () => {
+        metrics?.handshake(peerName, 'ok');
+        resolve(sock);
+      });
+      sock.once('error', (err) => {
+        metrics?.handshake(peerName, 'error');
+        reject(err);
+      });
+    });
   });
-  sock.setNoDelay(true);
-  let secured = false;
-  sock.once('secureConnect', () => {
-    secured = true;
-    metrics?.handshake(peerName, 'ok');
-  });
-  sock.once('error', () => {
-    if (!secured) metrics?.handshake(peerName, 'error');
-  });
-  return sock;
 }
 
 /** A duplex over `raw` that first yields `prefix` (bytes already read to sniff the protocol). */
@@ -136,6 +157,26 @@ export class DataPlaneServer {
     raw.once('readable', () => {
       const first = raw.read() as Buffer | null;
       if (!first) return;
+      if (first[0] === startTls) {
+        // STARTTLS: nothing else was sent yet, so TLS can take the socket itself (fast path).
+        if (first.length !== 1 || !this.secure) {
+          raw.destroy();
+          return;
+        }
+        raw.pause();
+        raw.write(Buffer.from([startTlsOk]));
+        this.secured(
+          raw,
+          new TLSSocket(raw, {
+            isServer: true,
+            secureContext: this.secure,
+            requestCert: true,
+            rejectUnauthorized: true,
+            ...tlsOptions,
+          }),
+        );
+        return;
+      }
       if (first[0] !== tlsRecordHandshake) {
         raw.unshift(first);
         this.serve(raw, raw, undefined);
@@ -153,28 +194,33 @@ export class DataPlaneServer {
         rejectUnauthorized: true,
         ...tlsOptions,
       });
-      sock.on('error', () => raw.destroy());
-      sock.once('secure', () => {
-        const cn = sock.getPeerCertificate()?.subject?.CN;
-        const peer = Array.isArray(cn) ? cn[0] : cn;
-        const node = peer ? this.current()?.state.nodes.get(peer) : undefined;
-        // A certificate of a node that was removed (or never joined) is refused from then on.
-        if (!node) {
-          this.metrics.handshake(peer ?? 'unknown', 'refused');
-          this.log.warn('data plane: refused a certificate of a node that is not a member', { peer });
-          sock.destroy();
-          return;
-        }
-        this.metrics.handshake(node.name, 'ok');
-        raw.setTimeout(0);
-        sock.setKeepAlive(true, 30_000);
-        this.metrics.opened(node.name, true);
-        const mux = new Mux(sock, false, (stream, header) => this.serveStream(stream, header));
-        this.tunnels.add({ peer: peer as string, mux });
-        sock.once('close', () => {
-          this.metrics.closed(node.name, true, sock.bytesWritten, sock.bytesRead);
-          for (const t of this.tunnels) if (t.mux === mux) this.tunnels.delete(t);
-        });
+      this.secured(raw, sock);
+    });
+  }
+
+  /** A TLS connection from a peer: only a current member's certificate gets a tunnel. */
+  private secured(raw: Socket, sock: TLSSocket): void {
+    sock.on('error', () => raw.destroy());
+    sock.once('secure', () => {
+      const cn = sock.getPeerCertificate()?.subject?.CN;
+      const peer = Array.isArray(cn) ? cn[0] : cn;
+      const node = peer ? this.current()?.state.nodes.get(peer) : undefined;
+      // A certificate of a node that was removed (or never joined) is refused from then on.
+      if (!node) {
+        this.metrics.handshake(peer ?? 'unknown', 'refused');
+        this.log.warn('data plane: refused a certificate of a node that is not a member', { peer });
+        sock.destroy();
+        return;
+      }
+      this.metrics.handshake(node.name, 'ok');
+      raw.setTimeout(0);
+      sock.setKeepAlive(true, 30_000);
+      this.metrics.opened(node.name, true);
+      const mux = new Mux(sock, false, (stream, header) => this.serveStream(stream, header));
+      this.tunnels.add({ peer: peer as string, mux });
+      sock.once('close', () => {
+        this.metrics.closed(node.name, true, sock.bytesWritten, sock.bytesRead);
+        for (const t of this.tunnels) if (t.mux === mux) this.tunnels.delete(t);
       });
     });
   }

@@ -83,14 +83,7 @@ export function proxyTcp(ctx: MeshContext, client: Socket, route: Route, listene
     let upstream: Socket;
     if (e.via) {
       // Through another node's plain data plane: name the task first; that node connects to it.
-      upstream = dialDataPlane(
-        e.via.host,
-        e.via.port,
-        e.node,
-        undefined,
-        ctx.dataPlane.metrics,
-        e.via.nodeName,
-      );
+      upstream = dialDataPlane(e.via.host, e.via.port);
       upstream.write(dataPlaneHeader(e.task, e.port));
     } else {
       upstream = connect({

@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { SecureContext } from 'node:tls';
-import { dataPlaneHeader, dialDataPlane } from './data-plane.js';
+import { dataPlaneHeader, dialSecure } from './data-plane.js';
 import type { DataPlaneMetrics } from './data-plane-metrics.js';
 import { Mux } from './mux.js';
 
@@ -14,6 +14,25 @@ export interface Peer {
 
 /** A tunnel that cannot be set up in this long fails the connect (and the task is ejected). */
 const handshakeTimeoutMs = 5000;
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(
+      () => reject(Object.assign(new Error('tunnel handshake timeout'), { code: 'ETIMEDOUT' })),
+      ms,
+    );
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}
 
 /**
  * One encrypted tunnel per peer node, shared by every connection to that node's tasks: the TLS
@@ -36,14 +55,11 @@ export class Tunnels {
       return Promise.reject(
         Object.assign(new Error('no cluster certificate for the encrypted data plane'), { code: 'ENOCERT' }),
       );
-    const p = new Promise<Mux>((resolve, reject) => {
-      const sock = dialDataPlane(peer.host, peer.port, peer.node, ctx, this.metrics, peer.nodeName);
-      const timer = setTimeout(
-        () => sock.destroy(Object.assign(new Error('tunnel handshake timeout'), { code: 'ETIMEDOUT' })),
-        handshakeTimeoutMs,
-      );
-      sock.once('secureConnect', () => {
-        clearTimeout(timer);
+    const p: Promise<Mux> = withTimeout(
+      dialSecure(peer.host, peer.port, peer.node, ctx, this.metrics, peer.nodeName),
+      handshakeTimeoutMs,
+    ).then(
+      (sock) => {
         sock.setKeepAlive(true, 30_000);
         this.metrics.opened(peer.nodeName, true);
         const mux = new Mux(sock, true);
@@ -51,14 +67,13 @@ export class Tunnels {
           this.metrics.closed(peer.nodeName, true, sock.bytesWritten, sock.bytesRead);
           if (this.muxes.get(peer.node) === p) this.muxes.delete(peer.node);
         });
-        resolve(mux);
-      });
-      sock.once('error', (err) => {
-        clearTimeout(timer);
+        return mux;
+      },
+      (err: Error) => {
         if (this.muxes.get(peer.node) === p) this.muxes.delete(peer.node);
-        reject(err);
-      });
-    });
+        throw err;
+      },
+    );
     this.muxes.set(peer.node, p);
     return p;
   }
