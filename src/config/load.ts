@@ -6,6 +6,9 @@ import { readSettings, type Settings } from './settings.js';
 /** meshd's flags and the config path each one overrides; `many` flags repeat into a list. */
 const flagPaths: Record<string, { path: string; many?: boolean }> = {
   '--store': { path: 'store' },
+  '--store-ca': { path: 'storeTls.ca' },
+  '--store-cert': { path: 'storeTls.cert' },
+  '--store-key': { path: 'storeTls.key' },
   '--api-listen': { path: 'api.listen' },
   '--api-token': { path: 'api.token' },
   '--dns-listen': { path: 'dns.listen' },
@@ -30,7 +33,8 @@ const flagPaths: Record<string, { path: string; many?: boolean }> = {
 export const usage = `usage: meshd [--config FILE] [flags]
 
   --config FILE            YAML configuration (flags override it)
-  --store memory|file:PATH|etcd://HOST:PORT[,HOST:PORT...]
+  --store memory|file:PATH|etcd://HOST:PORT[,HOST:PORT...]|etcds://...
+  --store-ca FILE --store-cert FILE --store-key FILE   TLS and client certificate for etcds://
   --api-listen HOST:PORT   management API (default 127.0.0.1:2377)
   --api-token TOKEN        bearer token required when the API listens off loopback
   --dns-listen HOST:PORT   DNS over UDP and TCP (default 127.0.0.1:1053; off to disable)

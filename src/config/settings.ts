@@ -10,7 +10,12 @@ import { type HostPort, parseHostPort } from './listen.js';
 export type StoreSetting =
   | { readonly kind: 'memory' }
   | { readonly kind: 'file'; readonly path: string }
-  | { readonly kind: 'etcd'; readonly endpoints: readonly string[] };
+  | {
+      readonly kind: 'etcd';
+      readonly endpoints: readonly string[];
+      /** TLS to etcd (`etcds://`): the CA that signed etcd's certificate, and our client pair. */
+      readonly tls?: { readonly ca: string; readonly cert?: string; readonly key?: string };
+    };
 
 /** A declared group of tasks: `count` tasks of `service` on this node, or the given addresses. */
 export interface DeclaredTasks {
@@ -91,15 +96,16 @@ const defaultRecursionAllowed = [
 export function parseStore(text: string, what: string): StoreSetting {
   if (text === 'memory') return { kind: 'memory' };
   if (text.startsWith('file:') && text.length > 5) return { kind: 'file', path: text.slice(5) };
-  if (text.startsWith('etcd://')) {
+  if (text.startsWith('etcd://') || text.startsWith('etcds://')) {
+    const secure = text.startsWith('etcds://');
     const endpoints = text
-      .slice(7)
+      .slice(secure ? 8 : 7)
       .split(',')
       .map((e) => e.trim())
       .filter(Boolean);
     if (endpoints.length === 0) throw invalid(`${what}: etcd:// needs at least one HOST:PORT`);
     for (const e of endpoints) parseHostPort(e, what);
-    return { kind: 'etcd', endpoints: endpoints.map((e) => `http://${e}`) };
+    return { kind: 'etcd', endpoints: endpoints.map((e) => `${secure ? 'https' : 'http'}://${e}`) };
   }
   throw invalid(`${what}: "${text}" is not memory, file:PATH or etcd://HOST:PORT[,HOST:PORT]`);
 }
@@ -121,7 +127,21 @@ export function readSettings(raw: unknown): Settings {
     stateDir: node.string('stateDir', 'var'),
   };
   node.done();
-  const store = parseStore(f.string('store', `file:${settingsNode.stateDir}/store.json`), 'store');
+  let store = parseStore(f.string('store', `file:${settingsNode.stateDir}/store.json`), 'store');
+  const storeTls = f.object('storeTls');
+  const tls = {
+    ca: storeTls.optionalString('ca'),
+    cert: storeTls.optionalString('cert'),
+    key: storeTls.optionalString('key'),
+  };
+  storeTls.done();
+  if (store.kind === 'etcd' && store.endpoints[0]?.startsWith('https://')) {
+    if (!tls.ca)
+      throw invalid("storeTls.ca: etcds:// needs the CA file that signed etcd's certificate (--store-ca)");
+    if (!!tls.cert !== !!tls.key)
+      throw invalid('storeTls: give both cert and key (--store-cert, --store-key) or neither');
+    store = { ...store, tls: { ca: tls.ca, ...(tls.cert ? { cert: tls.cert, key: tls.key } : {}) } };
+  }
   const storePrefix = f.string('storePrefix', '/meshd/v1/');
   if (!storePrefix.endsWith('/')) throw invalid('storePrefix: must end with /');
 

@@ -77,6 +77,7 @@ export async function signRequest(
   csrPem: string,
   nodeId: string,
   validMs: number,
+  ips: readonly string[] = [],
 ): Promise<string> {
   const csr = new x509.Pkcs10CertificateRequest(csrPem);
   if (!(await csr.verify())) throw new Error('certificate request signature does not verify');
@@ -98,7 +99,10 @@ export async function signRequest(
         x509.ExtendedKeyUsage.serverAuth,
         x509.ExtendedKeyUsage.clientAuth,
       ]),
-      new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: nodeId }]),
+      new x509.SubjectAlternativeNameExtension([
+        { type: 'dns', value: nodeId },
+        ...ips.map((ip) => ({ type: 'ip' as const, value: ip })),
+      ]),
     ],
   });
   return cert.toString('pem');

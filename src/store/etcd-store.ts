@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { ConsecutiveBreaker, circuitBreaker, handleWhen, retry } from 'cockatiel';
 import { Etcd3, type IKeyValue, isRecoverableError, type Lease } from 'etcd3';
 import { MeshError, messageOf } from '../model/errors.js';
@@ -45,10 +46,21 @@ export class EtcdStore implements Store {
   private readonly leases = new Map<LeaseId, Lease>();
   private readonly watchers = new Set<{ cancel(): Promise<void> }>();
 
-  constructor(endpoints: readonly string[]) {
-    this.description = `etcd://${endpoints.map((e) => e.replace(/^https?:\/\//, '')).join(',')}`;
+  constructor(endpoints: readonly string[], tls?: { ca: string; cert?: string; key?: string }) {
+    const scheme = tls ? 'etcds' : 'etcd';
+    this.description = `${scheme}://${endpoints.map((e) => e.replace(/^https?:\/\//, '')).join(',')}`;
     this.client = new Etcd3({
       hosts: [...endpoints],
+      ...(tls
+        ? {
+            credentials: {
+              rootCertificate: readFileSync(tls.ca),
+              ...(tls.cert && tls.key
+                ? { certChain: readFileSync(tls.cert), privateKey: readFileSync(tls.key) }
+                : {}),
+            },
+          }
+        : {}),
       dialTimeout: callTimeoutMs,
       // HTTP/2 pings find a dead link under a silent watch stream; etcd allows one per 5 s.
       grpcOptions: {

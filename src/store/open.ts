@@ -11,6 +11,6 @@ export async function openStore(setting: StoreSetting): Promise<Store> {
     case 'file':
       return MemoryStore.open(setting.path);
     case 'etcd':
-      return new EtcdStore(setting.endpoints);
+      return new EtcdStore(setting.endpoints, setting.tls);
   }
 }
