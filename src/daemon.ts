@@ -78,6 +78,7 @@ export class Daemon {
   identity: Identity | undefined;
   private dataPlane: DataPlaneServer | undefined;
   private secureContext: SecureContext | undefined;
+  private api: ApiServer | undefined;
   private dataPlaneMetrics!: DataPlaneMetrics;
   private prober: Prober | undefined;
 
@@ -159,6 +160,7 @@ export class Daemon {
         datapathAddr: s.node.datapathAddr,
         dataListen,
         apiListen: formatHostPort(s.api.listen),
+        apiTls: s.api.tls,
       },
       s.cluster.leaseTtlSeconds,
       logger('membership'),
@@ -191,6 +193,8 @@ export class Daemon {
 
     await this.rebuild();
 
+    // HTTPS needs this node's certificate before the API can listen.
+    if (s.api.tls) await this.startIdentity(membership);
     const api = new ApiServer(
       s.api.listen,
       s.api.token,
@@ -209,6 +213,9 @@ export class Daemon {
         identity: this.identity,
         taskHealth: (task) => this.taskHealth(task),
       }),
+      s.api.tls
+        ? { identity: () => this.identity?.identity, isMember: (id) => this.mirror.state.nodes.has(id) }
+        : undefined,
     );
     const apiAddr = await api.start();
     this.closers.push(() => api.close());
@@ -226,7 +233,8 @@ export class Daemon {
     };
     // Other nodes reach this API (to join, for instance) at the port it really bound.
     if (s.api.listen.port === 0) await membership.update({ apiListen: this.bound.api });
-    await this.startIdentity(membership);
+    if (!s.api.tls) await this.startIdentity(membership);
+    this.api = api;
     this.status = 'ready';
     log.info('meshd is ready', {
       node: s.node.name,
@@ -258,6 +266,7 @@ export class Daemon {
       this.secureContext = ctx;
       this.dataPlane?.setSecureContext(ctx);
       this.dataPlaneMetrics.certExpiry.set(id.expires.getTime() / 1000);
+      this.api?.renew(id);
       void membership.update({ dataTls: true }).catch(() => undefined);
     });
     const attempt = async (): Promise<void> => {

@@ -1,10 +1,19 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { HostPort } from '../config/listen.js';
+import { tlsOptions } from '../mesh/data-plane.js';
 import { MeshError } from '../model/errors.js';
 import { sendError, sendJson } from './http-util.js';
 import type { Route } from './routes.js';
+
+/**
+ * Paths without the API token: health probes, and joining and renewal, which carry their own
+ * proof (the join token, or a signature by the current certificate's key).
+ */
+const open = new Set(['/health', '/ready', '/swarm/join', '/swarm/renew']);
 
 /** Loopback listeners may skip the token: only local users reach them. */
 export function isLoopback(host: string): boolean {
@@ -22,17 +31,44 @@ export class ApiServer {
     private readonly listen: HostPort,
     private readonly token: string,
     private readonly routes: readonly Route[],
+    /** HTTPS with the cluster certificate; a current node's client certificate authenticates too. */
+    private readonly tls?: {
+      identity: () => { cert: string; key: string; ca: string } | undefined;
+      isMember: (nodeId: string) => boolean;
+    },
   ) {
-    if (!isLoopback(listen.host) && token === '') {
+    if (!isLoopback(listen.host) && token === '' && !tls) {
       throw new MeshError(
         'invalid_argument',
-        `api.listen: ${listen.host} is not loopback, so api.token must be set`,
+        `api.listen: ${listen.host} is not loopback, so api.token (or api.tls) must be set`,
       );
     }
   }
 
+  /** Presents a renewed certificate to new connections. */
+  renew(id: { cert: string; key: string; ca: string }): void {
+    const server = this.server as unknown as { setSecureContext?: (o: object) => void } | undefined;
+    if (this.tls) server?.setSecureContext?.({ cert: id.cert, key: id.key, ca: id.ca, ...tlsOptions });
+  }
+
   async start(): Promise<AddressInfo> {
-    const server = createServer((req, res) => void this.handle(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
+    const id = this.tls?.identity();
+    if (this.tls && !id)
+      throw new MeshError('failed_precondition', "api.tls needs this node's cluster certificate first");
+    const server: Server = this.tls
+      ? createHttpsServer(
+          {
+            cert: id?.cert,
+            key: id?.key,
+            ca: id?.ca,
+            requestCert: true,
+            rejectUnauthorized: false,
+            ...tlsOptions,
+          },
+          handler,
+        )
+      : createServer(handler);
     server.keepAliveTimeout = 5000;
     server.headersTimeout = 10_000;
     server.requestTimeout = 30_000;
@@ -48,7 +84,13 @@ export class ApiServer {
   }
 
   private authorized(req: IncomingMessage): boolean {
-    if (this.token === '') return true;
+    // A client certificate of a current member (verified against the cluster CA) is enough.
+    const sock = req.socket as TLSSocket;
+    if (this.tls && sock.authorized) {
+      const cn = sock.getPeerCertificate()?.subject?.CN;
+      if (typeof cn === 'string' && this.tls.isMember(cn)) return true;
+    }
+    if (this.token === '') return !this.tls || isLoopback(this.listen.host);
     const header = req.headers.authorization ?? '';
     const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
     const want = Buffer.from(this.token);
@@ -58,8 +100,7 @@ export class ApiServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       const url = new URL(req.url ?? '/', 'http://meshd');
-      // Health probes stay open so orchestrators can check a node without its token.
-      if (url.pathname !== '/health' && url.pathname !== '/ready' && !this.authorized(req)) {
+      if (!open.has(url.pathname) && !this.authorized(req)) {
         throw new MeshError('unauthorized', 'missing or wrong bearer token');
       }
       for (const route of this.routes) {

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { UsageError } from '../cli/args.js';
-import { ApiClient } from '../cli/client.js';
+import { ApiClient, type ClientTls } from '../cli/client.js';
 import type { Command } from '../cli/context.js';
 import { networkCommands } from '../cli/network-cmd.js';
 import { serviceCommands } from '../cli/service-cmd.js';
@@ -25,18 +27,39 @@ const usage = `usage: meshctl [--host URL] [--token TOKEN] COMMAND
   swarm    join-token worker|manager [--rotate]
 
 MESHD_HOST (default http://127.0.0.1:2377) and MESHD_TOKEN set --host and --token.
+For an https:// API: --tls-ca FILE, or --state-dir DIR of a node (its CA and certificate).
 Read verbs take --format json.
 `;
+
+/**
+ * TLS for an https:// API: `--tls-ca FILE`, or `--state-dir DIR` of a node, whose CA certificate
+ * and node certificate (a client certificate the API accepts in place of a token) are used.
+ */
+function clientTls(ca: string | undefined, stateDir: string | undefined): ClientTls | undefined {
+  const read = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8') : undefined);
+  if (stateDir) {
+    return {
+      ca: ca ? read(ca) : read(join(stateDir, 'ca.crt')),
+      cert: read(join(stateDir, 'node.crt')),
+      key: read(join(stateDir, 'node.key')),
+    };
+  }
+  return ca ? { ca: read(ca) } : undefined;
+}
 
 async function main(argv: string[]): Promise<number> {
   let host = process.env.MESHD_HOST ?? 'http://127.0.0.1:2377';
   let token = process.env.MESHD_TOKEN;
+  let tlsCa: string | undefined;
+  let stateDir: string | undefined;
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     if (rest.length === 0 && (a === '--host' || a === '-H')) host = argv[++i] ?? host;
     else if (rest.length === 0 && a.startsWith('--host=')) host = a.slice(7);
     else if (rest.length === 0 && a === '--token') token = argv[++i];
+    else if (rest.length === 0 && a === '--tls-ca') tlsCa = argv[++i];
+    else if (rest.length === 0 && a === '--state-dir') stateDir = argv[++i];
     else rest.push(a);
   }
   if (!/^https?:\/\//.test(host)) host = `http://${host}`;
@@ -51,7 +74,10 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
   try {
-    await cmd({ api: new ApiClient(host, token), out: (t) => process.stdout.write(t) }, args);
+    await cmd(
+      { api: new ApiClient(host, token, clientTls(tlsCa, stateDir)), out: (t) => process.stdout.write(t) },
+      args,
+    );
     return 0;
   } catch (err) {
     const prefix = err instanceof UsageError ? 'usage error: ' : 'Error: ';

@@ -1,11 +1,28 @@
-import { request } from 'undici';
+import { Agent, request } from 'undici';
+
+/** TLS settings for an https:// API: the CA to trust, and an optional client certificate. */
+export interface ClientTls {
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+}
 
 /** A thin client for the management API; errors come back as the API's one-line message. */
 export class ApiClient {
+  private readonly dispatcher: Agent | undefined;
+
   constructor(
     private readonly base: string,
     private readonly token: string | undefined,
-  ) {}
+    tls?: ClientTls,
+  ) {
+    // The API's certificate names a node id, not a host name: trust is the cluster CA.
+    this.dispatcher = tls?.ca
+      ? new Agent({
+          connect: { ca: tls.ca, cert: tls.cert, key: tls.key, checkServerIdentity: () => undefined },
+        })
+      : undefined;
+  }
 
   async call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = {};
@@ -19,6 +36,7 @@ export class ApiClient {
         body: body !== undefined ? JSON.stringify(body) : undefined,
         // One request per run: no idle keep-alive socket holding the process open afterwards.
         reset: true,
+        ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}),
         headersTimeout: 30_000,
         bodyTimeout: 30_000,
       });

@@ -11,6 +11,7 @@ const flagPaths: Record<string, { path: string; many?: boolean }> = {
   '--store-key': { path: 'storeTls.key' },
   '--api-listen': { path: 'api.listen' },
   '--api-token': { path: 'api.token' },
+  '--api-tls': { path: 'api.tls' },
   '--dns-listen': { path: 'dns.listen' },
   '--metrics-listen': { path: 'metrics.listen' },
   '--data-listen': { path: 'mesh.dataListen' },
@@ -37,6 +38,7 @@ export const usage = `usage: meshd [--config FILE] [flags]
   --store-ca FILE --store-cert FILE --store-key FILE   TLS and client certificate for etcds://
   --api-listen HOST:PORT   management API (default 127.0.0.1:2377)
   --api-token TOKEN        bearer token required when the API listens off loopback
+  --api-tls true|false     serve the API over HTTPS with the node's cluster certificate
   --dns-listen HOST:PORT   DNS over UDP and TCP (default 127.0.0.1:1053; off to disable)
   --metrics-listen HOST:PORT  Prometheus metrics (default 127.0.0.1:9377)
   --data-listen HOST:PORT  data plane between nodes (default DATAPATH_ADDR:4789)

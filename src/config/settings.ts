@@ -34,7 +34,7 @@ export interface Settings {
   };
   readonly store: StoreSetting;
   readonly storePrefix: string;
-  readonly api: { readonly listen: HostPort; readonly token: string };
+  readonly api: { readonly listen: HostPort; readonly token: string; readonly tls: boolean };
   readonly dns: {
     readonly listen: HostPort | undefined;
     readonly ttl: number;
@@ -149,6 +149,7 @@ export function readSettings(raw: unknown): Settings {
   const apiSettings = {
     listen: parseHostPort(api.string('listen', '127.0.0.1:2377'), api.at('listen')),
     token: api.string('token', ''),
+    tls: api.bool('tls', false),
   };
   api.done();
 

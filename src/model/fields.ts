@@ -61,6 +61,8 @@ export class Fields {
   bool(key: string, def: boolean): boolean {
     const v = this.raw(key);
     if (v === undefined || v === null) return def;
+    // Flags arrive as text.
+    if (v === 'true' || v === 'false') return v === 'true';
     if (typeof v !== 'boolean') throw invalid(`${this.at(key)}: must be true or false`);
     return v;
   }

@@ -13,6 +13,7 @@ export interface NodeSelf {
   readonly dataListen: string;
   readonly apiListen: string;
   readonly dataTls?: boolean;
+  readonly apiTls?: boolean;
 }
 
 /** Registers (or refreshes) a node and its leased heartbeat. */
@@ -28,7 +29,8 @@ export function registerNode(state: ClusterState, self: NodeSelf, now: string): 
     existing.datapathAddr === self.datapathAddr &&
     existing.dataListen === self.dataListen &&
     existing.apiListen === self.apiListen &&
-    existing.dataTls === self.dataTls;
+    existing.dataTls === self.dataTls &&
+    existing.apiTls === self.apiTls;
   if (!same) change.puts.push({ kind: 'nodes', id: self.id, value: node });
   change.puts.push({ kind: 'heartbeats', id: self.id, value: heartbeat, lease: true });
   return change;

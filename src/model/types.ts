@@ -108,6 +108,8 @@ export interface Node extends Meta {
   readonly name: string;
   /** Whether its data-plane port speaks mutually authenticated TLS (it holds a cluster certificate). */
   readonly dataTls?: boolean;
+  /** Whether its management API is HTTPS. */
+  readonly apiTls?: boolean;
   readonly advertiseAddr: string;
   readonly datapathAddr: string;
   readonly dataListen: string;

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import type { Logger } from '../log.js';
 import type { ClusterState } from '../model/cluster-state.js';
 import { MeshError, messageOf } from '../model/errors.js';
@@ -154,8 +154,20 @@ export class Identity {
     const st = this.state();
     const holder = st.cluster?.caHolder ? st.nodes.get(st.cluster.caHolder) : undefined;
     if (!holder) throw new MeshError('unavailable', 'the node holding the cluster CA is not known yet');
-    const res = await request(`http://${holder.apiListen}${path}`, {
+    const res = await request(`${holder.apiTls ? 'https' : 'http'}://${holder.apiListen}${path}`, {
       method: 'POST',
+      // The CA holder's HTTPS certificate chains to the cluster CA the token pinned.
+      ...(holder.apiTls && st.cluster?.caCert
+        ? {
+            dispatcher: new Agent({
+              connect: {
+                ca: st.cluster.caCert,
+                rejectUnauthorized: true,
+                checkServerIdentity: () => undefined,
+              },
+            }),
+          }
+        : {}),
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(payload),
       headersTimeout: 10_000,
