@@ -84,7 +84,9 @@ export class MuxStream extends Duplex {
 export class Mux {
   private readonly streams = new Map<number, MuxStream>();
   private nextId: number;
-  private buf: Buffer = Buffer.alloc(0);
+  /** Received bytes not yet framed: kept as chunks and joined once per frame, not per chunk. */
+  private pending: Buffer[] = [];
+  private pendingLen = 0;
   private drainWaiters: (() => void)[] = [];
   closedFlag = false;
 
@@ -143,20 +145,50 @@ export class Mux {
   }
 
   private read(d: Buffer): void {
-    this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
-    while (this.buf.length >= 9) {
-      const len = this.buf.readUInt32BE(5);
+    this.pending.push(d);
+    this.pendingLen += d.length;
+    while (this.pendingLen >= 9) {
+      const head = this.peek(9);
+      const len = head.readUInt32BE(5);
       if (len > maxFrame + 1024) {
         this.socket.destroy();
         return;
       }
-      if (this.buf.length < 9 + len) break;
-      const type = this.buf[0] as number;
-      const id = this.buf.readUInt32BE(1);
-      const payload = this.buf.subarray(9, 9 + len);
-      this.buf = this.buf.subarray(9 + len);
-      this.dispatch(type, id, payload);
+      if (this.pendingLen < 9 + len) return;
+      const frame = this.take(9 + len);
+      this.dispatch(frame[0] as number, frame.readUInt32BE(1), frame.subarray(9));
     }
+  }
+
+  /** The first `n` pending bytes, without consuming them. */
+  private peek(n: number): Buffer {
+    const first = this.pending[0] as Buffer;
+    if (first.length >= n) return first;
+    const joined = Buffer.concat(this.pending);
+    this.pending = [joined];
+    return joined;
+  }
+
+  /** Consumes the first `n` pending bytes: a slice when one chunk holds them, one copy otherwise. */
+  private take(n: number): Buffer {
+    this.pendingLen -= n;
+    const first = this.pending[0] as Buffer;
+    if (first.length >= n) {
+      if (first.length === n) this.pending.shift();
+      else this.pending[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let off = 0;
+    while (off < n) {
+      const c = this.pending[0] as Buffer;
+      const k = Math.min(c.length, n - off);
+      c.copy(out, off, 0, k);
+      off += k;
+      if (k === c.length) this.pending.shift();
+      else this.pending[0] = c.subarray(k);
+    }
+    return out;
   }
 
   private dispatch(type: number, id: number, payload: Buffer): void {
@@ -172,7 +204,7 @@ export class Mux {
     }
     const s = this.streams.get(id);
     if (!s) return;
-    if (type === DATA) s.deliver(Buffer.from(payload));
+    if (type === DATA) s.deliver(payload);
     else if (type === END) s.push(null);
     else if (type === RESET) {
       this.streams.delete(id);
