@@ -264,7 +264,7 @@ export class Daemon {
     identity.onChange((id) => {
       const ctx = createSecureContext({ cert: id.cert, key: id.key, ca: id.ca, ...tlsOptions });
       this.secureContext = ctx;
-      this.dataPlane?.setSecureContext(ctx);
+      this.dataPlane?.setSecureContext(ctx, id.ca);
       this.dataPlaneMetrics.certExpiry.set(id.expires.getTime() / 1000);
       this.api?.renew(id);
       void membership.update({ dataTls: true }).catch(() => undefined);

@@ -3,6 +3,7 @@ import { Duplex } from 'node:stream';
 import { type SecureContext, TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { HostPort } from '../config/listen.js';
 import type { Logger } from '../log.js';
+import { verifyPeer } from '../security/pki.js';
 import type { Snapshot } from '../state/snapshot.js';
 import type { DataPlaneMetrics } from './data-plane-metrics.js';
 import { Mux, type MuxStream } from './mux.js';
@@ -121,6 +122,7 @@ export class DataPlaneServer {
   private server: Server | undefined;
   private readonly conns = new Set<Socket>();
   private secure: SecureContext | undefined;
+  private caPem = '';
   private readonly tunnels = new Set<{ peer: string; mux: Mux }>();
 
   constructor(
@@ -133,8 +135,9 @@ export class DataPlaneServer {
   ) {}
 
   /** Installs (or replaces, on rotation) this node's certificate for TLS connections. */
-  setSecureContext(ctx: SecureContext): void {
+  setSecureContext(ctx: SecureContext, caPem: string): void {
     this.secure = ctx;
+    this.caPem = caPem;
   }
 
   async start(): Promise<{ address: string; port: number }> {
@@ -201,27 +204,34 @@ export class DataPlaneServer {
   /** A TLS connection from a peer: only a current member's certificate gets a tunnel. */
   private secured(raw: Socket, sock: TLSSocket): void {
     sock.on('error', () => raw.destroy());
-    sock.once('secure', () => {
-      const cn = sock.getPeerCertificate()?.subject?.CN;
-      const peer = Array.isArray(cn) ? cn[0] : cn;
-      const node = peer ? this.current()?.state.nodes.get(peer) : undefined;
-      // A certificate of a node that was removed (or never joined) is refused from then on.
-      if (!node) {
-        this.metrics.handshake(peer ?? 'unknown', 'refused');
-        this.log.warn('data plane: refused a certificate of a node that is not a member', { peer });
-        sock.destroy();
-        return;
-      }
-      this.metrics.handshake(node.name, 'ok');
-      raw.setTimeout(0);
-      sock.setKeepAlive(true, 30_000);
-      this.metrics.opened(node.name, true);
-      const mux = new Mux(sock, false, (stream, header) => this.serveStream(stream, header));
-      this.tunnels.add({ peer: peer as string, mux });
-      sock.once('close', () => {
-        this.metrics.closed(node.name, true, sock.bytesWritten, sock.bytesRead);
-        for (const t of this.tunnels) if (t.mux === mux) this.tunnels.delete(t);
-      });
+    sock.once('secure', () => void this.admit(raw, sock));
+  }
+
+  /** Admits a TLS peer as a tunnel if its certificate verifies and names a current member. */
+  private async admit(raw: Socket, sock: TLSSocket): Promise<void> {
+    const presented = sock.getPeerCertificate(true);
+    const cn = presented?.subject?.CN;
+    const peer = Array.isArray(cn) ? cn[0] : cn;
+    // A bare TLSSocket does not enforce rejectUnauthorized itself: check the chain and validity
+    // here (a certificate of another CA, or an expired one, is refused like a non-member's).
+    const valid = presented?.raw ? await verifyPeer(presented.raw, this.caPem) : false;
+    const node = peer && valid ? this.current()?.state.nodes.get(peer) : undefined;
+    // A certificate of a node that was removed (or never joined) is refused from then on.
+    if (!node) {
+      this.metrics.handshake(peer ?? 'unknown', 'refused');
+      this.log.warn('data plane: refused a certificate of a node that is not a member', { peer });
+      sock.destroy();
+      return;
+    }
+    this.metrics.handshake(node.name, 'ok');
+    raw.setTimeout(0);
+    sock.setKeepAlive(true, 30_000);
+    this.metrics.opened(node.name, true);
+    const mux = new Mux(sock, false, (stream, header) => this.serveStream(stream, header));
+    this.tunnels.add({ peer: peer as string, mux });
+    sock.once('close', () => {
+      this.metrics.closed(node.name, true, sock.bytesWritten, sock.bytesRead);
+      for (const t of this.tunnels) if (t.mux === mux) this.tunnels.delete(t);
     });
   }
 

@@ -153,3 +153,14 @@ export async function verifyRenewal(
     Buffer.from(data),
   );
 }
+
+/** Whether a peer's certificate (DER) is signed by our CA and valid now. */
+export async function verifyPeer(der: Buffer, caPem: string): Promise<boolean> {
+  try {
+    const cert = new x509.X509Certificate(der);
+    const ca = new x509.X509Certificate(caPem);
+    return await cert.verify({ publicKey: ca.publicKey, date: new Date() });
+  } catch {
+    return false;
+  }
+}

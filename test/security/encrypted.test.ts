@@ -139,7 +139,7 @@ describe('encrypted overlay networks', () => {
     expect(metrics).toMatch(/meshd_cert_expiry_timestamp_seconds [1-9]/);
   });
 
-  it('refuses a certificate from another CA and one of a removed node', async () => {
+  it('refuses a certificate from another CA, an expired one, and one of a removed node', async () => {
     const dial = (cert: string, key: string, ca: string) =>
       new Promise<string>((resolve) => {
         const s = tlsConnect({
@@ -151,16 +151,40 @@ describe('encrypted overlay networks', () => {
           ...tlsOptions,
           checkServerIdentity: () => undefined,
         });
-        s.on('secureConnect', () => s.write('MESHD/1 x 80\n'));
+        // A real request through the tunnel protocol: an OPEN for vault's task, then an HTTP GET.
+        s.on('secureConnect', () =>
+          s.write(Buffer.concat([frame(1, `MESHD/1 ${vaultTask} 8000`), frame(2, 'GET / HTTP/1.0\r\n\r\n')])),
+        );
         s.on('data', () => resolve('data'));
         s.on('error', (e) => resolve(`error ${e.message}`));
         s.on('close', () => resolve('closed'));
       });
+    const frame = (type: number, text: string) => {
+      const body = Buffer.from(text);
+      const h = Buffer.alloc(9);
+      h[0] = type;
+      h.writeUInt32BE(1, 1);
+      h.writeUInt32BE(body.length, 5);
+      return Buffer.concat([h, body]);
+    };
+    const vaultTask = (
+      JSON.parse(await a.ctl('task', 'ls', '--service', 'vault', '--format', 'json')) as { id: string }[]
+    )[0]?.id;
+    // Sanity (so the refusals below mean something): a member's certificate gets an answer.
+    const member = readFileSync(join(a.stateDir, 'node.crt'), 'utf8');
+    const memberKey = readFileSync(join(a.stateDir, 'node.key'), 'utf8');
+    expect(await dial(member, memberKey, readFileSync(join(a.stateDir, 'ca.crt'), 'utf8'))).toBe('data');
     const stranger = await createCa('other');
     const req = await createRequest('intruder');
     const cert = await signRequest(stranger, req.csr, 'intruder', 60_000);
     const caPem = readFileSync(join(b.stateDir, 'ca.crt'), 'utf8');
     expect(await dial(cert, req.key, caPem)).toMatch(/closed|error/);
+    // A certificate of this cluster's CA that has expired, for a real member's id: refused too.
+    const caKey = readFileSync(join(a.stateDir, 'ca.key'), 'utf8');
+    const [bSelf] = JSON.parse(await b.ctl('node', 'inspect')) as { id: string }[];
+    const old = await createRequest(bSelf?.id as string);
+    const expired = await signRequest({ cert: caPem, key: caKey }, old.csr, bSelf?.id as string, -30_000);
+    expect(await dial(expired, old.key, caPem)).toMatch(/closed|error/);
     // A node that joined, then was removed: its own valid certificate no longer gets in.
     const c = await startMeshd({
       args: [
