@@ -1,3 +1,4 @@
+import { createSocket } from 'node:dgram';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { type SecureContext, TLSSocket, connect as tlsConnect } from 'node:tls';
@@ -6,6 +7,7 @@ import type { Logger } from '../log.js';
 import { verifyPeer } from '../security/pki.js';
 import type { Snapshot } from '../state/snapshot.js';
 import type { DataPlaneMetrics } from './data-plane-metrics.js';
+import { readDatagrams, writeDatagram } from './datagrams.js';
 import { Mux, type MuxStream } from './mux.js';
 
 /**
@@ -284,9 +286,22 @@ export class DataPlaneServer {
 
   /** One stream of a tunnel: the header names the task; splice it to the local task. */
   private serveStream(stream: MuxStream, header: string): void {
-    const target = this.resolve(header, true);
+    const udp = header.endsWith(' udp');
+    const target = this.resolve(udp ? header.slice(0, -4) : header, true, udp ? 'udp' : 'tcp');
     if (!target) {
       stream.destroy();
+      return;
+    }
+    if (udp) {
+      // A UDP flow: datagrams framed in the stream, sent to the task from a socket of this node.
+      const sock = createSocket(target.host.includes(':') ? 'udp6' : 'udp4');
+      sock.connect(target.port, target.host);
+      sock.on('message', (d) => writeDatagram(stream, [d]));
+      sock.on('error', () => stream.destroy());
+      readDatagrams(stream, (d) => sock.send(d));
+      stream.on('error', () => undefined);
+      stream.on('close', () => sock.close());
+      stream.on('end', () => stream.end());
       return;
     }
     const up = connect({
@@ -323,7 +338,11 @@ export class DataPlaneServer {
     return host.startsWith('127.') && this.datapathAddr.startsWith('127.') ? this.datapathAddr : undefined;
   }
 
-  private resolve(line: string, overTls: boolean): { host: string; port: number } | undefined {
+  private resolve(
+    line: string,
+    overTls: boolean,
+    proto: 'tcp' | 'udp' = 'tcp',
+  ): { host: string; port: number } | undefined {
     const [magic, taskId, portText] = line.split(' ');
     const port = Number(portText);
     const snap = this.current();
@@ -333,7 +352,8 @@ export class DataPlaneServer {
     const svc = snap.state.services.get(task.service);
     if (!svc) return undefined;
     const allowed =
-      svc.ports.some((p) => p.target === port && p.protocol === 'tcp') || svc.expose.includes(port);
+      svc.ports.some((p) => p.target === port && p.protocol === proto) ||
+      (proto === 'tcp' && svc.expose.includes(port));
     const addr = task.addresses[0];
     // Never in clear for an encrypted network, whatever the other side asks.
     if (!overTls && addr && snap.state.networks.get(addr.network)?.encrypted) return undefined;

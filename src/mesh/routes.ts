@@ -86,9 +86,8 @@ function route(
   eps: { all: Endpoint[]; up: Endpoint[] },
   localOnly: boolean,
 ): Route {
-  // UDP does not ride the data plane yet: tasks only reachable through it (an encrypted
-  // network on another node) are left out of UDP routes rather than reached in clear.
-  const keep = (e: Endpoint) => (!localOnly || e.local) && !(proto === 'udp' && e.via?.tls);
+  // UDP rides only the encrypted tunnels, not the plain data plane: a plain remote hop is direct.
+  const keep = (e: Endpoint) => !localOnly || e.local;
   const up = eps.up.filter(keep);
   const all = eps.all.filter(keep);
   const local = up.filter((e) => e.local);

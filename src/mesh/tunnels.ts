@@ -79,13 +79,14 @@ export class Tunnels {
   }
 
   /** A stream to `task:port` on the peer, through its tunnel. */
-  async open(peer: Peer, task: string, port: number): Promise<Duplex> {
+  async open(peer: Peer, task: string, port: number, proto: 'tcp' | 'udp' = 'tcp'): Promise<Duplex> {
     const mux = await this.tunnel(peer);
     if (mux.closedFlag) {
       this.muxes.delete(peer.node);
-      return this.open(peer, task, port);
+      return this.open(peer, task, port, proto);
     }
-    return mux.open(dataPlaneHeader(task, port).toString('latin1').trimEnd());
+    const header = dataPlaneHeader(task, port).toString('latin1').trimEnd();
+    return mux.open(proto === 'udp' ? `${header} udp` : header);
   }
 
   /** Closes every tunnel (shutdown, or a new certificate to present). */

@@ -1,13 +1,20 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import type { Duplex } from 'node:stream';
 import { LRUCache } from 'lru-cache';
 import { chooseEndpoint, type MeshContext } from './context.js';
+import { readDatagrams, writeDatagram } from './datagrams.js';
 import { proxyV2 } from './proxy-protocol.js';
 import type { Route } from './routes.js';
 
+/** A client's flow: to the task directly (a connected socket), or through a tunnel stream. */
 interface Flow {
   readonly task: string;
-  readonly upstream: Socket;
+  send(parts: Buffer[]): void;
+  close(): void;
 }
+
+/** Datagrams held while a flow's tunnel stream opens; more than this are dropped, as UDP may. */
+const maxQueuedDatagrams = 64;
 
 const literalLookup = (a: string, _o: unknown, cb: (e: Error | null, a: string, f: number) => void) =>
   cb(null, a, a.includes(':') ? 6 : 4);
@@ -33,7 +40,7 @@ export class UdpListener {
       max: ctx.settings.udpFlows,
       ttl: ctx.settings.udpIdleTimeoutMs,
       updateAgeOnGet: true,
-      dispose: (flow) => flow.upstream.close(),
+      dispose: (flow) => flow.close(),
     });
     this.sweeper = setInterval(
       () => this.flows.purgeStale(),
@@ -62,9 +69,9 @@ export class UdpListener {
     this.ctx.metrics.bytes.child(svc.name, 'in').value += msg.length;
     if (svc.proxyProtocol === 'v2') {
       const local = this.sock.address();
-      flow.upstream.send([proxyV2(rinfo.address, rinfo.port, local.address, local.port, 'udp'), msg]);
+      flow.send([proxyV2(rinfo.address, rinfo.port, local.address, local.port, 'udp'), msg]);
     } else {
-      flow.upstream.send(msg);
+      flow.send([msg]);
     }
   }
 
@@ -76,14 +83,20 @@ export class UdpListener {
       return undefined;
     }
     this.ctx.metrics.connections.child(svc.name, route.port, 'udp').value++;
-    const upstream = createSocket({ type: e.host.includes(':') ? 'udp6' : 'udp4', lookup: literalLookup });
-    const flow: Flow = { task: e.task, upstream };
     const bytesOut = this.ctx.metrics.bytes.child(svc.name, 'out');
-    upstream.on('message', (reply) => {
-      bytesOut.value += reply.length;
+    const reply = (d: Buffer) => {
+      bytesOut.value += d.length;
       this.flows.get(key); // a reply keeps the flow alive too
-      this.sock.send(reply, rinfo.port, rinfo.address);
-    });
+      this.sock.send(d, rinfo.port, rinfo.address);
+    };
+    if (e.via?.tls) {
+      const flow = this.tunnelFlow(key, e.task, e.node, e.via, e.port, reply);
+      this.flows.set(key, flow);
+      return flow;
+    }
+    const upstream = createSocket({ type: e.host.includes(':') ? 'udp6' : 'udp4', lookup: literalLookup });
+    const flow: Flow = { task: e.task, send: (parts) => upstream.send(parts), close: () => upstream.close() };
+    upstream.on('message', reply);
     upstream.on('error', () => {
       // ICMP unreachable on a connected socket: the task is gone; eject it and let the next
       // datagram open a flow to another task.
@@ -94,6 +107,57 @@ export class UdpListener {
     });
     upstream.connect(e.port, e.host);
     this.flows.set(key, flow);
+    return flow;
+  }
+
+  /**
+   * A flow to a task on another node's encrypted network: one stream through the tunnel, the
+   * datagrams length-prefixed in it; the far node sends them to the task from its own socket.
+   */
+  private tunnelFlow(
+    key: string,
+    task: string,
+    node: string,
+    via: { host: string; port: number; nodeName: string },
+    port: number,
+    reply: (d: Buffer) => void,
+  ): Flow {
+    let stream: Duplex | undefined;
+    let queue: Buffer[][] | undefined = [];
+    let closed = false;
+    const flow: Flow = {
+      task,
+      send: (parts) => {
+        if (stream) writeDatagram(stream, parts);
+        else if (queue && queue.length < maxQueuedDatagrams) queue.push(parts);
+      },
+      close: () => {
+        closed = true;
+        stream?.destroy();
+      },
+    };
+    this.ctx.dataPlane.tunnels
+      .open({ node, nodeName: via.nodeName, host: via.host, port: via.port }, task, port, 'udp')
+      .then(
+        (s) => {
+          if (closed) {
+            s.destroy();
+            return;
+          }
+          stream = s;
+          readDatagrams(s, reply);
+          s.on('error', () => undefined);
+          s.on('close', () => {
+            if (this.flows.get(key) === flow) this.flows.delete(key);
+          });
+          for (const parts of queue ?? []) writeDatagram(s, parts);
+          queue = undefined;
+        },
+        () => {
+          this.ctx.load.eject(task, Date.now());
+          if (this.flows.get(key) === flow) this.flows.delete(key);
+        },
+      );
     return flow;
   }
 

@@ -1,3 +1,4 @@
+import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -5,7 +6,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tlsOptions } from '../../src/mesh/data-plane.js';
 import { createCa, createRequest, signRequest } from '../../src/security/pki.js';
-import { type Backend, fetchOnce, httpBackend } from '../helpers/backends.js';
+import { type Backend, fetchOnce, httpBackend, udpEcho } from '../helpers/backends.js';
 import { type EtcdServer, startEtcd } from '../helpers/etcd.js';
 import { eventually, sleep } from '../helpers/eventually.js';
 import { type MeshdProcess, meshdFails, startMeshd } from '../helpers/meshd.js';
@@ -137,6 +138,36 @@ describe('encrypted overlay networks', () => {
     const metrics = await (await fetch(`http://${a.metrics}/metrics`)).text();
     expect(metrics).toMatch(/meshd_dataplane_handshakes_total\{peer="B",result="(ok|resumed)"\} [1-9]/);
     expect(metrics).toMatch(/meshd_cert_expiry_timestamp_seconds [1-9]/);
+  });
+
+  it('carries UDP flows of an encrypted network through the tunnel too', async () => {
+    const port = await freePort('127.0.51.1');
+    await a.ctl('service', 'create', '--name', 'usec', '--network', 'secnet', '-p', `${port}:5300/udp`);
+    const echo = await udpEcho('far', '127.241.0.20', 5300);
+    try {
+      await b.ctl('task', 'add', 'usec', '--ip', '127.241.0.20');
+      const client = createSocket('udp4');
+      const replies: string[] = [];
+      client.on('message', (m) => replies.push(m.toString()));
+      await new Promise<void>((r) => client.bind(0, '127.0.0.1', () => r()));
+      const marker = `UDPMARK-${Math.random().toString(36).slice(2)}`;
+      await eventually(
+        async () => {
+          wire.length = 0;
+          client.send(marker, port, '127.0.51.1');
+          await sleep(100);
+          expect(replies.at(-1)).toBe(`far:${marker}`);
+        },
+        15_000,
+        200,
+      );
+      client.close();
+      const seen = Buffer.concat(wire);
+      expect(seen.length).toBeGreaterThan(0);
+      expect(seen.includes(marker)).toBe(false);
+    } finally {
+      echo.close();
+    }
   });
 
   it('refuses a certificate from another CA, an expired one, and one of a removed node', async () => {
