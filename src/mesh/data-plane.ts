@@ -1,12 +1,22 @@
 import { createSocket } from 'node:dgram';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
-import { type SecureContext, TLSSocket, connect as tlsConnect } from 'node:tls';
+import { type SecureContext, TLSSocket } from 'node:tls';
 import type { HostPort } from '../config/listen.js';
 import type { Logger } from '../log.js';
 import { verifyPeer } from '../security/pki.js';
 import type { Snapshot } from '../state/snapshot.js';
+import { dataPlaneMagic, startTls, startTlsOk, tlsOptions } from './data-plane-client.js';
 import type { DataPlaneMetrics } from './data-plane-metrics.js';
+
+export {
+  dataPlaneHeader,
+  dataPlaneMagic,
+  dialDataPlane,
+  dialSecure,
+  tlsOptions,
+} from './data-plane-client.js';
+
 import { readDatagrams, writeDatagram } from './datagrams.js';
 import { Mux, type MuxStream } from './mux.js';
 
@@ -19,79 +29,9 @@ import { Mux, type MuxStream } from './mux.js';
  * first byte of a TLS ClientHello tells them apart). Traffic for tasks on encrypted networks is
  * only ever accepted over TLS from a certificate of a current cluster node.
  */
-export const dataPlaneMagic = 'MESHD/1';
-
-/** TLS 1.3 with AES-GCM only, as Docker's overlay encryption uses AES-GCM. */
-export const tlsOptions = {
-  minVersion: 'TLSv1.3',
-  maxVersion: 'TLSv1.3',
-  ciphers: 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384',
-} as const;
-
 /** A header longer than this is not ours. */
 const maxHeader = 128;
 const tlsRecordHandshake = 0x16;
-
-export function dataPlaneHeader(task: string, port: number): Buffer {
-  return Buffer.from(`${dataPlaneMagic} ${task} ${port}\n`, 'latin1');
-}
-
-/** Opens a plain connection to a peer node's data-plane port (unencrypted networks). */
-export function dialDataPlane(host: string, port: number): Socket {
-  return connect({ host, port, noDelay: true, allowHalfOpen: true });
-}
-
-/** The byte a client sends to ask for TLS on the raw socket, and the server's go-ahead. */
-const startTls = 0x54; // 'T'
-const startTlsOk = 0x4b; // 'K'
-
-/**
- * Opens an encrypted tunnel connection: a one-byte STARTTLS exchange, then TLS 1.3 directly on
- * the socket. (A TLS ClientHello straight away is accepted too, through a slower JS stream.)
- */
-export function dialSecure(
-  host: string,
-  port: number,
-  peerNode: string,
-  secure: SecureContext,
-  metrics: DataPlaneMetrics | undefined,
-  peerName: string,
-): Promise<TLSSocket> {
-  return new Promise((resolve, reject) => {
-    const raw = connect({ host, port, noDelay: true });
-    raw.once('error', (err) => {
-      metrics?.handshake(peerName, 'error');
-      reject(err);
-    });
-    raw.once('connect', () => raw.write(Buffer.from([startTls])));
-    raw.once('data', (d: Buffer) => {
-      if (d.length !== 1 || d[0] !== startTlsOk) {
-        raw.destroy();
-        reject(Object.assign(new Error('data plane peer did not accept TLS'), { code: 'EPROTO' }));
-        return;
-      }
-      raw.pause();
-      const sock = tlsConnect({
-        socket: raw,
-        secureContext: secure,
-        ...tlsOptions,
-        servername: undefined,
-        checkServerIdentity: (_h, cert) =>
-          cert.subject?.CN === peerNode
-            ? undefined
-            : new Error(`data plane peer is ${cert.subject?.CN}, not node ${peerNode}`),
-      });
-      sock.once('secureConnect', () => {
-        metrics?.handshake(peerName, 'ok');
-        resolve(sock);
-      });
-      sock.once('error', (err) => {
-        metrics?.handshake(peerName, 'error');
-        reject(err);
-      });
-    });
-  });
-}
 
 /** A duplex over `raw` that first yields `prefix` (bytes already read to sniff the protocol). */
 function withPrefix(raw: Socket, prefix: Buffer): Duplex {
@@ -256,29 +196,19 @@ export class DataPlaneServer {
         sock.destroy();
         return;
       }
-      const up = connect({
-        host: target.host,
-        port: target.port,
-        noDelay: true,
-        allowHalfOpen: true,
-        localAddress: this.localFor(target.host),
-      });
-      up.once('connect', () => {
-        if (rest.length > 0) up.write(rest);
-        raw.setTimeout(0);
-        this.metrics.opened(peer ?? 'plain', peer !== undefined);
-        sock.pipe(up);
-        up.pipe(sock);
-      });
-      up.on('error', () => sock.destroy());
-      sock.on('close', () => {
-        up.destroy();
-        if (up.bytesWritten > 0 || up.bytesRead > 0)
-          this.metrics.closed(peer ?? 'plain', peer !== undefined, up.bytesWritten, up.bytesRead);
-      });
-      up.on('close', () => {
-        if (!sock.writableEnded) sock.destroy();
-      });
+      this.splice(
+        sock,
+        target,
+        rest,
+        () => {
+          raw.setTimeout(0);
+          this.metrics.opened(peer ?? 'plain', peer !== undefined);
+        },
+        (up) => {
+          if (up.bytesWritten > 0 || up.bytesRead > 0)
+            this.metrics.closed(peer ?? 'plain', peer !== undefined, up.bytesWritten, up.bytesRead);
+        },
+      );
     };
     sock.on('data', onData);
     sock.resume();
@@ -304,6 +234,17 @@ export class DataPlaneServer {
       stream.on('end', () => stream.end());
       return;
     }
+    this.splice(stream, target, Buffer.alloc(0));
+  }
+
+  /** Connects to the local task and pipes both ways; either side ending or failing ends both. */
+  private splice(
+    from: Duplex,
+    target: { host: string; port: number },
+    rest: Buffer,
+    opened?: () => void,
+    closed?: (up: Socket) => void,
+  ): void {
     const up = connect({
       host: target.host,
       port: target.port,
@@ -312,14 +253,19 @@ export class DataPlaneServer {
       localAddress: this.localFor(target.host),
     });
     up.once('connect', () => {
-      stream.pipe(up);
-      up.pipe(stream);
+      if (rest.length > 0) up.write(rest);
+      opened?.();
+      from.pipe(up);
+      up.pipe(from);
     });
-    up.on('error', () => stream.destroy());
-    stream.on('error', () => up.destroy());
-    stream.on('close', () => up.destroy());
+    up.on('error', () => from.destroy());
+    from.on('error', () => up.destroy());
+    from.on('close', () => {
+      up.destroy();
+      closed?.(up);
+    });
     up.on('close', () => {
-      if (!stream.writableEnded) stream.destroy();
+      if (!from.writableEnded) from.destroy();
     });
   }
 
