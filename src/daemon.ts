@@ -16,7 +16,6 @@ import { Tunnels } from './mesh/tunnels.js';
 import { createRegistry } from './metrics/registry.js';
 import { MetricsServer } from './metrics/server.js';
 import { MeshError, messageOf } from './model/errors.js';
-import type { Service, Task } from './model/types.js';
 import { EngineClient } from './provider/engine.js';
 import { DockerProvider } from './provider/provider.js';
 import { SampleBackends } from './sample/backends.js';
@@ -29,6 +28,8 @@ import { StateMetrics } from './state/metrics.js';
 import { Mirror } from './state/mirror.js';
 import { loadNodeId } from './state/node-identity.js';
 import { buildSnapshot, type Snapshot } from './state/snapshot.js';
+import { serviceStatus, taskHealth } from './state/status.js';
+import { StoreHealth } from './state/store-health.js';
 import { InstrumentedStore } from './store/instrumented.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
@@ -56,17 +57,12 @@ export function meshdVersion(): string {
  */
 export class Daemon {
   private status: 'starting' | 'ready' | 'stopping' = 'starting';
-  /** The watch is up (the mirror's view). */
-  private watchUp = true;
-  /** The lease keep-alive succeeds (unary calls reach the store). */
-  private leaseUp = true;
-  private storeReason = '';
-  private leaseReason = '';
+  readonly storeHealth = new StoreHealth(logger('store'));
 
-  /** Reachable by both measures: a silent watch on a dead link is caught by the lease calls. */
   get storeConnected(): boolean {
-    return this.watchUp && this.leaseUp;
+    return this.storeHealth.connected;
   }
+
   private readonly closers: (() => Promise<void> | void)[] = [];
   readonly nodeId: string;
   bound: Bound = { api: '', dns: '', metrics: '' };
@@ -111,7 +107,10 @@ export class Daemon {
     const store = new InstrumentedStore(await openStore(settings.store), stateMetrics.storeRequests);
     const mirror = new Mirror(store, settings.storePrefix, {
       onChange: () => daemon?.stateChanged(),
-      onConnection: (up, reason) => daemon?.storeConnection(up, reason),
+      onConnection: (up, reason) => {
+        daemon?.storeHealth.watch(up, reason);
+        controller.setStoreConnected(up, reason);
+      },
       onBadObject: (key, reason) =>
         log.warn('ignoring an object the store holds that does not decode', { key, reason }),
       onWatchEvents: (n, writtenAt) => {
@@ -164,7 +163,7 @@ export class Daemon {
       },
       s.cluster.leaseTtlSeconds,
       logger('membership'),
-      (up, reason) => this.leaseHealth(up, reason),
+      (up, reason) => this.storeHealth.lease(up, reason),
     );
     await membership.start();
     this.closers.push(() => membership.close());
@@ -209,9 +208,10 @@ export class Daemon {
           store: this.store.description,
           revision: this.mirror.revision,
         }),
-        serviceStatus: (svc) => this.serviceStatus(svc),
+        serviceStatus: (svc) =>
+          serviceStatus(this.mirror.state, this.snapshot, svc.id, this.mesh?.errors(svc.id) ?? []),
         identity: this.identity,
-        taskHealth: (task) => this.taskHealth(task),
+        taskHealth: (task) => taskHealth(this.mirror.state, this.snapshot, task),
       }),
       s.api.tls
         ? { identity: () => this.identity?.identity, isMember: (id) => this.mirror.state.nodes.has(id) }
@@ -363,43 +363,15 @@ export class Daemon {
     }
   }
 
-  private storeConnection(up: boolean, reason: string): void {
-    if (up !== this.watchUp)
-      log.warn(up ? 'cluster store watch restored' : 'cluster store watch lost', { reason });
-    this.watchUp = up;
-    this.storeReason = reason;
-    this.controller.setStoreConnected(up, reason);
-  }
-
-  private leaseHealth(up: boolean, reason: string): void {
-    if (up !== this.leaseUp)
-      log.warn(up ? 'cluster store reachable again' : 'cluster store unreachable', { reason });
-    this.leaseUp = up;
-    this.leaseReason = reason;
-  }
-
   readiness(): { status: 'ready' | 'starting' | 'degraded' | 'stopping'; reason: string } {
     if (this.status !== 'ready') return { status: this.status, reason: this.status };
-    if (!this.storeConnected) {
-      const why = this.watchUp ? this.leaseReason : this.storeReason;
-      return { status: 'degraded', reason: `store unreachable: ${why}; serving the last state` };
+    if (!this.storeHealth.connected) {
+      return {
+        status: 'degraded',
+        reason: `store unreachable: ${this.storeHealth.reason}; serving the last state`,
+      };
     }
     return { status: 'ready', reason: '' };
-  }
-
-  serviceStatus(svc: Service): Record<string, unknown> {
-    const tasks = [...this.mirror.state.tasks.values()].filter((t) => t.service === svc.id);
-    const up = this.snapshot?.up;
-    const errors = this.mesh?.errors(svc.id) ?? [];
-    return { tasks: tasks.length, healthy: tasks.filter((t) => up?.has(t.id)).length, errors };
-  }
-
-  taskHealth(task: Task): string {
-    if (this.snapshot?.up.has(task.id)) return 'healthy';
-    if (!this.mirror.state.heartbeats.has(task.node)) return 'node-down';
-    if (task.reportedHealth === 'starting' || task.reportedHealth === 'unhealthy') return task.reportedHealth;
-    const probe = this.mirror.state.health.get(task.id);
-    return probe ? 'unhealthy' : 'starting';
   }
 
   /** Graceful shutdown: not ready first, then every subsystem in reverse start order. Idempotent. */
