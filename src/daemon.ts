@@ -69,6 +69,7 @@ export class Daemon {
   readonly registry: Registry;
   private snapshot: Snapshot | undefined;
   private rebuildQueued = false;
+  private lastBuildMs = 0;
   private responder: Responder | undefined;
   private mesh: Mesh | undefined;
   identity: Identity | undefined;
@@ -336,19 +337,27 @@ export class Daemon {
     // Coalesce a burst of store events into one rebuild.
     if (this.rebuildQueued) return;
     this.rebuildQueued = true;
-    setImmediate(() => {
+    // A rebuild blocks the event loop for as long as it takes (about 0.7 s at 100k tasks): wait
+    // at least that long between rebuilds, so queries and connections are served in between.
+    // Small clusters rebuild in well under a millisecond and see no delay.
+    const wait = Math.min(1000, Math.max(0, this.lastBuildMs - 1));
+    const run = () => {
       this.rebuildQueued = false;
       void this.rebuild();
-    });
+    };
+    if (wait === 0) setImmediate(run);
+    else setTimeout(run, wait);
   }
 
   /** Builds a snapshot from the mirror and hands it to DNS, the mesh and the prober. */
   private async rebuild(): Promise<void> {
     if (!this.mirror.hasSynced || this.status === 'stopping') return;
+    const started = performance.now();
     const snap = buildSnapshot(this.mirror.state, this.mirror.revision, this.settings.dns.domain);
     this.snapshot = snap;
     this.responder?.setView(snap.dns);
     this.stateMetrics.snapshotBuilds.inc();
+    this.lastBuildMs = performance.now() - started;
     this.dataPlane?.dropRemoved(snap);
     if (this.lastWriteAt !== undefined) {
       // The writer stamped the sequence key with its clock: this is write-to-serving time.
