@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { apiRoutes } from './api/routes.js';
@@ -15,14 +14,10 @@ import { Mesh } from './mesh/mesh.js';
 import { Tunnels } from './mesh/tunnels.js';
 import { createRegistry } from './metrics/registry.js';
 import { MetricsServer } from './metrics/server.js';
-import { MeshError, messageOf } from './model/errors.js';
-import { EngineClient } from './provider/engine.js';
-import { DockerProvider } from './provider/provider.js';
-import { SampleBackends } from './sample/backends.js';
+import { messageOf } from './model/errors.js';
 import { initClusterSecurely } from './security/bootstrap.js';
 import { Identity } from './security/identity.js';
 import { Controller } from './state/controller.js';
-import { applyDeclared } from './state/declare.js';
 import { Membership } from './state/membership.js';
 import { StateMetrics } from './state/metrics.js';
 import { Mirror } from './state/mirror.js';
@@ -30,9 +25,11 @@ import { loadNodeId } from './state/node-identity.js';
 import { buildSnapshot, type Snapshot } from './state/snapshot.js';
 import { serviceStatus, taskHealth } from './state/status.js';
 import { StoreHealth } from './state/store-health.js';
+import { startWorkloads } from './state/workloads.js';
 import { InstrumentedStore } from './store/instrumented.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
+import { meshdVersion } from './version.js';
 
 const log = logger('daemon');
 
@@ -41,14 +38,6 @@ export interface Bound {
   readonly api: string;
   readonly dns: string;
   readonly metrics: string;
-}
-
-/** The package version, for `meshd --version` and `meshd_build_info`. */
-export function meshdVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  };
-  return pkg.version;
 }
 
 /**
@@ -173,23 +162,7 @@ export class Daemon {
     this.startMesh();
     await this.rebuild();
 
-    const d = s.declare;
-    await applyDeclared(this.controller, this.nodeId, d.networks, d.services, d.tasks);
-    if (d.sampleBackends) {
-      const samples = new SampleBackends(logger('sample'));
-      await samples.start(this.mirror.state, this.nodeId, new Set(d.services.map((x) => x.name)));
-      this.closers.push(() => samples.close());
-    }
-    if (s.provider.kind === 'docker') {
-      const provider = new DockerProvider(
-        new EngineClient(s.provider.dockerSocket),
-        this.controller,
-        this.nodeId,
-        logger('provider'),
-      );
-      provider.start();
-      this.closers.push(() => provider.close());
-    }
+    this.closers.push(...(await startWorkloads(s, this.controller, this.nodeId)));
 
     await this.rebuild();
 
@@ -270,21 +243,7 @@ export class Daemon {
       this.api?.renew(id);
       void membership.update({ dataTls: true }).catch(() => undefined);
     });
-    const attempt = async (): Promise<void> => {
-      try {
-        await identity.start();
-      } catch (err) {
-        if (err instanceof MeshError && (err.code === 'permission_denied' || err.code === 'invalid_argument'))
-          throw err;
-        log.warn('could not get a cluster certificate yet; retrying', { error: messageOf(err) });
-        const t = setTimeout(
-          () => void attempt().catch((e: unknown) => log.error('join refused', { error: messageOf(e) })),
-          2000,
-        );
-        t.unref();
-      }
-    };
-    await attempt();
+    await identity.startWithRetry();
   }
 
   private async startDataPlane(): Promise<string> {

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 import { loadSettings, parseFlags, usage } from '../config/load.js';
-import { Daemon, meshdVersion } from '../daemon.js';
+import { Daemon } from '../daemon.js';
 import { logger, setLogLevel } from '../log.js';
 import { messageOf } from '../model/errors.js';
+import { meshdVersion } from '../version.js';
 
 const log = logger('meshd');
 

@@ -74,6 +74,28 @@ export class Identity {
     return this.state().cluster?.caHolder === this.nodeId;
   }
 
+  /**
+   * `start()`, retried every 2 s while the CA holder is unreachable. A refused or malformed token
+   * is final: it rejects, and meshd stops with the message.
+   */
+  async startWithRetry(): Promise<void> {
+    try {
+      await this.start();
+    } catch (err) {
+      if (err instanceof MeshError && (err.code === 'permission_denied' || err.code === 'invalid_argument'))
+        throw err;
+      this.log.warn('could not get a cluster certificate yet; retrying', { error: messageOf(err) });
+      const t = setTimeout(
+        () =>
+          void this.startWithRetry().catch((e: unknown) =>
+            this.log.error('join refused', { error: messageOf(e) }),
+          ),
+        2000,
+      );
+      t.unref();
+    }
+  }
+
   /** Gets (or renews) a certificate; a wrong join token is an error the caller turns into an exit. */
   async start(): Promise<void> {
     const cluster = this.state().cluster;

@@ -1,0 +1,38 @@
+import type { Settings } from '../config/settings.js';
+import { logger } from '../log.js';
+import { EngineClient } from '../provider/engine.js';
+import { DockerProvider } from '../provider/provider.js';
+import { SampleBackends } from '../sample/backends.js';
+import type { Controller } from './controller.js';
+import { applyDeclared } from './declare.js';
+
+/**
+ * What runs on this node beyond meshd itself: the config file's declared networks, services and
+ * tasks (with sample backends on a first run), and the container engine's labelled containers.
+ * Returns what to close at shutdown.
+ */
+export async function startWorkloads(
+  s: Settings,
+  controller: Controller,
+  nodeId: string,
+): Promise<(() => Promise<void>)[]> {
+  const closers: (() => Promise<void>)[] = [];
+  const d = s.declare;
+  await applyDeclared(controller, nodeId, d.networks, d.services, d.tasks);
+  if (d.sampleBackends) {
+    const samples = new SampleBackends(logger('sample'));
+    await samples.start(controller.state, nodeId, new Set(d.services.map((x) => x.name)));
+    closers.push(() => samples.close());
+  }
+  if (s.provider.kind === 'docker') {
+    const provider = new DockerProvider(
+      new EngineClient(s.provider.dockerSocket),
+      controller,
+      nodeId,
+      logger('provider'),
+    );
+    provider.start();
+    closers.push(() => provider.close());
+  }
+  return closers;
+}
