@@ -1,9 +1,18 @@
 // bench/encrypted: the cross-node path plain (direct to the task) against encrypted (mTLS data
 // plane between two nodes), side by side: new connections per second (wrk, Connection: close)
 // and a 100 MB transfer. Nodes on CPU 0, load and backend on CPU 1.
-import { chmodSync, closeSync, ftruncateSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import { execFileP, median, peerConfig, pinned, sleep, startMeshd, stopAll, workdir } from './lib.js';
+import {
+  execFileP,
+  median,
+  peerConfig,
+  pinned,
+  prepareNginxDir,
+  sleep,
+  startMeshd,
+  stopAll,
+  workdir,
+} from './lib.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const reps = Number(process.env.BENCH_REPS ?? 3);
@@ -33,20 +42,7 @@ async function bulk(url: string): Promise<number> {
 
 async function main(): Promise<void> {
   const dir = workdir('encrypted');
-  for (const d of [
-    'nginx-tmp/body',
-    'nginx-tmp/proxy',
-    'nginx-tmp/fastcgi',
-    'nginx-tmp/uwsgi',
-    'nginx-tmp/scgi',
-    'files',
-  ])
-    mkdirSync(join(dir, d), { recursive: true });
-  chmodSync(dir, 0o755);
-  chmodSync(join(dir, 'files'), 0o755);
-  const fd = openSync(join(dir, 'files/big.bin'), 'w', 0o644);
-  ftruncateSync(fd, 100 * 1024 * 1024);
-  closeSync(fd);
+  prepareNginxDir(dir);
   // One nginx backend on two addresses: one on a plain network, one on an encrypted network.
   pinned(1, 'nginx', [
     '-e',

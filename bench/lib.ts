@@ -1,5 +1,14 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  ftruncateSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -105,3 +114,25 @@ export function cpuSeconds(pid: number): number {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Prepares a run folder for the nginx backend peer config: its temp folders, and a 100 MB file at
+ * files/big.bin readable by nginx's unprivileged worker.
+ */
+export function prepareNginxDir(dir: string): void {
+  for (const d of [
+    'nginx-tmp/body',
+    'nginx-tmp/proxy',
+    'nginx-tmp/fastcgi',
+    'nginx-tmp/uwsgi',
+    'nginx-tmp/scgi',
+    'files',
+  ]) {
+    mkdirSync(join(dir, d), { recursive: true });
+  }
+  chmodSync(dir, 0o755);
+  chmodSync(join(dir, 'files'), 0o755);
+  const fd = openSync(join(dir, 'files/big.bin'), 'w', 0o644);
+  ftruncateSync(fd, 100 * 1024 * 1024);
+  closeSync(fd);
+}

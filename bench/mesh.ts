@@ -1,7 +1,6 @@
 // bench/mesh: the routing mesh against HAProxy (mode tcp, one thread) and nginx stream, side by
 // side, to the same nginx backends; plus a 100 MB transfer and DNS over a proxied UDP port.
 // Proxies on CPU 0, load generators and backends on CPU 1; interleaved repetitions; medians.
-import { chmodSync, closeSync, ftruncateSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   cpuSeconds,
@@ -10,6 +9,7 @@ import {
   peerConfig,
   peers,
   pinned,
+  prepareNginxDir,
   sleep,
   startMeshd,
   stopAll,
@@ -115,21 +115,7 @@ async function udp(port: number): Promise<number> {
 
 async function main(): Promise<void> {
   const dir = workdir('mesh');
-  for (const d of [
-    'nginx-tmp/body',
-    'nginx-tmp/proxy',
-    'nginx-tmp/fastcgi',
-    'nginx-tmp/uwsgi',
-    'nginx-tmp/scgi',
-    'files',
-  ])
-    mkdirSync(join(dir, d), { recursive: true });
-  // nginx's worker runs unprivileged: it must be able to read the file.
-  chmodSync(dir, 0o755);
-  chmodSync(join(dir, 'files'), 0o755);
-  const fd = openSync(join(dir, 'files/big.bin'), 'w', 0o644);
-  ftruncateSync(fd, 100 * 1024 * 1024);
-  closeSync(fd);
+  prepareNginxDir(dir);
   pinned(1, 'nginx', [
     '-e',
     join(dir, 'nginx-backend.err'),
