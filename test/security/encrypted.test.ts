@@ -170,6 +170,39 @@ describe('encrypted overlay networks', () => {
     }
   });
 
+  it('forwards half-close through the tunnel: the client FIN reaches the task, which still answers', async () => {
+    const port = await freePort('127.0.51.1');
+    await a.ctl('service', 'create', '--name', 'halfsec', '--network', 'secnet', '-p', `${port}:7000`);
+    const server = createServer({ allowHalfOpen: true }, (sock) => {
+      const chunks: Buffer[] = [];
+      sock.on('data', (d) => chunks.push(d));
+      sock.on('end', () => setTimeout(() => sock.end(`got ${Buffer.concat(chunks).toString()}`), 100));
+    });
+    await new Promise<void>((r) => server.listen(7000, '127.241.0.30', () => r()));
+    try {
+      await b.ctl('task', 'add', 'halfsec', '--ip', '127.241.0.30');
+      await eventually(
+        async () => {
+          const reply = await new Promise<string>((resolve, reject) => {
+            const c = connect({ port, host: '127.0.51.1', allowHalfOpen: true });
+            let out = '';
+            c.on('data', (d) => {
+              out += d;
+            });
+            c.on('end', () => resolve(out));
+            c.on('error', reject);
+            c.end('hello');
+          });
+          expect(reply).toBe('got hello');
+        },
+        15_000,
+        200,
+      );
+    } finally {
+      server.close();
+    }
+  });
+
   it('refuses a certificate from another CA, an expired one, and one of a removed node', async () => {
     const dial = (cert: string, key: string, ca: string) =>
       new Promise<string>((resolve) => {
