@@ -9,6 +9,8 @@ import type { Route } from './routes.js';
 /** A client's flow: to the task directly (a connected socket), or through a tunnel stream. */
 interface Flow {
   readonly task: string;
+  /** Bytes from the client, counted without a label lookup per datagram. */
+  readonly bytesIn: { value: number };
   send(parts: Buffer[]): void;
   close(): void;
 }
@@ -66,7 +68,7 @@ export class UdpListener {
       if (!flow) return;
     }
     const svc = route.service;
-    this.ctx.metrics.bytes.child(svc.name, 'in').value += msg.length;
+    flow.bytesIn.value += msg.length;
     if (svc.proxyProtocol === 'v2') {
       const local = this.sock.address();
       flow.send([proxyV2(rinfo.address, rinfo.port, local.address, local.port, 'udp'), msg]);
@@ -95,7 +97,12 @@ export class UdpListener {
       return flow;
     }
     const upstream = createSocket({ type: e.host.includes(':') ? 'udp6' : 'udp4', lookup: literalLookup });
-    const flow: Flow = { task: e.task, send: (parts) => upstream.send(parts), close: () => upstream.close() };
+    const flow: Flow = {
+      task: e.task,
+      bytesIn: this.ctx.metrics.bytes.child(svc.name, 'in'),
+      send: (parts) => upstream.send(parts),
+      close: () => upstream.close(),
+    };
     upstream.on('message', reply);
     upstream.on('error', () => {
       // ICMP unreachable on a connected socket: the task is gone; eject it and let the next
@@ -127,6 +134,7 @@ export class UdpListener {
     let closed = false;
     const flow: Flow = {
       task,
+      bytesIn: this.ctx.metrics.bytes.child(this.route.service.name, 'in'),
       send: (parts) => {
         if (stream) writeDatagram(stream, parts);
         else if (queue && queue.length < maxQueuedDatagrams) queue.push(parts);

@@ -29,11 +29,3 @@ export function parseDuration(text: string, what = 'duration'): number {
   }
   return Math.round(total);
 }
-
-/** Formats milliseconds back into the shortest duration the parser reads. */
-export function formatDuration(ms: number): string {
-  if (ms % 3_600_000 === 0 && ms > 0) return `${ms / 3_600_000}h`;
-  if (ms % 60_000 === 0 && ms > 0) return `${ms / 60_000}m`;
-  if (ms % 1000 === 0) return `${ms / 1000}s`;
-  return `${ms}ms`;
-}

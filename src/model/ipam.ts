@@ -53,31 +53,17 @@ export function checkRequested(
   return a.text;
 }
 
-/**
- * Allocates the first free address at or after `hint` (wrapping), like Docker's sequential
- * allocator, so a just-released address is not handed out again at once.
- */
-export function allocate(pool: Pool, used: ReadonlySet<string>, network: string, hint?: string): string {
+/** Allocates the first free address of the range. */
+export function allocate(pool: Pool, used: ReadonlySet<string>, network: string): string {
   const { range, subnet } = pool;
   const size = range.last - range.first + 1n;
-  let start = range.first;
-  if (hint) {
-    const h = parseAddress(hint);
-    if (h.family === range.family && h.value >= range.first && h.value <= range.last) start = h.value;
-  }
   // Addresses in use bound the scan: after used.size + 3 candidates one must be free, or none is.
   const limit = size < BigInt(used.size + 4) ? size : BigInt(used.size + 4);
   for (let i = 0n; i < limit; i++) {
-    const value = range.first + ((start - range.first + i) % size);
+    const value = range.first + i;
     if (reserved(pool, value)) continue;
     const text = fromBigInt(value, subnet.family);
     if (!used.has(text)) return text;
   }
   throw new MeshError('exhausted', `no available IP addresses in network ${network} (${range.text})`);
-}
-
-/** The address after this one, used as the next allocation hint. */
-export function nextAddress(address: string): string {
-  const a = parseAddress(address);
-  return fromBigInt(a.value + 1n, a.family);
 }

@@ -1,8 +1,5 @@
 import { type Kind, kinds } from '../model/cluster-state.js';
 
-/** Where meshd's objects live in the store: `<prefix><kind>/<id>`. */
-export const defaultPrefix = '/meshd/v1/';
-
 /** Bumped by every validated write, so a write validated against stale state fails its compare. */
 export const seqKind = 'seq';
 

@@ -75,10 +75,3 @@ export class CompactedError extends MeshError {
     super('failed_precondition', `watch revision ${revision} has been compacted`);
   }
 }
-
-/** Puts one key only if it is still at `expect` (0 = absent); a conflict error otherwise. */
-export async function casPut(store: Store, key: string, value: string, expect: number): Promise<number> {
-  const r = await store.txn([{ key, modRevision: expect }], [{ type: 'put', key, value }]);
-  if (!r.succeeded) throw new MeshError('conflict', `${key} was changed concurrently`);
-  return r.revision;
-}

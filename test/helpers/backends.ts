@@ -1,6 +1,6 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, get, type IncomingMessage, type Server } from 'node:http';
-import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { connect, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 
 /** A real HTTP backend on `address:port` answering with its own name; counts requests. */
 export interface Backend {
@@ -92,4 +92,27 @@ export async function udpEcho(
   });
   await new Promise<void>((resolve) => sock.bind(port, address, () => resolve()));
   return sock;
+}
+
+/** Sends `text`, half-closes, and resolves with everything the far side sends before its own FIN. */
+export function halfCloseExchange(host: string, port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = connect({ port, host, allowHalfOpen: true });
+    let out = '';
+    c.on('data', (d) => {
+      out += d;
+    });
+    c.on('end', () => resolve(out));
+    c.on('error', reject);
+    c.end(text);
+  });
+}
+
+/** A TCP backend that answers `got <what it read>` only after the client's FIN. */
+export function echoAfterFin(host: string, port: number): Promise<NetServer> {
+  return tcpBackend(host, port, (s) => {
+    const chunks: Buffer[] = [];
+    s.on('data', (d) => chunks.push(d));
+    s.on('end', () => setTimeout(() => s.end(`got ${Buffer.concat(chunks).toString()}`), 100));
+  });
 }

@@ -1,7 +1,15 @@
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type Backend, fetchOnce, httpBackend, tcpBackend, udpEcho } from '../helpers/backends.js';
+import {
+  type Backend,
+  echoAfterFin,
+  fetchOnce,
+  halfCloseExchange,
+  httpBackend,
+  tcpBackend,
+  udpEcho,
+} from '../helpers/backends.js';
 import { digShort } from '../helpers/dns-tools.js';
 import { eventually, sleep } from '../helpers/eventually.js';
 import { type MeshdProcess, startMeshd } from '../helpers/meshd.js';
@@ -150,28 +158,11 @@ describe('TCP mesh', () => {
   it('forwards half-close: the client FIN reaches the task, which still answers', async () => {
     const port = await freePort();
     await service('half', '-p', `${port}:7000`);
-    const server = await tcpBackend('127.210.6.1', 7000, (s) => {
-      const chunks: Buffer[] = [];
-      s.on('data', (d) => chunks.push(d));
-      s.on('end', () => {
-        // Reply only after the client's FIN arrived.
-        setTimeout(() => s.end(`got ${Buffer.concat(chunks).toString()}`), 100);
-      });
-    });
+    const server = await echoAfterFin('127.210.6.1', 7000);
     cleanups.push(() => new Promise((r) => server.close(r)));
     await m.ctl('task', 'add', 'half', '--ip', '127.210.6.1');
     await eventually(async () => {
-      const reply = await new Promise<string>((resolve, reject) => {
-        const c = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-        let out = '';
-        c.on('data', (d) => {
-          out += d;
-        });
-        c.on('end', () => resolve(out));
-        c.on('error', reject);
-        c.end('hello');
-      });
-      expect(reply).toBe('got hello');
+      expect(await halfCloseExchange('127.0.0.1', port, 'hello')).toBe('got hello');
     });
   });
 

@@ -6,7 +6,14 @@ import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tlsOptions } from '../../src/mesh/data-plane.js';
 import { createCa, createRequest, signRequest } from '../../src/security/pki.js';
-import { type Backend, fetchOnce, httpBackend, udpEcho } from '../helpers/backends.js';
+import {
+  type Backend,
+  echoAfterFin,
+  fetchOnce,
+  halfCloseExchange,
+  httpBackend,
+  udpEcho,
+} from '../helpers/backends.js';
 import { type EtcdServer, startEtcd } from '../helpers/etcd.js';
 import { eventually, sleep } from '../helpers/eventually.js';
 import { type MeshdProcess, meshdFails, startMeshd } from '../helpers/meshd.js';
@@ -173,26 +180,12 @@ describe('encrypted overlay networks', () => {
   it('forwards half-close through the tunnel: the client FIN reaches the task, which still answers', async () => {
     const port = await freePort('127.0.51.1');
     await a.ctl('service', 'create', '--name', 'halfsec', '--network', 'secnet', '-p', `${port}:7000`);
-    const server = createServer({ allowHalfOpen: true }, (sock) => {
-      const chunks: Buffer[] = [];
-      sock.on('data', (d) => chunks.push(d));
-      sock.on('end', () => setTimeout(() => sock.end(`got ${Buffer.concat(chunks).toString()}`), 100));
-    });
-    await new Promise<void>((r) => server.listen(7000, '127.241.0.30', () => r()));
+    const server = await echoAfterFin('127.241.0.30', 7000);
     try {
       await b.ctl('task', 'add', 'halfsec', '--ip', '127.241.0.30');
       await eventually(
         async () => {
-          const reply = await new Promise<string>((resolve, reject) => {
-            const c = connect({ port, host: '127.0.51.1', allowHalfOpen: true });
-            let out = '';
-            c.on('data', (d) => {
-              out += d;
-            });
-            c.on('end', () => resolve(out));
-            c.on('error', reject);
-            c.end('hello');
-          });
+          const reply = await halfCloseExchange('127.0.51.1', port, 'hello');
           expect(reply).toBe('got hello');
         },
         15_000,
