@@ -8,6 +8,7 @@ check() { command -v "$1" >/dev/null 2>&1 || need="$need $2"; }
 check dig bind9-dnsutils
 check etcd etcd-server
 check dnsmasq dnsmasq-base
+check unbound unbound
 check haproxy haproxy
 check nginx nginx
 check wrk wrk

@@ -48,6 +48,8 @@ export interface Settings {
     readonly maxInflight: number;
     readonly tcpMaxConnections: number;
     readonly tcpIdleTimeoutMs: number;
+    readonly tcpMaxPerClient: number;
+    readonly tcpMaxLifetimeMs: number;
   };
   readonly mesh: {
     readonly publishAddr: string;
@@ -167,6 +169,10 @@ export function readSettings(raw: unknown): Settings {
     maxInflight: dns.int('maxInflight', 1024, 1, 100_000),
     tcpMaxConnections: dns.int('tcpMaxConnections', 256, 1, 100_000),
     tcpIdleTimeoutMs: dns.duration('tcpIdleTimeout', 10_000),
+    // Unbound and CoreDNS cap connections per client too: one client cannot take the whole pool.
+    tcpMaxPerClient: dns.int('tcpMaxPerClient', 16, 1, 100_000),
+    // Trickling a byte resets the idle timer, never this one.
+    tcpMaxLifetimeMs: dns.duration('tcpMaxLifetime', 120_000),
   };
   for (const u of dnsSettings.upstreams) parseHostPort(u, dns.at('upstreams'), 53);
   for (const r of dnsSettings.recursionAllowed) {

@@ -130,8 +130,12 @@ export function answer(
 ): Answer {
   const { name, inDomain } = stripDomain(qname, opts.domain);
   if (qtype === PTR && (qname.endsWith('.in-addr.arpa') || qname.endsWith('.ip6.arpa'))) {
-    const target = view.ptr.get(qname);
-    if (target) {
+    const rec = view.ptr.get(qname);
+    // Reverse names follow the same scoping as forward ones: a client that cannot resolve a
+    // task's name must not learn it (or its id) by asking for its address.
+    if (rec && !scope.some((z) => z.id === rec.network)) return negative(3, opts);
+    if (rec) {
+      const target = rec.target;
       return {
         kind: 'local',
         rcode: 0,

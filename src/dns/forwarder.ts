@@ -63,7 +63,7 @@ export class Forwarder {
     if (!pending) {
       if (this.inflight.size >= this.maxInflight) {
         return {
-          out: errorResponse(buf, rcode.REFUSED, q.questionEnd),
+          out: errorResponse(buf, rcode.REFUSED, q.questionEnd, true),
           rcode: rcode.REFUSED,
           source: 'forward',
         };
@@ -84,7 +84,7 @@ export class Forwarder {
     const stale = this.cache.stale(key, Date.now());
     if (stale) return this.fromPacket(buf, q, stale.packet, -1, limit, 'cache');
     return {
-      out: errorResponse(buf, rcode.SERVFAIL, q.questionEnd),
+      out: errorResponse(buf, rcode.SERVFAIL, q.questionEnd, true),
       rcode: rcode.SERVFAIL,
       source: 'forward',
     };
@@ -147,7 +147,7 @@ export class Forwarder {
 
 /** A TC response with no records: the client must ask again over TCP. */
 function truncatedOnly(buf: Buffer, q: Query, code: number): Buffer {
-  const out = errorResponse(buf, code as 0, q.questionEnd);
+  const out = errorResponse(buf, code as 0, q.questionEnd, true);
   out.writeUInt16BE(out.readUInt16BE(2) | 0x0200, 2);
   return out;
 }

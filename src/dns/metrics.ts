@@ -63,6 +63,8 @@ export class DnsMetrics {
       'malformed',
       'tcp_limit',
       'tcp_idle',
+      'tcp_client_limit',
+      'tcp_lifetime',
       'tcp_bad_length',
       'tcp_slow_reader',
     ]) {

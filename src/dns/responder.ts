@@ -4,7 +4,7 @@ import type { Forwarder } from './forwarder.js';
 import type { DnsMetrics } from './metrics.js';
 import { scopeKey, scopeOf } from './scope.js';
 import { buildTemplate, type Template, writeResponse } from './template.js';
-import { errorResponse, parseQuery, type Query, rcode } from './wire.js';
+import { errorResponse, maxUdpAnswer, parseQuery, type Query, rcode } from './wire.js';
 import type { DnsView, NetworkZone } from './zone.js';
 
 export interface ResponderOptions extends AnswerOptions {
@@ -82,13 +82,19 @@ export class Responder {
         return undefined;
       }
       this.metrics.request(proto, 0, parsed.rcode, 'local', (performance.now() - start) / 1000);
-      return errorResponse(buf, parsed.rcode);
+      return errorResponse(buf, parsed.rcode, undefined, this.client(address).recursion);
     }
     const q = parsed.query;
-    const limit = proto === 'tcp' ? 65535 : Math.min(q.ednsSize || 512, 65535);
+    const limit = proto === 'tcp' ? 65535 : Math.min(q.ednsSize || 512, maxUdpAnswer);
     const client = this.client(address);
     if (q.qclass !== 1 && q.qclass !== 255)
-      return this.finish(errorResponse(buf, rcode.NOTIMP, q.questionEnd), q, proto, 'local', start);
+      return this.finish(
+        errorResponse(buf, rcode.NOTIMP, q.questionEnd, client.recursion),
+        q,
+        proto,
+        'local',
+        start,
+      );
     const tkey = `${client.key}|${q.qtype}|${q.name}`;
     let t = this.templates.get(tkey);
     if (!t && this.view) {
@@ -106,7 +112,7 @@ export class Responder {
       return out;
     }
     if (!client.recursion)
-      return this.finish(errorResponse(buf, rcode.REFUSED, q.questionEnd), q, proto, 'local', start);
+      return this.finish(errorResponse(buf, rcode.REFUSED, q.questionEnd, false), q, proto, 'local', start);
     return this.forwarder.resolve(buf, q, proto === 'tcp', limit).then((r) => {
       this.metrics.request(proto, q.qtype, r.rcode, r.source, (performance.now() - start) / 1000);
       return r.out;

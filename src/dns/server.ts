@@ -9,6 +9,10 @@ export interface DnsServerOptions {
   readonly listen: HostPort;
   readonly tcpMaxConnections: number;
   readonly tcpIdleTimeoutMs: number;
+  /** Connections one client address may hold at once. */
+  readonly tcpMaxPerClient: number;
+  /** However busy, a connection lives at most this long. */
+  readonly tcpMaxLifetimeMs: number;
 }
 
 /**
@@ -34,6 +38,8 @@ export class DnsServer {
   private udp: UdpSocket | undefined;
   private tcp: Server | undefined;
   private readonly conns = new Set<Socket>();
+  /** Open TCP connections per client address; bounded by `tcpMaxConnections` entries. */
+  private readonly perClient = new Map<string, number>();
 
   constructor(
     private readonly opts: DnsServerOptions,
@@ -114,15 +120,34 @@ export class DnsServer {
   }
 
   private onTcp(sock: Socket): void {
+    const address = sock.remoteAddress ?? '';
+    const mine = this.perClient.get(address) ?? 0;
+    if (mine >= this.opts.tcpMaxPerClient) {
+      this.metrics.dropped.labels('tcp_client_limit').inc();
+      sock.on('error', () => undefined);
+      sock.destroy();
+      return;
+    }
+    this.perClient.set(address, mine + 1);
     this.conns.add(sock);
     sock.setTimeout(this.opts.tcpIdleTimeoutMs, () => {
       this.metrics.dropped.labels('tcp_idle').inc();
       sock.destroy();
     });
-    sock.on('close', () => this.conns.delete(sock));
+    const lifetime = setTimeout(() => {
+      this.metrics.dropped.labels('tcp_lifetime').inc();
+      sock.destroy();
+    }, this.opts.tcpMaxLifetimeMs);
+    lifetime.unref();
+    sock.on('close', () => {
+      clearTimeout(lifetime);
+      this.conns.delete(sock);
+      const n = (this.perClient.get(address) ?? 1) - 1;
+      if (n <= 0) this.perClient.delete(address);
+      else this.perClient.set(address, n);
+    });
     sock.on('error', () => sock.destroy());
     let buf: Buffer = Buffer.alloc(0);
-    const address = sock.remoteAddress ?? '';
     sock.on('data', (chunk: Buffer) => {
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
       while (buf.length >= 2) {

@@ -20,7 +20,12 @@ export function setupDns(
   dns: Settings['dns'] & { listen: NonNullable<Settings['dns']['listen']> },
   registry: Registry,
 ): Dns {
-  const upstreams = toUpstreams(dns.upstreams.length > 0 ? dns.upstreams : systemNameservers(), dns.listen);
+  const log = logger('dns');
+  const upstreams = toUpstreams(
+    dns.upstreams.length > 0 ? dns.upstreams : systemNameservers(),
+    dns.listen,
+    (e) => log.warn('leaving out an upstream that is meshd itself', { upstream: e }),
+  );
   const cache = new ForwardCache(dns.cacheEntries, dns.serveStaleMs);
   const metrics = new DnsMetrics(registry, () => cache.size);
   const forwarder = new Forwarder(upstreams, dns.upstreamTimeoutMs, dns.maxInflight, cache, {
@@ -37,10 +42,16 @@ export function setupDns(
     metrics,
   );
   const server = new DnsServer(
-    { listen: dns.listen, tcpMaxConnections: dns.tcpMaxConnections, tcpIdleTimeoutMs: dns.tcpIdleTimeoutMs },
+    {
+      listen: dns.listen,
+      tcpMaxConnections: dns.tcpMaxConnections,
+      tcpIdleTimeoutMs: dns.tcpIdleTimeoutMs,
+      tcpMaxPerClient: dns.tcpMaxPerClient,
+      tcpMaxLifetimeMs: dns.tcpMaxLifetimeMs,
+    },
     responder,
     metrics,
-    logger('dns'),
+    log,
   );
   return { responder, server, upstreams: upstreams.length };
 }

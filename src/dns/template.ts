@@ -1,6 +1,6 @@
 import type { Answer } from './answer.js';
 import { encodeRecord, optRecord } from './codec.js';
-import type { Query } from './wire.js';
+import { type Query, responseFlags } from './wire.js';
 
 /**
  * A local answer encoded once and reused: per query only the header is written, the question is
@@ -31,10 +31,6 @@ export function buildTemplate(a: Extract<Answer, { kind: 'local' }>, qname: stri
   };
 }
 
-const QR = 0x8000;
-const AA = 0x0400;
-const TC = 0x0200;
-const RA = 0x0080;
 const echoedFlags = 0x0110; // RD and CD
 
 /** Writes the response to `query` (raw bytes `buf`) from a template, within `limit` bytes. */
@@ -64,10 +60,7 @@ export function writeResponse(
   }
   const out = Buffer.allocUnsafe(size);
   out.writeUInt16BE(q.id, 0);
-  out.writeUInt16BE(
-    QR | AA | (q.flags & echoedFlags) | (recursion ? RA : 0) | (truncated ? TC : 0) | t.rcode,
-    2,
-  );
+  out.writeUInt16BE(responseFlags(q.flags & echoedFlags, true, recursion, truncated, t.rcode), 2);
   out.writeUInt16BE(1, 4);
   out.writeUInt16BE(answerCount, 6);
   out.writeUInt16BE(truncated ? 0 : t.authority.length, 8);

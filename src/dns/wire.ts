@@ -69,7 +69,10 @@ export function parseQuery(buf: Buffer): ParseResult {
     nameLength += len + 1;
     if (nameLength > maxNameLength || off + 1 + len > buf.length)
       return { ok: false, rcode: rcode.FORMERR, drop: false };
-    labels.push(buf.toString('latin1', off + 1, off + 1 + len).toLowerCase());
+    // A label may hold any byte, a dot included: escape as presentation format does, so the
+    // one label `api.bank.com` can never share a name (or a cache key) with three labels.
+    const label = buf.toString('latin1', off + 1, off + 1 + len).toLowerCase();
+    labels.push(label.includes('.') || label.includes('\\') ? label.replace(/[.\\]/g, '\\$&') : label);
     off += 1 + len;
   }
   if (off + 4 > buf.length) return { ok: false, rcode: rcode.FORMERR, drop: false };
@@ -101,20 +104,48 @@ export function parseQuery(buf: Buffer): ParseResult {
   };
 }
 
-/** A bare error response: the query's header and question with an rcode (no answers). */
-export function errorResponse(buf: Buffer, code: Rcode, questionEnd?: number): Buffer {
+/**
+ * A bare error response: the query's header and question with an rcode (no answers). RA is set
+ * only for a client that may recurse, as in every other answer (one rule, in `responseFlags`).
+ */
+export function errorResponse(
+  buf: Buffer,
+  code: Rcode,
+  questionEnd: number | undefined,
+  recursion: boolean,
+): Buffer {
   const end = questionEnd ?? 12;
   const out = Buffer.from(buf.subarray(0, end));
   const qd = end > 12 ? 1 : 0;
-  // QR=1, keep opcode and RD, RA=1, rcode.
-  const flags = 0x8000 | (buf.readUInt16BE(2) & 0x7900) | 0x0080 | code;
-  out.writeUInt16BE(flags, 2);
+  out.writeUInt16BE(responseFlags(buf.readUInt16BE(2) & 0x7900, false, recursion, false, code), 2);
   out.writeUInt16BE(qd, 4);
   out.writeUInt16BE(0, 6);
   out.writeUInt16BE(0, 8);
   out.writeUInt16BE(0, 10);
   return out;
 }
+
+/** The header flags of every response meshd writes: QR, the echoed bits, AA, RA, TC, rcode. */
+export function responseFlags(
+  echoed: number,
+  authoritative: boolean,
+  recursion: boolean,
+  truncated: boolean,
+  code: number,
+): number {
+  return (
+    0x8000 |
+    echoed |
+    (authoritative ? 0x0400 : 0) |
+    (recursion ? 0x0080 : 0) |
+    (truncated ? 0x0200 : 0) |
+    code
+  );
+}
+
+/** UDP answers never exceed this, whatever EDNS size a client claims (DNS flag day 2020): a
+ * small query must not buy a big answer towards a spoofed address. */
+export const maxUdpAnswer = 1232;
 
 /** Reads the id, flags and rcode of a response (for the forwarder). */
 export function responseHeader(buf: Buffer): { id: number; rcode: number; truncated: boolean } | undefined {

@@ -14,6 +14,12 @@ export interface SrvTarget {
   readonly address: string;
 }
 
+/** A reverse record: answered only to clients that see `network`, as forward names are. */
+export interface PtrRecord {
+  readonly target: string;
+  readonly network: string;
+}
+
 /** Every name one network answers. */
 export interface NetworkZone {
   readonly id: string;
@@ -33,8 +39,8 @@ export interface DnsView {
   readonly subnets: readonly { readonly id: string; readonly cidr: Cidr }[];
   /** An endpoint address -> the networks its endpoint is attached to. */
   readonly endpointNetworks: ReadonlyMap<string, readonly string[]>;
-  /** Reverse name -> the name it points to (without the trailing dot). */
-  readonly ptr: ReadonlyMap<string, string>;
+  /** Reverse name -> the name it points to (without the trailing dot) and the network it is on. */
+  readonly ptr: ReadonlyMap<string, PtrRecord>;
   /** Names known on some network, for NXDOMAIN (not forwarding) to clients outside it. */
   readonly known: ReadonlySet<string>;
 }
@@ -76,7 +82,7 @@ export function buildDnsView(state: ClusterState, up: (taskId: string) => boolea
     if (!n.ingress) builders.set(n.id, new ZoneBuilder(n));
   }
   const endpointNetworks = new Map<string, string[]>();
-  const ptr = new Map<string, string>();
+  const ptr = new Map<string, PtrRecord>();
   const fqdn = (name: string) => (domain ? `${name}.${domain}.` : `${name}.`);
   const tasksBySvc = new Map<string, typeof state.tasks extends ReadonlyMap<string, infer T> ? T[] : never>();
   for (const t of state.tasks.values()) {
@@ -97,7 +103,8 @@ export function buildDnsView(state: ClusterState, up: (taskId: string) => boolea
         z.declare(`tasks.${name}`);
         if (att.vip) z.add(name, att.vip);
       }
-      if (att.vip) ptr.set(reverseName(att.vip), `${svc.name}.${z.network.name}`);
+      if (att.vip)
+        ptr.set(reverseName(att.vip), { target: `${svc.name}.${z.network.name}`, network: z.network.id });
       const ports = [
         ...svc.ports.map((p) => ({ key: p.target, proto: p.protocol, target: p.target })),
         ...svc.ports.map((p) => ({ key: p.published, proto: p.protocol, target: p.target })),
@@ -138,7 +145,7 @@ export function buildDnsView(state: ClusterState, up: (taskId: string) => boolea
         const z = builders.get(a.network);
         if (!z) continue;
         z.add(t.name, a.address);
-        ptr.set(reverseName(a.address), `${t.name}.${z.network.name}`);
+        ptr.set(reverseName(a.address), { target: `${t.name}.${z.network.name}`, network: z.network.id });
       }
     }
   }
@@ -149,7 +156,7 @@ export function buildDnsView(state: ClusterState, up: (taskId: string) => boolea
       const z = builders.get(a.network);
       if (!z) continue;
       for (const name of [c.name, ...c.aliases]) z.add(name, a.address);
-      ptr.set(reverseName(a.address), `${c.name}.${z.network.name}`);
+      ptr.set(reverseName(a.address), { target: `${c.name}.${z.network.name}`, network: z.network.id });
     }
   }
   const zones: NetworkZone[] = [];

@@ -1,5 +1,8 @@
 import { execFile, spawn } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as packet from 'dns-packet';
 import { eventually } from './eventually.js';
@@ -116,5 +119,64 @@ export async function scriptedUpstream(
       return count;
     },
     close: () => new Promise<void>((resolve) => sock.close(() => resolve())),
+  };
+}
+
+/**
+ * Starts a real Unbound on loopback, authoritative (static local zone with an SOA, so negative
+ * answers are cacheable) for `zone` with the given A records.
+ */
+export async function startUnbound(
+  address: string,
+  port: number,
+  zone: string,
+  records: Record<string, string>,
+): Promise<Dnsmasq> {
+  const dir = mkdtempSync(join(tmpdir(), 'meshd-unbound-'));
+  const conf = join(dir, 'unbound.conf');
+  writeFileSync(
+    conf,
+    [
+      'server:',
+      `  interface: ${address}`,
+      `  port: ${port}`,
+      '  do-daemonize: no',
+      '  chroot: ""',
+      '  username: ""',
+      '  pidfile: ""',
+      '  use-syslog: no',
+      '  logfile: ""',
+      '  verbosity: 0',
+      `  directory: "${dir}"`,
+      '  access-control: 127.0.0.0/8 allow',
+      '  do-ip6: no',
+      `  local-zone: "${zone}." static`,
+      `  local-data: "${zone}. 60 IN SOA ns.${zone}. hostmaster.${zone}. 1 3600 600 86400 60"`,
+      ...Object.entries(records).map(([name, ip]) => `  local-data: "${name}. 60 IN A ${ip}"`),
+      'remote-control:',
+      '  control-enable: no',
+      '',
+    ].join('\n'),
+  );
+  const child = spawn('unbound', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr += String(d);
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const server = `${address}:${port}`;
+  const first = Object.keys(records)[0] as string;
+  await eventually(async () => {
+    if (child.exitCode !== null) throw new Error(`unbound exited: ${stderr}`);
+    const out = await digShort(server, first);
+    if (out.length === 0) throw new Error('not answering yet');
+  }, 10_000);
+  return {
+    address: server,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
