@@ -252,6 +252,7 @@ export class Daemon {
       this.nodeId,
       () => this.snapshot,
       this.settings.node.datapathAddr,
+      { maxStreams: this.settings.mesh.maxConnsPerListener, udpIdleMs: this.settings.mesh.udpIdleTimeoutMs },
       this.dataPlaneMetrics,
       logger('dataplane'),
     );

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { loadSettings, parseFlags, usage } from '../config/load.js';
 import { Daemon } from '../daemon.js';
+import { installLastResort } from '../last-resort.js';
 import { logger, setLogLevel } from '../log.js';
 import { messageOf } from '../model/errors.js';
 import { meshdVersion } from '../version.js';
@@ -19,6 +20,7 @@ async function main(): Promise<void> {
       process.stdout.write(`meshd ${meshdVersion()}\n`);
       return;
     }
+    installLastResort();
     const settings = loadSettings(cmd);
     setLogLevel(settings.log.level);
     daemon = await Daemon.start(settings);

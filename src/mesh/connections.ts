@@ -27,18 +27,29 @@ export class ConnTracker {
 
   add(c: Conn): void {
     this.all.add(c);
-    this.byListener.set(c.listener, (this.byListener.get(c.listener) ?? 0) + 1);
   }
 
   remove(c: Conn): void {
-    if (!this.all.delete(c)) return;
-    const n = (this.byListener.get(c.listener) ?? 1) - 1;
-    if (n <= 0) this.byListener.delete(c.listener);
-    else this.byListener.set(c.listener, n);
+    this.all.delete(c);
   }
 
-  onListener(key: string): number {
-    return this.byListener.get(key) ?? 0;
+  /**
+   * Counts a connection on its listener from the moment it is accepted, not once it is spliced:
+   * connections still connecting (to a task that does not answer, say) count against the cap
+   * too. Returns the release to call when the client closes, or undefined at the cap.
+   */
+  admit(listener: string, max: number): (() => void) | undefined {
+    const n = this.byListener.get(listener) ?? 0;
+    if (n >= max) return undefined;
+    this.byListener.set(listener, n + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.byListener.get(listener) ?? 1) - 1;
+      if (left <= 0) this.byListener.delete(listener);
+      else this.byListener.set(listener, left);
+    };
   }
 
   get size(): number {

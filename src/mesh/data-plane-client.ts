@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net';
 import { connect } from 'node:net';
 import { type SecureContext, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { DataPlaneMetrics } from './data-plane-metrics.js';
@@ -17,19 +16,11 @@ export function dataPlaneHeader(task: string, port: number): Buffer {
   return Buffer.from(`${dataPlaneMagic} ${task} ${port}\n`, 'latin1');
 }
 
-/** Opens a plain connection to a peer node's data-plane port (unencrypted networks). */
-export function dialDataPlane(host: string, port: number): Socket {
-  return connect({ host, port, noDelay: true, allowHalfOpen: true });
-}
-
 /** The byte a client sends to ask for TLS on the raw socket, and the server's go-ahead. */
 export const startTls = 0x54; // 'T'
 export const startTlsOk = 0x4b; // 'K'
 
-/**
- * Opens an encrypted tunnel connection: a one-byte STARTTLS exchange, then TLS 1.3 directly on
- * the socket. (A TLS ClientHello straight away is accepted too, through a slower JS stream.)
- */
+/** Opens a tunnel connection: a one-byte STARTTLS exchange, then TLS 1.3 directly on the socket. */
 export function dialSecure(
   host: string,
   port: number,

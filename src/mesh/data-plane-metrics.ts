@@ -5,6 +5,7 @@ export class DataPlaneMetrics {
   private readonly tunnels: Gauge<'peer' | 'encrypted'>;
   private readonly handshakes: Counter<'peer' | 'result'>;
   private readonly bytes: Counter<'peer' | 'direction'>;
+  private readonly refusals: Counter<'reason'>;
   readonly certExpiry: Gauge;
 
   constructor(registry: Registry) {
@@ -27,12 +28,33 @@ export class DataPlaneMetrics {
       labelNames: ['peer', 'direction'],
       registers,
     });
+    this.refusals = new Counter({
+      name: 'meshd_dataplane_refused_total',
+      help: 'Connections and streams the data plane refused, by reason (not_tls, handshake, not_member, target, limit, window, protocol).',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const r of [
+      'not_tls',
+      'no_certificate',
+      'handshake',
+      'not_member',
+      'target',
+      'limit',
+      'window',
+      'protocol',
+    ])
+      this.refusals.labels(r).inc(0);
     this.certExpiry = new Gauge({
       name: 'meshd_cert_expiry_timestamp_seconds',
       help: "When this node's cluster certificate expires (0 without one).",
       registers,
     });
     this.certExpiry.set(0);
+  }
+
+  refused(reason: string): void {
+    this.refusals.labels(reason).inc();
   }
 
   handshake(peer: string, result: string): void {

@@ -1,63 +1,48 @@
 import { createSocket } from 'node:dgram';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { type SecureContext, TLSSocket } from 'node:tls';
 import type { HostPort } from '../config/listen.js';
 import type { Logger } from '../log.js';
+import type { Service, Task } from '../model/types.js';
 import { verifyPeer } from '../security/pki.js';
 import type { Snapshot } from '../state/snapshot.js';
 import { dataPlaneMagic, startTls, startTlsOk, tlsOptions } from './data-plane-client.js';
 import type { DataPlaneMetrics } from './data-plane-metrics.js';
 
-export {
-  dataPlaneHeader,
-  dataPlaneMagic,
-  dialDataPlane,
-  dialSecure,
-  tlsOptions,
-} from './data-plane-client.js';
+export { dataPlaneHeader, dataPlaneMagic, dialSecure, tlsOptions } from './data-plane-client.js';
 
 import { readDatagrams, writeDatagram } from './datagrams.js';
 import { Mux, type MuxStream } from './mux.js';
 
 /**
- * Node-to-node forwarding: node A opens a connection to node B's data-plane port and names the
- * task and port in a one-line header (`MESHD/1 <task-id> <port>\n`); B checks that the task runs
- * on B and that the port is one its service declares, connects to it, and splices.
- *
- * One port speaks both: plain TCP, or mutually authenticated TLS 1.3 restricted to AES-GCM (the
- * first byte of a TLS ClientHello tells them apart). Traffic for tasks on encrypted networks is
- * only ever accepted over TLS from a certificate of a current cluster node.
+ * Node-to-node forwarding. Node A opens one mutually authenticated TLS 1.3 connection (AES-GCM
+ * only) to node B's data-plane port and multiplexes streams over it; each stream's first frame
+ * names the task and port (`MESHD/1 <task-id> <port>[ udp]`). B admits only a certificate of a
+ * current cluster node, serves only tasks that run on B and ports their service publishes or
+ * exposes, applies the service's idle timeout and a cap on open streams, and splices to the task.
+ * Nothing else is spoken on this port: a connection that does not ask for TLS is refused, so the
+ * port is never a gateway for someone who can merely reach it.
  */
-/** A header longer than this is not ours. */
-const maxHeader = 128;
-const tlsRecordHandshake = 0x16;
 
-/** A duplex over `raw` that first yields `prefix` (bytes already read to sniff the protocol). */
-function withPrefix(raw: Socket, prefix: Buffer): Duplex {
-  const d = new Duplex({
-    read() {
-      raw.resume();
-    },
-    write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void) {
-      raw.write(chunk, cb);
-    },
-    final(cb: (err?: Error | null) => void) {
-      raw.end();
-      cb();
-    },
-    destroy(err: Error | null, cb: (err?: Error | null) => void) {
-      raw.destroy(err ?? undefined);
-      cb(err);
-    },
-  });
-  d.push(prefix);
-  raw.on('data', (c: Buffer) => {
-    if (!d.push(c)) raw.pause();
-  });
-  raw.on('end', () => d.push(null));
-  raw.on('close', () => d.destroy());
-  return d;
+/** Datagrams a UDP stream may queue while its socket towards the task connects. */
+const maxQueuedDatagrams = 64;
+/** A connection that has not finished its handshake in this long is dropped. */
+const handshakeTimeoutMs = 10_000;
+
+/** Where a stream goes: the local task's address and port, and the service it belongs to. */
+interface Target {
+  readonly host: string;
+  readonly port: number;
+  readonly service: Service;
+}
+
+/** Limits the data plane applies to what members ask of it. */
+export interface DataPlaneLimits {
+  /** Streams open at once across every tunnel (the mesh's per-listener cap). */
+  readonly maxStreams: number;
+  /** UDP streams idle this long are closed (the mesh's UDP flow timeout). */
+  readonly udpIdleMs: number;
 }
 
 export class DataPlaneServer {
@@ -66,12 +51,14 @@ export class DataPlaneServer {
   private secure: SecureContext | undefined;
   private caPem = '';
   private readonly tunnels = new Set<{ peer: string; mux: Mux }>();
+  private active = 0;
 
   constructor(
     private readonly listen: HostPort,
     private readonly nodeId: string,
     private readonly current: () => Snapshot | undefined,
     private readonly datapathAddr: string,
+    private readonly limits: DataPlaneLimits,
     private readonly metrics: DataPlaneMetrics,
     private readonly log: Logger,
   ) {}
@@ -91,62 +78,49 @@ export class DataPlaneServer {
       server.once('error', reject);
       server.listen(this.listen.port, this.listen.host, () => resolve());
     });
+    server.on('error', (err) => this.log.warn('data plane listener error', { error: err.message }));
     return server.address() as { address: string; port: number };
+  }
+
+  private refuse(reason: string, peer?: string): void {
+    this.metrics.refused(reason);
+    this.log.debug('data plane: refused', { reason, peer });
   }
 
   private accept(raw: Socket): void {
     this.conns.add(raw);
     raw.on('close', () => this.conns.delete(raw));
     raw.on('error', () => raw.destroy());
-    raw.setTimeout(10_000, () => raw.destroy());
+    raw.setTimeout(handshakeTimeoutMs, () => raw.destroy());
     raw.once('readable', () => {
       const first = raw.read() as Buffer | null;
       if (!first) return;
-      if (first[0] === startTls) {
-        // STARTTLS: nothing else was sent yet, so TLS can take the socket itself (fast path).
-        if (first.length !== 1 || !this.secure) {
-          raw.destroy();
-          return;
-        }
-        raw.pause();
-        raw.write(Buffer.from([startTlsOk]));
-        this.secured(
-          raw,
-          new TLSSocket(raw, {
-            isServer: true,
-            secureContext: this.secure,
-            requestCert: true,
-            rejectUnauthorized: true,
-            ...tlsOptions,
-          }),
-        );
-        return;
-      }
-      if (first[0] !== tlsRecordHandshake) {
-        raw.unshift(first);
-        this.serve(raw, raw, undefined);
-        return;
-      }
-      if (!this.secure) {
+      // STARTTLS and nothing else: TLS then takes the socket itself. Anything else, a plain
+      // header, a bare ClientHello or noise, is refused before a byte of it is interpreted.
+      if (first.length !== 1 || first[0] !== startTls || !this.secure) {
+        this.refuse(this.secure ? 'not_tls' : 'no_certificate', raw.remoteAddress);
         raw.destroy();
         return;
       }
-      // The bytes already read must reach TLS too: it runs over a stream that replays them.
-      const sock = new TLSSocket(withPrefix(raw, first), {
+      raw.pause();
+      raw.write(Buffer.from([startTlsOk]));
+      const sock = new TLSSocket(raw, {
         isServer: true,
         secureContext: this.secure,
         requestCert: true,
         rejectUnauthorized: true,
         ...tlsOptions,
       });
-      this.secured(raw, sock);
+      let secured = false;
+      sock.on('error', () => {
+        if (!secured) this.refuse('handshake', raw.remoteAddress);
+        raw.destroy();
+      });
+      sock.once('secure', () => {
+        secured = true;
+        void this.admit(raw, sock);
+      });
     });
-  }
-
-  /** A TLS connection from a peer: only a current member's certificate gets a tunnel. */
-  private secured(raw: Socket, sock: TLSSocket): void {
-    sock.on('error', () => raw.destroy());
-    sock.once('secure', () => void this.admit(raw, sock));
   }
 
   /** Admits a TLS peer as a tunnel if its certificate verifies and names a current member. */
@@ -161,6 +135,7 @@ export class DataPlaneServer {
     // A certificate of a node that was removed (or never joined) is refused from then on.
     if (!node) {
       this.metrics.handshake(peer ?? 'unknown', 'refused');
+      this.refuse('not_member', raw.remoteAddress);
       this.log.warn('data plane: refused a certificate of a node that is not a member', { peer });
       sock.destroy();
       return;
@@ -169,82 +144,88 @@ export class DataPlaneServer {
     raw.setTimeout(0);
     sock.setKeepAlive(true, 30_000);
     this.metrics.opened(node.name, true);
-    const mux = new Mux(sock, false, (stream, header) => this.serveStream(stream, header));
-    this.tunnels.add({ peer: peer as string, mux });
+    const mux = new Mux(sock, false, {
+      onOpen: (stream, header) => this.serveStream(stream, header, node.name),
+      onViolation: (reason) => this.refuse(reason, node.name),
+    });
+    const entry = { peer: peer as string, mux };
+    this.tunnels.add(entry);
     sock.once('close', () => {
       this.metrics.closed(node.name, true, sock.bytesWritten, sock.bytesRead);
-      for (const t of this.tunnels) if (t.mux === mux) this.tunnels.delete(t);
+      this.tunnels.delete(entry);
     });
   }
 
-  /** Reads the header from `sock` (plain or TLS) and splices it to the named local task. */
-  private serve(sock: Socket, raw: Socket, peer: string | undefined): void {
-    let head = Buffer.alloc(0);
-    const onData = (chunk: Buffer) => {
-      head = Buffer.concat([head, chunk]);
-      const nl = head.indexOf(10);
-      if (nl < 0) {
-        if (head.length > maxHeader) sock.destroy();
-        return;
-      }
-      sock.off('data', onData);
-      sock.pause();
-      const rest = head.subarray(nl + 1);
-      const target = this.resolve(head.subarray(0, nl).toString('latin1'), peer !== undefined);
-      if (!target) {
-        this.log.debug('data plane: refused a connection', { peer: raw.remoteAddress });
-        sock.destroy();
-        return;
-      }
-      this.splice(
-        sock,
-        target,
-        rest,
-        () => {
-          raw.setTimeout(0);
-          this.metrics.opened(peer ?? 'plain', peer !== undefined);
-        },
-        (up) => {
-          if (up.bytesWritten > 0 || up.bytesRead > 0)
-            this.metrics.closed(peer ?? 'plain', peer !== undefined, up.bytesWritten, up.bytesRead);
-        },
-      );
-    };
-    sock.on('data', onData);
-    sock.resume();
-  }
-
   /** One stream of a tunnel: the header names the task; splice it to the local task. */
-  private serveStream(stream: MuxStream, header: string): void {
+  private serveStream(stream: MuxStream, header: string, peer: string): void {
     const udp = header.endsWith(' udp');
-    const target = this.resolve(udp ? header.slice(0, -4) : header, true, udp ? 'udp' : 'tcp');
+    const target = this.resolve(udp ? header.slice(0, -4) : header, udp ? 'udp' : 'tcp');
     if (!target) {
+      this.refuse('target', peer);
       stream.destroy();
       return;
     }
-    if (udp) {
-      // A UDP flow: datagrams framed in the stream, sent to the task from a socket of this node.
-      const sock = createSocket(target.host.includes(':') ? 'udp6' : 'udp4');
-      sock.connect(target.port, target.host);
-      sock.on('message', (d) => writeDatagram(stream, [d]));
-      sock.on('error', () => stream.destroy());
-      readDatagrams(stream, (d) => sock.send(d));
-      stream.on('error', () => undefined);
-      stream.on('close', () => sock.close());
-      stream.on('end', () => stream.end());
+    if (this.active >= this.limits.maxStreams) {
+      this.refuse('limit', peer);
+      stream.destroy();
       return;
     }
-    this.splice(stream, target, Buffer.alloc(0));
+    this.active++;
+    stream.once('close', () => this.active--);
+    stream.on('error', () => undefined);
+    if (udp) this.serveUdp(stream, target);
+    else this.splice(stream, target);
+  }
+
+  /**
+   * A UDP flow: datagrams framed in the stream, sent to the task from a socket of this node.
+   * Datagrams that arrive while the socket connects are queued (a send before `connect`
+   * completes throws), and the flow ends after the mesh's UDP idle timeout.
+   */
+  private serveUdp(stream: MuxStream, target: Target): void {
+    const sock = createSocket(target.host.includes(':') ? 'udp6' : 'udp4');
+    let queue: Buffer[] | undefined = [];
+    let idle = false;
+    const send = (d: Buffer) => {
+      try {
+        sock.send(d);
+      } catch {
+        stream.destroy();
+      }
+    };
+    sock.on('error', () => stream.destroy());
+    sock.connect(target.port, target.host, () => {
+      const q = queue ?? [];
+      queue = undefined;
+      for (const d of q) send(d);
+    });
+    sock.on('message', (d) => {
+      idle = false;
+      writeDatagram(stream, [d]);
+    });
+    readDatagrams(stream, (d) => {
+      idle = false;
+      if (!queue) send(d);
+      else if (queue.length < maxQueuedDatagrams) queue.push(Buffer.from(d));
+    });
+    const sweep = setInterval(() => {
+      if (idle) stream.destroy();
+      idle = true;
+    }, this.limits.udpIdleMs);
+    sweep.unref();
+    stream.on('close', () => {
+      clearInterval(sweep);
+      try {
+        sock.close();
+      } catch {
+        // Already closed after an error.
+      }
+    });
+    stream.on('end', () => stream.end());
   }
 
   /** Connects to the local task and pipes both ways; either side ending or failing ends both. */
-  private splice(
-    from: Duplex,
-    target: { host: string; port: number },
-    rest: Buffer,
-    opened?: () => void,
-    closed?: (up: Socket) => void,
-  ): void {
+  private splice(from: Duplex, target: Target): void {
     const up = connect({
       host: target.host,
       port: target.port,
@@ -252,18 +233,18 @@ export class DataPlaneServer {
       allowHalfOpen: true,
       localAddress: this.localFor(target.host),
     });
+    // Idle means no bytes either way; the task's socket sees both directions.
+    up.setTimeout(target.service.idleTimeoutMs, () => {
+      up.destroy();
+      from.destroy();
+    });
     up.once('connect', () => {
-      if (rest.length > 0) up.write(rest);
-      opened?.();
       from.pipe(up);
       up.pipe(from);
     });
     up.on('error', () => from.destroy());
     from.on('error', () => up.destroy());
-    from.on('close', () => {
-      up.destroy();
-      closed?.(up);
-    });
+    from.on('close', () => up.destroy());
     up.on('close', () => {
       if (!from.writableEnded) from.destroy();
     });
@@ -284,26 +265,23 @@ export class DataPlaneServer {
     return host.startsWith('127.') && this.datapathAddr.startsWith('127.') ? this.datapathAddr : undefined;
   }
 
-  private resolve(
-    line: string,
-    overTls: boolean,
-    proto: 'tcp' | 'udp' = 'tcp',
-  ): { host: string; port: number } | undefined {
-    const [magic, taskId, portText] = line.split(' ');
+  /** The local task and port a stream header names, if this node may serve it. */
+  private resolve(line: string, proto: 'tcp' | 'udp'): Target | undefined {
+    const [magic, taskId, portText, extra] = line.split(' ');
     const port = Number(portText);
     const snap = this.current();
-    if (magic !== dataPlaneMagic || !taskId || !Number.isInteger(port) || !snap) return undefined;
-    const task = snap.state.tasks.get(taskId);
+    if (magic !== dataPlaneMagic || !taskId || extra !== undefined || !Number.isInteger(port) || !snap)
+      return undefined;
+    const task: Task | undefined = snap.state.tasks.get(taskId);
     if (!task || task.node !== this.nodeId) return undefined;
-    const svc = snap.state.services.get(task.service);
-    if (!svc) return undefined;
-    const allowed =
-      svc.ports.some((p) => p.target === port && p.protocol === proto) ||
-      (proto === 'tcp' && svc.expose.includes(port));
+    const service = snap.state.services.get(task.service);
+    if (!service) return undefined;
+    // Only what the service offers to the mesh: a published port's target, or an exposed port.
+    const offered =
+      service.ports.some((p) => p.target === port && p.protocol === proto) ||
+      (proto === 'tcp' && service.expose.includes(port));
     const addr = task.addresses[0];
-    // Never in clear for an encrypted network, whatever the other side asks.
-    if (!overTls && addr && snap.state.networks.get(addr.network)?.encrypted) return undefined;
-    return allowed && addr ? { host: addr.address, port } : undefined;
+    return offered && addr ? { host: addr.address, port, service } : undefined;
   }
 
   async close(): Promise<void> {

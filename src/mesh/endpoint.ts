@@ -6,11 +6,10 @@ export interface Endpoint {
   readonly port: number;
   readonly node: string;
   readonly local: boolean;
-  /** Reach the task through its node's data-plane port instead of directly. */
+  /** Reach the task through the authenticated tunnel to its node's data plane, not directly. */
   readonly via?: {
     readonly host: string;
     readonly port: number;
-    readonly tls: boolean;
     readonly nodeName: string;
   };
 }

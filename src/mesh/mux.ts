@@ -23,6 +23,12 @@ const maxStreams = 10_000;
 export class MuxStream extends Duplex {
   credit = window;
   private granted = 0;
+  /**
+   * What the peer may still send before we grant more: our own account of its credit. A peer
+   * that sends past it ignores flow control, and would make us buffer without bound behind a
+   * slow consumer; the stream is reset instead.
+   */
+  private allowance = window;
   private pending: { chunk: Buffer; cb: (err?: Error | null) => void } | undefined;
 
   constructor(
@@ -64,6 +70,7 @@ export class MuxStream extends Duplex {
       const b = Buffer.allocUnsafe(4);
       b.writeUInt32BE(this.granted);
       this.mux.frame(CREDIT, this.id, b);
+      this.allowance += this.granted;
       this.granted = 0;
     }
   }
@@ -73,12 +80,23 @@ export class MuxStream extends Duplex {
     cb(err);
   }
 
-  /** Data arrived for this stream. */
-  deliver(payload: Buffer): void {
+  /** Data arrived for this stream; false when it broke the window (the caller resets it). */
+  deliver(payload: Buffer): boolean {
+    this.allowance -= payload.length;
+    if (this.allowance < 0) return false;
     this.granted += payload.length;
     this.push(payload);
     if (this.readableFlowing && this.readableLength === 0) this._read();
+    return true;
   }
+}
+
+/** What the accepting side of a mux hears: new streams, and peers that break the protocol. */
+export interface MuxHandlers {
+  /** A stream the other side opened, with the header naming its destination. */
+  readonly onOpen?: (stream: MuxStream, header: string) => void;
+  /** The peer broke a rule (`window`: sent past its credit; `protocol`: a malformed frame). */
+  readonly onViolation?: (reason: 'window' | 'protocol') => void;
 }
 
 export class Mux {
@@ -90,11 +108,10 @@ export class Mux {
   private drainWaiters: (() => void)[] = [];
   closedFlag = false;
 
-  /** `onOpen` is called on the accepting side for each stream the other side opens. */
   constructor(
     readonly socket: Socket,
     client: boolean,
-    private readonly onOpen?: (stream: MuxStream, header: string) => void,
+    private readonly handlers: MuxHandlers = {},
   ) {
     this.nextId = client ? 1 : 2;
     socket.on('data', (d: Buffer) => this.read(d));
@@ -151,6 +168,7 @@ export class Mux {
       const head = this.peek(9);
       const len = head.readUInt32BE(5);
       if (len > maxFrame + 1024) {
+        this.handlers.onViolation?.('protocol');
         this.socket.destroy();
         return;
       }
@@ -193,19 +211,24 @@ export class Mux {
 
   private dispatch(type: number, id: number, payload: Buffer): void {
     if (type === OPEN) {
-      if (!this.onOpen || this.streams.has(id) || this.streams.size >= maxStreams) {
+      const onOpen = this.handlers.onOpen;
+      if (!onOpen || this.streams.has(id) || this.streams.size >= maxStreams) {
         this.frame(RESET, id);
         return;
       }
       const s = new MuxStream(this, id);
       this.streams.set(id, s);
-      this.onOpen(s, payload.toString('latin1'));
+      onOpen(s, payload.toString('latin1'));
       return;
     }
     const s = this.streams.get(id);
     if (!s) return;
-    if (type === DATA) s.deliver(payload);
-    else if (type === END) s.push(null);
+    if (type === DATA) {
+      if (!s.deliver(payload)) {
+        this.handlers.onViolation?.('window');
+        s.destroy(new Error('stream sent past its window'));
+      }
+    } else if (type === END) s.push(null);
     else if (type === RESET) {
       this.streams.delete(id);
       s.destroy(new Error('stream reset by peer'));

@@ -57,13 +57,18 @@ function endpoints(
     const addr = (networkId && t.addresses.find((a) => a.network === networkId)) || t.addresses[0];
     if (!addr) continue;
     const local = t.node === nodeId;
-    // Across nodes, an encrypted network's traffic always takes the TLS data plane; a peer
-    // without a certificate cannot take it, so it gets none (never in clear).
+    // Across nodes, an encrypted network's traffic always takes the data plane, which speaks only
+    // mTLS; a peer without a certificate cannot take it, so it gets none (never in clear). An
+    // unencrypted network takes it when `remoteTasks: dataplane` and the peer can, else goes direct.
     const encrypted = snap.state.networks.get(addr.network)?.encrypted === true;
     const peer = snap.state.nodes.get(t.node);
     if (!local && encrypted && !peer?.dataTls) continue;
-    const where = !local && (encrypted || remote === 'dataplane') ? dataAddress(snap, t.node) : undefined;
-    const via = where ? { ...where, tls: encrypted, nodeName: peer?.name ?? t.node } : undefined;
+    const tunnel =
+      !local &&
+      (encrypted ||
+        (remote === 'dataplane' && peer?.dataTls === true && snap.state.nodes.get(nodeId)?.dataTls === true));
+    const where = tunnel ? dataAddress(snap, t.node) : undefined;
+    const via = where ? { ...where, nodeName: peer?.name ?? t.node } : undefined;
     const e: Endpoint = {
       task: t.id,
       name: t.name,
@@ -86,7 +91,6 @@ function route(
   eps: { all: Endpoint[]; up: Endpoint[] },
   localOnly: boolean,
 ): Route {
-  // UDP rides only the encrypted tunnels, not the plain data plane: a plain remote hop is direct.
   const keep = (e: Endpoint) => !localOnly || e.local;
   const up = eps.up.filter(keep);
   const all = eps.all.filter(keep);

@@ -3,7 +3,6 @@ import type { Duplex } from 'node:stream';
 import { FastHistogram } from '../metrics/fast.js';
 import type { Conn } from './connections.js';
 import { chooseEndpoint, type MeshContext } from './context.js';
-import { dataPlaneHeader, dialDataPlane } from './data-plane.js';
 import type { Endpoint } from './endpoint.js';
 import { proxyV1, proxyV2 } from './proxy-protocol.js';
 import type { Route } from './routes.js';
@@ -18,11 +17,13 @@ const noop = () => {};
 export function proxyTcp(ctx: MeshContext, client: Socket, route: Route, listener: string): void {
   const svc = route.service;
   client.on('error', noop);
-  if (ctx.tracker.onListener(listener) >= ctx.settings.maxConnsPerListener) {
+  const release = ctx.tracker.admit(listener, ctx.settings.maxConnsPerListener);
+  if (!release) {
     ctx.metrics.connectErrors.child(svc.name, 'listener_limit').value++;
     client.resetAndDestroy();
     return;
   }
+  client.once('close', release);
   ctx.metrics.connections.child(svc.name, route.port, 'tcp').value++;
   client.setNoDelay(true);
   client.setKeepAlive(true, ctx.settings.keepAliveMs);
@@ -39,8 +40,8 @@ export function proxyTcp(ctx: MeshContext, client: Socket, route: Route, listene
       return;
     }
     tried.add(e.task);
-    if (e.via?.tls) {
-      // Encrypted network on another node: a stream through the shared tunnel to that node.
+    if (e.via) {
+      // A task reached through its node's data plane: a stream through the shared tunnel.
       const via = e.via;
       const timer = setTimeout(
         () => failed(Object.assign(new Error('connect timeout'), { code: undefined })),
@@ -80,21 +81,14 @@ export function proxyTcp(ctx: MeshContext, client: Socket, route: Route, listene
         );
       return;
     }
-    let upstream: Socket;
-    if (e.via) {
-      // Through another node's plain data plane: name the task first; that node connects to it.
-      upstream = dialDataPlane(e.via.host, e.via.port);
-      upstream.write(dataPlaneHeader(e.task, e.port));
-    } else {
-      upstream = connect({
-        host: e.host,
-        port: e.port,
-        noDelay: true,
-        keepAlive: true,
-        keepAliveInitialDelay: ctx.settings.keepAliveMs,
-        allowHalfOpen: true,
-      });
-    }
+    const upstream: Socket = connect({
+      host: e.host,
+      port: e.port,
+      noDelay: true,
+      keepAlive: true,
+      keepAliveInitialDelay: ctx.settings.keepAliveMs,
+      allowHalfOpen: true,
+    });
     const timer = setTimeout(
       () => upstream.destroy(new Error('connect timeout')),
       ctx.settings.connectTimeoutMs,

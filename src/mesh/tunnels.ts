@@ -62,7 +62,7 @@ export class Tunnels {
       (sock) => {
         sock.setKeepAlive(true, 30_000);
         this.metrics.opened(peer.nodeName, true);
-        const mux = new Mux(sock, true);
+        const mux = new Mux(sock, true, { onViolation: (reason) => this.metrics.refused(reason) });
         sock.once('close', () => {
           this.metrics.closed(peer.nodeName, true, sock.bytesWritten, sock.bytesRead);
           if (this.muxes.get(peer.node) === p) this.muxes.delete(peer.node);

@@ -91,7 +91,7 @@ export class UdpListener {
       this.flows.get(key); // a reply keeps the flow alive too
       this.sock.send(d, rinfo.port, rinfo.address);
     };
-    if (e.via?.tls) {
+    if (e.via) {
       const flow = this.tunnelFlow(key, e.task, e.node, e.via, e.port, reply);
       this.flows.set(key, flow);
       return flow;
@@ -118,7 +118,7 @@ export class UdpListener {
   }
 
   /**
-   * A flow to a task on another node's encrypted network: one stream through the tunnel, the
+   * A flow to a task reached through its node's data plane: one stream through the tunnel, the
    * datagrams length-prefixed in it; the far node sends them to the task from its own socket.
    */
   private tunnelFlow(

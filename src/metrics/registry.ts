@@ -1,4 +1,5 @@
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { uncaughtCounts } from '../last-resort.js';
 
 /**
  * The node's metric registry: process and Node runtime metrics (event-loop lag, heap, GC, handles)
@@ -14,5 +15,15 @@ export function createRegistry(version: string, node: string): Registry {
     registers: [registry],
   });
   info.set({ version, node }, 1);
+  new Counter({
+    name: 'meshd_process_uncaught_errors_total',
+    help: 'Errors that escaped every handler and were caught by the last-resort handler (each is a bug).',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [kind, n] of Object.entries(uncaughtCounts())) this.labels(kind).inc(n);
+    },
+  });
   return registry;
 }

@@ -249,10 +249,11 @@ describe('a three-node cluster on etcd', () => {
 describe('the data plane between nodes', () => {
   it("reaches a task on another node through that node's data-plane port", async () => {
     const etcd2 = await startEtcd();
-    const dp = (i: number) =>
+    const dp = (i: number, join: string[] = []) =>
       startMeshd({
         config: 'mesh:\n  remoteTasks: dataplane\n',
         args: [
+          ...join,
           '--store',
           `etcd://${etcd2.endpoint}`,
           '--node-name',
@@ -269,7 +270,14 @@ describe('the data plane between nodes', () => {
           `127.0.${10 + i}.1:0`,
         ],
       });
-    const [a, b] = await Promise.all([dp(1), dp(2)]);
+    // The data plane speaks only mTLS between members: the second node joins with the token.
+    const a = await dp(1);
+    const token = (await a.ctl('swarm', 'join-token', '-q', 'worker')).trim();
+    const b = await dp(2, ['--join-token', token]);
+    await eventually(async () => {
+      const nodes = JSON.parse(await a.ctl('node', 'ls', '--format', 'json')) as { dataTls?: boolean }[];
+      expect(nodes.map((n) => n.dataTls)).toEqual([true, true]);
+    }, 15_000);
     const { createServer } = await import('node:net');
     const peers: string[] = [];
     const backend = createServer((s) => {

@@ -126,7 +126,7 @@ async function serviceOnB(name: string, net: string, subnet: string, opts: strin
 }
 
 describe('encrypted overlay networks', () => {
-  it("never puts an encrypted network's traffic on the wire in clear; an unencrypted one does (so the test can fail)", async () => {
+  it("never puts a network's traffic between nodes on the wire in clear (a clear probe through the tap shows it would)", async () => {
     const enc = await serviceOnB('vault', 'secnet', '127.241', ['--opt', 'encrypted']);
     const plain = await serviceOnB('open', 'plainnet', '127.242', []);
     wire.length = 0;
@@ -139,9 +139,21 @@ describe('encrypted overlay networks', () => {
     expect(seen.includes('secret-vault')).toBe(false);
     // TLS records (handshake 0x16 or application data 0x17: the tunnel may already be up).
     expect([0x16, 0x17]).toContain(seen[0]);
+    // The unencrypted network takes the same authenticated tunnel (the data plane speaks only
+    // mTLS), so its marker stays off the wire too.
     wire.length = 0;
-    await fetchOnce(`http://127.0.51.1:${plain}/${marker}`);
-    expect(Buffer.concat(wire).includes(marker)).toBe(true);
+    expect((await fetchOnce(`http://127.0.51.1:${plain}/${marker}`)).body).toBe('secret-open');
+    expect(Buffer.concat(wire).length).toBeGreaterThan(100);
+    expect(Buffer.concat(wire).includes(marker)).toBe(false);
+    // Positive control: bytes sent in clear through the tap do show up, so the checks above can fail.
+    wire.length = 0;
+    const [tapHost, tapPort] = JSON.parse(await a.ctl('node', 'ls', '--format', 'json'))
+      .find((n: { name: string }) => n.name === 'B')
+      .dataListen.split(':');
+    const probe = connect(Number(tapPort), tapHost);
+    probe.on('error', () => undefined);
+    probe.end(marker);
+    await eventually(async () => expect(Buffer.concat(wire).includes(marker)).toBe(true));
     const metrics = await (await fetch(`http://${a.metrics}/metrics`)).text();
     expect(metrics).toMatch(/meshd_dataplane_handshakes_total\{peer="B",result="(ok|resumed)"\} [1-9]/);
     expect(metrics).toMatch(/meshd_cert_expiry_timestamp_seconds [1-9]/);
@@ -199,22 +211,29 @@ describe('encrypted overlay networks', () => {
   it('refuses a certificate from another CA, an expired one, and one of a removed node', async () => {
     const dial = (cert: string, key: string, ca: string) =>
       new Promise<string>((resolve) => {
-        const s = tlsConnect({
-          host: '127.0.52.1',
-          port: bData,
-          cert,
-          key,
-          ca,
-          ...tlsOptions,
-          checkServerIdentity: () => undefined,
+        // The data plane's own opening: one STARTTLS byte, its go-ahead, then TLS on the socket.
+        const raw = connect(bData, '127.0.52.1');
+        raw.on('error', (e) => resolve(`error ${e.message}`));
+        raw.once('connect', () => raw.write(Buffer.from('T')));
+        raw.once('data', () => {
+          const s = tlsConnect({
+            socket: raw,
+            cert,
+            key,
+            ca,
+            ...tlsOptions,
+            checkServerIdentity: () => undefined,
+          });
+          // A real request through the tunnel protocol: an OPEN for vault's task, then an HTTP GET.
+          s.on('secureConnect', () =>
+            s.write(
+              Buffer.concat([frame(1, `MESHD/1 ${vaultTask} 8000`), frame(2, 'GET / HTTP/1.0\r\n\r\n')]),
+            ),
+          );
+          s.on('data', () => resolve('data'));
+          s.on('error', (e) => resolve(`error ${e.message}`));
+          s.on('close', () => resolve('closed'));
         });
-        // A real request through the tunnel protocol: an OPEN for vault's task, then an HTTP GET.
-        s.on('secureConnect', () =>
-          s.write(Buffer.concat([frame(1, `MESHD/1 ${vaultTask} 8000`), frame(2, 'GET / HTTP/1.0\r\n\r\n')])),
-        );
-        s.on('data', () => resolve('data'));
-        s.on('error', (e) => resolve(`error ${e.message}`));
-        s.on('close', () => resolve('closed'));
       });
     const frame = (type: number, text: string) => {
       const body = Buffer.from(text);
