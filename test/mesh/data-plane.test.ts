@@ -66,7 +66,7 @@ declare:
   });
   const nodes = (await (await fetch(`${m.api}/nodes`)).json()) as { id: string; dataListen: string }[];
   nodeId = nodes[0]?.id as string;
-  const [host, port] = (nodes[0]?.dataListen as string).split(':');
+  const [host, port] = (nodes[0]?.dataListen ?? '').split(':');
   dp = { host: host as string, port: Number(port) };
   const list = (await (await fetch(`${m.api}/tasks`)).json()) as { id: string; serviceName: string }[];
   for (const t of list) tasks.set(t.serviceName, t.id);
