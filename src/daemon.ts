@@ -2,7 +2,7 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { apiRoutes } from './api/routes.js';
 import { ApiServer } from './api/server.js';
-import { formatHostPort } from './config/listen.js';
+import { formatHostPort, type HostPort, parseHostPort } from './config/listen.js';
 import type { Settings } from './config/settings.js';
 import type { Responder } from './dns/responder.js';
 import { setupDns } from './dns/setup.js';
@@ -11,6 +11,7 @@ import { logger } from './log.js';
 import { DataPlaneServer, tlsOptions } from './mesh/data-plane.js';
 import { DataPlaneMetrics } from './mesh/data-plane-metrics.js';
 import { Mesh } from './mesh/mesh.js';
+import { isOwnListener } from './mesh/own-ports.js';
 import { Tunnels } from './mesh/tunnels.js';
 import { createRegistry } from './metrics/registry.js';
 import { MetricsServer } from './metrics/server.js';
@@ -252,7 +253,11 @@ export class Daemon {
       this.nodeId,
       () => this.snapshot,
       this.settings.node.datapathAddr,
-      { maxStreams: this.settings.mesh.maxConnsPerListener, udpIdleMs: this.settings.mesh.udpIdleTimeoutMs },
+      {
+        maxStreams: this.settings.mesh.maxConnsPerListener,
+        udpIdleMs: this.settings.mesh.udpIdleTimeoutMs,
+        reserved: this.reserved,
+      },
       this.dataPlaneMetrics,
       logger('dataplane'),
     );
@@ -270,7 +275,7 @@ export class Daemon {
       secure,
       metrics: this.dataPlaneMetrics,
       tunnels,
-    });
+    }, this.reserved);
     this.mesh = mesh;
     this.closers.push(() => mesh.close(this.settings.mesh.shutdownGraceMs));
     this.prober = new Prober(
@@ -287,6 +292,21 @@ export class Daemon {
     );
     this.closers.push(() => this.prober?.close());
   }
+
+  /** This node's own listeners (API, DNS, metrics), as configured and as bound. */
+  private ownListeners(): HostPort[] {
+    const s = this.settings;
+    const out: HostPort[] = [s.api.listen];
+    if (s.dns.listen) out.push(s.dns.listen);
+    if (s.metrics.listen) out.push(s.metrics.listen);
+    for (const b of [this.bound.api, this.bound.dns, this.bound.metrics])
+      if (b) out.push(parseHostPort(b, 'bound', 0));
+    return out;
+  }
+
+  /** Whether a task address is one of this node's own listeners: never routed to. */
+  private readonly reserved = (host: string, port: number): boolean =>
+    isOwnListener(this.ownListeners(), host, port);
 
   /** The current snapshot; the hot paths read it once per query or connection. */
   get current(): Snapshot | undefined {

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { HostPort } from '../config/listen.js';
 import { tlsOptions } from '../mesh/data-plane.js';
-import { MeshError } from '../model/errors.js';
+import { invalid, MeshError } from '../model/errors.js';
 import { sendError, sendJson } from './http-util.js';
 import type { Route } from './routes.js';
 
@@ -15,14 +15,25 @@ import type { Route } from './routes.js';
  */
 const open = new Set(['/health', '/ready', '/swarm/join', '/swarm/renew']);
 
-/** Loopback listeners may skip the token: only local users reach them. */
+/** Loopback addresses: only local users (and processes) have them. */
 export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host.startsWith('127.') || host === '::1';
+  return host === 'localhost' || host.startsWith('127.') || host === '::1' || host.startsWith('::ffff:127.');
+}
+
+/** Decodes one path segment; malformed percent-encoding is the client's error, not ours. */
+function decodeSegment(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw invalid(`path segment "${text}" is not valid percent-encoding`);
+  }
 }
 
 /**
- * The management HTTP API. Off loopback it requires `Authorization: Bearer <token>`; on loopback
- * the token is still checked when one is configured.
+ * The management HTTP API. Without a token configured, only loopback peers are served (judged by
+ * the address each request comes from, not the address the API listens on); with one, every
+ * request must carry `Authorization: Bearer <token>`. With `api.tls`, a current member's client
+ * certificate authenticates too.
  */
 export class ApiServer {
   private server: Server | undefined;
@@ -90,7 +101,7 @@ export class ApiServer {
       const cn = sock.getPeerCertificate()?.subject?.CN;
       if (typeof cn === 'string' && this.tls.isMember(cn)) return true;
     }
-    if (this.token === '') return !this.tls || isLoopback(this.listen.host);
+    if (this.token === '') return isLoopback(req.socket.remoteAddress ?? '');
     const header = req.headers.authorization ?? '';
     const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
     const want = Buffer.from(this.token);
@@ -99,7 +110,12 @@ export class ApiServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      const url = new URL(req.url ?? '/', 'http://meshd');
+      let url: URL;
+      try {
+        url = new URL(req.url ?? '/', 'http://meshd');
+      } catch {
+        throw invalid('request target is not a valid URL');
+      }
       if (!open.has(url.pathname) && !this.authorized(req)) {
         throw new MeshError('unauthorized', 'missing or wrong bearer token');
       }
@@ -109,7 +125,7 @@ export class ApiServer {
         if (!m) continue;
         const result = await route.handle({
           req,
-          params: m.slice(1).map(decodeURIComponent),
+          params: m.slice(1).map(decodeSegment),
           query: url.searchParams,
         });
         sendJson(res, result.status ?? 200, result.body);

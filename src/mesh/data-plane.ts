@@ -43,6 +43,8 @@ export interface DataPlaneLimits {
   readonly maxStreams: number;
   /** UDP streams idle this long are closed (the mesh's UDP flow timeout). */
   readonly udpIdleMs: number;
+  /** This node's own listeners (API, metrics, DNS): never a stream's target. */
+  readonly reserved: (host: string, port: number) => boolean;
 }
 
 export class DataPlaneServer {
@@ -281,7 +283,8 @@ export class DataPlaneServer {
       service.ports.some((p) => p.target === port && p.protocol === proto) ||
       (proto === 'tcp' && service.expose.includes(port));
     const addr = task.addresses[0];
-    return offered && addr ? { host: addr.address, port, service } : undefined;
+    if (!offered || !addr || this.limits.reserved(addr.address, port)) return undefined;
+    return { host: addr.address, port, service };
   }
 
   async close(): Promise<void> {

@@ -26,6 +26,8 @@ export class Mesh {
     registry: Registry,
     log: Logger,
     dataPlane: DataPlaneAccess,
+    /** This node's own listeners, which no route may lead to. */
+    private readonly reserved: (host: string, port: number) => boolean = () => false,
   ) {
     const tracker = new ConnTracker();
     const metrics = new MeshMetrics(registry, {
@@ -65,7 +67,7 @@ export class Mesh {
     }
     this.ctx.load.prune(new Set(snap.state.tasks.keys()));
     return this.listeners.reconcile(
-      buildListeners(snap, this.nodeId, this.settings.publishAddr, this.settings.remoteTasks),
+      buildListeners(snap, this.nodeId, this.settings.publishAddr, this.settings.remoteTasks, this.reserved),
     );
   }
 

@@ -48,8 +48,9 @@ function endpoints(
   svc: Service,
   targetPort: number,
   nodeId: string,
-  networkId?: string,
-  remote: RemotePath = 'direct',
+  networkId: string | undefined,
+  remote: RemotePath,
+  reserved: (host: string, port: number) => boolean,
 ) {
   const all: Endpoint[] = [];
   const up: Endpoint[] = [];
@@ -57,6 +58,8 @@ function endpoints(
     const addr = (networkId && t.addresses.find((a) => a.network === networkId)) || t.addresses[0];
     if (!addr) continue;
     const local = t.node === nodeId;
+    // Never towards this node's own listeners (its API above all), whatever a task claims.
+    if (local && reserved(addr.address, targetPort)) continue;
     // Across nodes, an encrypted network's traffic always takes the data plane, which speaks only
     // mTLS; a peer without a certificate cannot take it, so it gets none (never in clear). An
     // unencrypted network takes it when `remoteTasks: dataplane` and the peer can, else goes direct.
@@ -116,6 +119,7 @@ export function buildListeners(
   nodeId: string,
   publishAddr: string,
   remote: RemotePath = 'direct',
+  reserved: (host: string, port: number) => boolean = () => false,
 ): ListenerSpec[] {
   const out: ListenerSpec[] = [];
   // Tasks grouped once, so building every route is linear in tasks, not services x tasks.
@@ -127,7 +131,7 @@ export function buildListeners(
   }
   for (const svc of snap.state.services.values()) {
     for (const p of svc.ports) {
-      const eps = endpoints(snap, byService, svc, p.target, nodeId, undefined, remote);
+      const eps = endpoints(snap, byService, svc, p.target, nodeId, undefined, remote, reserved);
       const host = p.mode === 'host';
       if (host && !eps.all.some((e) => e.local)) continue;
       out.push({
@@ -158,7 +162,7 @@ export function buildListeners(
             svc,
             String(port),
             proto,
-            endpoints(snap, byService, svc, port, nodeId, att.network, remote),
+            endpoints(snap, byService, svc, port, nodeId, att.network, remote, reserved),
             false,
           ),
         });
