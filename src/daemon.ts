@@ -271,11 +271,18 @@ export class Daemon {
     const secure = () => this.secureContext;
     const tunnels = new Tunnels(secure, this.dataPlaneMetrics);
     this.closers.push(() => tunnels.closeAll());
-    const mesh = new Mesh(this.settings.mesh, this.nodeId, this.registry, logger('mesh'), {
-      secure,
-      metrics: this.dataPlaneMetrics,
-      tunnels,
-    }, this.reserved);
+    const mesh = new Mesh(
+      this.settings.mesh,
+      this.nodeId,
+      this.registry,
+      logger('mesh'),
+      {
+        secure,
+        metrics: this.dataPlaneMetrics,
+        tunnels,
+      },
+      this.reserved,
+    );
     this.mesh = mesh;
     this.closers.push(() => mesh.close(this.settings.mesh.shutdownGraceMs));
     this.prober = new Prober(

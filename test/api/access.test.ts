@@ -51,7 +51,17 @@ describe('who the management API serves', () => {
     const backend: Backend = await httpBackend('real-task', '127.0.0.7', apiPort);
     cleanup.push(() => backend.kill());
     const published = await freePort();
-    await m.ctl('network', 'create', '--subnet', '127.0.0.0/24', '--gateway', '127.0.0.254', '--vip-range', '127.0.0.192/27', 'lonet');
+    await m.ctl(
+      'network',
+      'create',
+      '--subnet',
+      '127.0.0.0/24',
+      '--gateway',
+      '127.0.0.254',
+      '--vip-range',
+      '127.0.0.192/27',
+      'lonet',
+    );
     await m.ctl(
       'service',
       'create',
