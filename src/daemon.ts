@@ -15,7 +15,7 @@ import { isOwnListener } from './mesh/own-ports.js';
 import { Tunnels } from './mesh/tunnels.js';
 import { createRegistry } from './metrics/registry.js';
 import { MetricsServer } from './metrics/server.js';
-import { messageOf } from './model/errors.js';
+import { MeshError, messageOf } from './model/errors.js';
 import { initClusterSecurely } from './security/bootstrap.js';
 import { Identity } from './security/identity.js';
 import { Controller } from './state/controller.js';
@@ -156,7 +156,16 @@ export class Daemon {
       logger('membership'),
       (up, reason) => this.storeHealth.lease(up, reason),
     );
-    await membership.start();
+    try {
+      await membership.start();
+    } catch (err) {
+      if (err instanceof MeshError && err.code === 'already_exists')
+        throw new MeshError(
+          err.code,
+          `${err.message}; give each node its own --state-dir (this one: ${s.node.stateDir})`,
+        );
+      throw err;
+    }
     this.closers.push(() => membership.close());
 
     await this.startDns();

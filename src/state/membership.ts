@@ -31,7 +31,35 @@ export class Membership {
     this.schedule();
   }
 
+  /**
+   * Waits while another live node holds this node's id (another name or address, its lease kept
+   * alive); if it is still alive a lease TTL later, this is not a restart of ourselves but a
+   * second node sharing our state directory, and joining would silently merge the two.
+   */
+  private async ensureIdIsOurs(): Promise<void> {
+    const deadline = Date.now() + (this.ttlSeconds + 1) * 1000;
+    for (;;) {
+      const st = this.controller.state;
+      const other = st.nodes.get(this.self.id);
+      const live = st.heartbeats.has(this.self.id);
+      const same =
+        other?.name === this.self.name &&
+        other.advertiseAddr === this.self.advertiseAddr &&
+        other.datapathAddr === this.self.datapathAddr &&
+        other.dataListen === this.self.dataListen;
+      if (!other || !live || same) return;
+      if (Date.now() > deadline) {
+        throw new MeshError(
+          'already_exists',
+          `node id ${this.self.id} is held by another live node (${other.name} at ${other.advertiseAddr}): two nodes share a state directory`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
   private async register(): Promise<void> {
+    await this.ensureIdIsOurs();
     this.lease = await this.store.grantLease(this.ttlSeconds);
     this.controller.lease = this.lease;
     await this.controller.apply((s) => registerNode(s, this.self, new Date().toISOString()));

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { MeshError, messageOf } from '../model/errors.js';
@@ -72,17 +72,4 @@ export async function writeStoreFile(path: string, state: PersistedState): Promi
   } finally {
     closeSync(dir);
   }
-}
-
-/** The synchronous form, for the last write at shutdown. */
-export function writeStoreFileSync(path: string, state: PersistedState): void {
-  const tmp = `${path}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, encode(state));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
 }

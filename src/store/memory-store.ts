@@ -29,22 +29,37 @@ interface Watcher {
   readonly handlers: WatchHandlers;
 }
 
+/** A commit staged in memory, waiting for the flush that makes it durable before it is visible. */
+interface Staged {
+  readonly revision: number;
+  readonly ops: readonly Op[];
+  readonly resolve: () => void;
+  readonly reject: (e: Error) => void;
+}
+
 /**
  * The embedded single-node store: etcd's semantics in memory, optionally persisted to a file.
- * A write is acknowledged only after the file holding it is fsynced; writes that arrive during a
- * flush are grouped into the next one, so a burst costs a few file writes, not one per change.
+ * With a file, a change is durable before anyone sees it: writes are checked and applied to a
+ * staged copy, the staged copy is flushed (group commit: writes that arrive during a flush go
+ * into the next one, so a burst costs a few file writes), and only after the fsync are they
+ * applied to what readers and watchers see. A flush that fails rejects its writes and discards
+ * them: they are never visible, and no later flush saves them.
  */
 export class MemoryStore implements Store {
   readonly description: string;
+  /** What readers and watchers see: only durable changes. */
   private readonly data = new Map<string, KeyValue>();
+  /** `data` plus the changes waiting for their flush; writes are checked against this. */
+  private staged = new Map<string, KeyValue>();
   private readonly leases = new Map<LeaseId, Lease>();
   private readonly watchers = new Set<Watcher>();
   private readonly history: WatchEvent[] = [];
   private revision = 0;
+  private stagedRevision = 0;
   private nextLease = 1;
   private closed = false;
   private flushing: Promise<void> | undefined;
-  private waiting: { revision: number; resolve: () => void; reject: (e: Error) => void }[] = [];
+  private waiting: Staged[] = [];
 
   private constructor(private readonly path: string | undefined) {
     this.description = path ? `file:${path}` : 'memory';
@@ -61,6 +76,9 @@ export class MemoryStore implements Store {
         store.revision = state.revision;
       }
     }
+    // Without a file, nothing waits to be durable: staged and visible are one map.
+    store.staged = path ? new Map(store.data) : store.data;
+    store.stagedRevision = store.revision;
     return store;
   }
 
@@ -83,43 +101,50 @@ export class MemoryStore implements Store {
 
   async txn(compares: readonly Compare[], ops: readonly Op[]): Promise<TxnResult> {
     this.checkOpen();
+    // Checked against the staged state: a write waiting for its flush still wins a race.
     for (const c of compares) {
-      if ((this.data.get(c.key)?.modRevision ?? 0) !== c.modRevision)
-        return { succeeded: false, revision: this.revision };
+      if ((this.staged.get(c.key)?.modRevision ?? 0) !== c.modRevision)
+        return { succeeded: false, revision: this.stagedRevision };
     }
     for (const op of ops) {
       if (op.type === 'put' && op.lease && !this.leases.has(op.lease)) {
         throw new MeshError('not_found', `lease ${op.lease} not found`);
       }
     }
-    if (ops.length === 0) return { succeeded: true, revision: this.revision };
-    const revision = this.apply(ops);
-    await this.persist(revision);
+    if (ops.length === 0) return { succeeded: true, revision: this.stagedRevision };
+    const revision = await this.commit(ops);
     return { succeeded: true, revision };
   }
 
-  /** Applies ops at one new revision and tells the watchers. */
-  private apply(ops: readonly Op[]): number {
-    const revision = ++this.revision;
+  /** Stages `ops` at one new revision; resolves once they are durable and visible. */
+  private commit(ops: readonly Op[]): Promise<number> {
+    const revision = ++this.stagedRevision;
+    if (this.staged === this.data) {
+      // Nothing to make durable: visible at once.
+      this.publish(ops, revision);
+      return Promise.resolve(revision);
+    }
+    applyOps(this.staged, ops, revision);
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ revision, ops, resolve: () => resolve(revision), reject });
+      this.flushSoon();
+    });
+  }
+
+  /** Applies durable ops to what readers see, keeps lease ownership, and tells the watchers. */
+  private publish(ops: readonly Op[], revision: number): void {
+    this.revision = revision;
     const events: WatchEvent[] = [];
     for (const op of ops) {
       const prev = this.data.get(op.key);
       if (prev?.lease) this.leases.get(prev.lease)?.keys.delete(op.key);
       if (op.type === 'put') {
-        const lease = op.lease ?? '';
-        this.data.set(op.key, {
-          key: op.key,
-          value: op.value,
-          createRevision: prev?.createRevision ?? revision,
-          modRevision: revision,
-          lease,
-        });
-        if (lease) this.leases.get(lease)?.keys.add(op.key);
+        if (op.lease) this.leases.get(op.lease)?.keys.add(op.key);
         events.push({ type: 'put', key: op.key, value: op.value, modRevision: revision });
       } else if (prev) {
-        this.data.delete(op.key);
         events.push({ type: 'delete', key: op.key, modRevision: revision });
       }
+      applyOps(this.data, [op], revision);
     }
     this.history.push(...events);
     if (this.history.length > historyLimit) this.history.splice(0, this.history.length - historyLimit);
@@ -127,7 +152,6 @@ export class MemoryStore implements Store {
       const mine = events.filter((e) => e.key.startsWith(w.prefix));
       if (mine.length > 0) w.handlers.onEvents(mine, revision);
     }
-    return revision;
   }
 
   watch(prefix: string, afterRevision: number, handlers: WatchHandlers): Watch {
@@ -171,24 +195,18 @@ export class MemoryStore implements Store {
     if (!lease) return;
     clearTimeout(lease.timer);
     this.leases.delete(id);
-    if (lease.keys.size > 0 && !this.closed)
-      this.apply([...lease.keys].map((key) => ({ type: 'delete', key }) as const));
+    if (lease.keys.size === 0 || this.closed) return;
+    // Leased keys are never written to the file, but their deletion takes a revision in order
+    // behind any write waiting for its flush.
+    void this.commit([...lease.keys].map((key) => ({ type: 'delete', key }) as const)).catch(() => undefined);
   }
 
-  /** Resolves once a flush that includes `revision` is on disk. Leased keys are never written. */
-  private persist(revision: number): Promise<void> {
-    if (!this.path) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ revision, resolve, reject });
-      this.flushSoon();
-    });
-  }
-
+  /** Writes the staged state; the writes it holds become visible only once it is on disk. */
   private flushSoon(): void {
-    if (this.flushing || !this.path) return;
+    if (this.flushing || !this.path || this.waiting.length === 0) return;
     const path = this.path;
-    const revision = this.revision;
-    const items = [...this.data.values()].filter((kv) => kv.lease === '');
+    const revision = this.stagedRevision;
+    const items = [...this.staged.values()].filter((kv) => kv.lease === '');
     this.flushing = writeStoreFile(path, { revision, items }).then(
       () => this.flushed(revision),
       (err: Error) => this.flushed(revision, err),
@@ -197,13 +215,22 @@ export class MemoryStore implements Store {
 
   private flushed(revision: number, err?: Error): void {
     this.flushing = undefined;
+    if (err) {
+      // Every staged write was checked against the ones before it: all of them go.
+      const failed = this.waiting;
+      this.waiting = [];
+      this.staged = new Map(this.data);
+      this.stagedRevision = this.revision;
+      for (const w of failed) w.reject(new MeshError('unavailable', `store write failed: ${err.message}`));
+      return;
+    }
     const done = this.waiting.filter((w) => w.revision <= revision);
     this.waiting = this.waiting.filter((w) => w.revision > revision);
     for (const w of done) {
-      if (err) w.reject(new MeshError('unavailable', `store write failed: ${err.message}`));
-      else w.resolve();
+      this.publish(w.ops, w.revision);
+      w.resolve();
     }
-    if (this.waiting.length > 0) this.flushSoon();
+    this.flushSoon();
   }
 
   async close(): Promise<void> {
@@ -219,5 +246,23 @@ export class MemoryStore implements Store {
 
   private checkOpen(): void {
     if (this.closed) throw new MeshError('unavailable', 'store is closed');
+  }
+}
+
+/** Applies ops to a key-value map at `revision`, as etcd would. */
+function applyOps(map: Map<string, KeyValue>, ops: readonly Op[], revision: number): void {
+  for (const op of ops) {
+    const prev = map.get(op.key);
+    if (op.type === 'put') {
+      map.set(op.key, {
+        key: op.key,
+        value: op.value,
+        createRevision: prev?.createRevision ?? revision,
+        modRevision: revision,
+        lease: op.lease ?? '',
+      });
+    } else {
+      map.delete(op.key);
+    }
   }
 }

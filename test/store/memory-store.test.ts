@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,43 @@ let n = 0;
 storeContract('file', async () => MemoryStore.open(join(dir, `contract-${n++}.json`)));
 
 describe('file persistence', () => {
+  it('never shows or saves a change whose write failed (a read-only state directory)', async () => {
+    const sub = mkdtempSync(join(dir, 'ro-'));
+    const path = join(sub, 'store.json');
+    const store = MemoryStore.open(path);
+    const seen: string[] = [];
+    store.watch('/k/', 0, {
+      onEvents: (evs) => seen.push(...evs.map((e) => `${e.type} ${e.key} ${e.value ?? ''}`)),
+      onError: () => undefined,
+    });
+    await store.txn([], [{ type: 'put', key: '/k/a', value: 'one' }]);
+    // The directory turns read-only (root ignores file modes, so a read-only bind mount).
+    execFileSync('mount', ['--bind', sub, sub]);
+    try {
+      execFileSync('mount', ['-o', 'remount,ro,bind', sub]);
+      await expect(store.txn([], [{ type: 'put', key: '/k/a', value: 'two' }])).rejects.toMatchObject({
+        code: 'unavailable',
+      });
+      await expect(store.txn([], [{ type: 'put', key: '/k/b', value: 'new' }])).rejects.toMatchObject({
+        code: 'unavailable',
+      });
+      // Not visible to readers, nor to watchers.
+      expect((await store.get('/k/a'))?.value).toBe('one');
+      expect(await store.get('/k/b')).toBeUndefined();
+      expect(seen).toEqual(['put /k/a one']);
+    } finally {
+      execFileSync('umount', [sub]);
+    }
+    // The next successful write does not carry the failed ones to disk either.
+    await store.txn([], [{ type: 'put', key: '/k/c', value: 'three' }]);
+    await store.close();
+    const again = MemoryStore.open(path);
+    expect((await again.get('/k/a'))?.value).toBe('one');
+    expect(await again.get('/k/b')).toBeUndefined();
+    expect((await again.get('/k/c'))?.value).toBe('three');
+    await again.close();
+  });
+
   it('keeps every acknowledged write across kill -9 at any moment', async () => {
     for (const killAfter of [5, 40, 150]) {
       const path = join(dir, `crash-${killAfter}.json`);
