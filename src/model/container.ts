@@ -10,6 +10,7 @@ import {
 import { MeshError } from './errors.js';
 import type { Fields } from './fields.js';
 import { newId } from './ids.js';
+import { checkNameFree } from './names.js';
 import { attachAddresses } from './task.js';
 import type { Container } from './types.js';
 
@@ -58,6 +59,9 @@ export function attachContainer(
       `container ${spec.name} is already attached to network ${net.name}`,
     );
   }
+  const self = existing ? { kind: 'container' as const, id: existing.id } : undefined;
+  for (const n of new Set([spec.name, ...(existing?.aliases ?? []), ...spec.aliases]))
+    checkNameFree(state, net, n, n === spec.name ? 'container name' : 'alias', self);
   const [attachment] = attachAddresses(state, [net.id], spec.ip ? [spec.ip] : [], `network ${net.name}`);
   const id = existing?.id ?? newId();
   const container: Omit<Container, 'version'> = existing

@@ -12,6 +12,7 @@ import { invalid, MeshError } from './errors.js';
 import type { Fields } from './fields.js';
 import { newId } from './ids.js';
 import { allocate, makePool } from './ipam.js';
+import { checkNameFree } from './names.js';
 import type { Healthcheck, Network, PortConfig, Service, ServiceNetwork } from './types.js';
 
 /** A service as a user specifies it: everything but ids, VIPs and timestamps. */
@@ -169,6 +170,9 @@ function attachNetworks(
     if (seen.has(net.id)) throw invalid(`network ${net.name} is listed twice`);
     seen.add(net.id);
     for (const a of att.aliases) checkDnsName(a, 'network alias');
+    const self = previous ? { kind: 'service' as const, id: previous.id } : undefined;
+    checkNameFree(state, net, spec.name, 'service name', self);
+    for (const a of att.aliases) checkNameFree(state, net, a, 'network alias', self);
     let vip: string | undefined;
     if (spec.endpointMode === 'vip') {
       vip = previous?.networks.find((n) => n.network === net.id)?.vip;

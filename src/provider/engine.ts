@@ -15,6 +15,28 @@ export interface EngineContainer {
   }[];
 }
 
+/** A container the engine listed but could not inspect just now (not "gone": that is a 404). */
+export interface UnknownContainer {
+  readonly id: string;
+  readonly name: string;
+}
+
+/** The engine's running containers, and the ones whose state is unknown for this round. */
+export interface EngineListing {
+  readonly containers: readonly EngineContainer[];
+  readonly unknown: readonly UnknownContainer[];
+}
+
+/** An engine answer with an HTTP error status. */
+class EngineHttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** The API version both Docker (>= 20.10) and Podman's compatibility layer speak. */
 const apiVersion = 'v1.41';
 
@@ -37,22 +59,31 @@ export class EngineClient {
     });
     const text = await res.body.text();
     if (res.statusCode >= 400)
-      throw new Error(`engine ${path}: HTTP ${res.statusCode} ${text.slice(0, 200)}`);
+      throw new EngineHttpError(
+        res.statusCode,
+        `engine ${path}: HTTP ${res.statusCode} ${text.slice(0, 200)}`,
+      );
     return JSON.parse(text) as T;
   }
 
-  /** Every running container, inspected. */
-  async running(): Promise<EngineContainer[]> {
-    const list = await this.json<{ Id: string }[]>('/containers/json');
-    const out: EngineContainer[] = [];
+  /**
+   * Every running container, inspected. A container gone between the list and the inspect (404)
+   * is left out; one whose inspect failed otherwise (a timeout, an engine error) is reported as
+   * unknown, so that a transient error never removes a healthy task.
+   */
+  async running(): Promise<EngineListing> {
+    const list = await this.json<{ Id: string; Names?: string[] }[]>('/containers/json');
+    const containers: EngineContainer[] = [];
+    const unknown: UnknownContainer[] = [];
     for (const c of list) {
       try {
-        out.push(await this.inspect(c.Id));
-      } catch {
-        // Gone between the list and the inspect: the next event brings us up to date.
+        containers.push(await this.inspect(c.Id));
+      } catch (err) {
+        if (err instanceof EngineHttpError && err.status === 404) continue;
+        unknown.push({ id: c.Id, name: (c.Names?.[0] ?? '').replace(/^\//, '') });
       }
     }
-    return out;
+    return { containers, unknown };
   }
 
   async inspect(id: string): Promise<EngineContainer> {

@@ -38,6 +38,8 @@ function publish(text: string): { published: number; target: number; protocol: s
 export function serviceFromLabels(labels: Readonly<Record<string, string>>, network: string): ServiceSpec {
   const body: Record<string, unknown> = {
     name: labels[serviceLabel],
+    // Marks the service as label-made: only such services take tasks from container labels.
+    labels: { 'meshd.provider': 'docker' },
     networks: [{ network, aliases: list(labels['meshd.alias']) }],
     ports: list(labels['meshd.publish']).map(publish),
     expose: list(labels['meshd.expose']).map((p) => {

@@ -92,19 +92,31 @@ export class DockerProvider {
   }
 
   private async syncNow(): Promise<void> {
-    const running = await this.engine.running();
+    const listing = await this.engine.running();
+    for (const u of listing.unknown)
+      this.log.debug('container could not be inspected; keeping its last known state', { container: u.name });
     // A created service lets its tasks be added on the next round.
     for (let round = 0; round < 3; round++) {
-      const actions = plan(this.controller.state, running, this.nodeId).filter(
+      const actions = plan(this.controller.state, listing, this.nodeId).filter(
         (a) => a.kind !== 'skip' || round === 0,
       );
       const work = actions.filter((a) => a.kind !== 'skip');
-      for (const a of actions)
-        if (a.kind === 'skip')
-          this.log.debug('container not registered', { container: a.container, reason: a.reason });
+      for (const a of actions) if (a.kind === 'skip') this.warnOnce(a.container, a.reason);
       if (work.length === 0) return;
       for (const a of work) await this.apply(a);
     }
+  }
+
+  /** Reasons already logged, so a re-list every 10 s does not repeat them. */
+  private readonly warned = new Set<string>();
+
+  /** Logs a skipped container once per reason, at warn, with its name. */
+  private warnOnce(container: string, reason: string): void {
+    const key = `${container}\u0000${reason}`;
+    if (this.warned.has(key)) return;
+    if (this.warned.size >= 10_000) this.warned.clear();
+    this.warned.add(key);
+    this.log.warn('container not registered', { container, reason });
   }
 
   private async apply(a: Action): Promise<void> {

@@ -1,10 +1,11 @@
 import { cidrContains, parseCidr } from '../model/address.js';
 import type { ClusterState } from '../model/cluster-state.js';
 import type { AttachSpec } from '../model/container.js';
+import { holderOf } from '../model/names.js';
 import type { ServiceSpec } from '../model/service.js';
 import type { TaskSpec } from '../model/task.js';
 import type { Network, ReportedHealth } from '../model/types.js';
-import type { EngineContainer } from './engine.js';
+import type { EngineContainer, EngineListing } from './engine.js';
 import { serviceFromLabels, serviceLabel } from './labels.js';
 
 /** Task labels that tie a task to the engine container it stands for. */
@@ -36,11 +37,17 @@ function placement(
   return undefined;
 }
 
+/** Whether containers' labels may add tasks to a service: it was made by the provider, or opted in. */
+export function acceptsLabelledTasks(svc: { readonly labels: Readonly<Record<string, string>> }): boolean {
+  return svc.labels[providerLabel] === providerName;
+}
+
 /**
  * What to change so that this node's tasks and containers match the engine's running
  * containers. Pure: the provider applies the actions, then plans again until nothing is left.
+ * Containers the engine could not inspect this round (`unknown`) keep their last known state.
  */
-export function plan(state: ClusterState, running: readonly EngineContainer[], nodeId: string): Action[] {
+export function plan(state: ClusterState, listing: EngineListing, nodeId: string): Action[] {
   const actions: Action[] = [];
   const mine = [...state.tasks.values()].filter(
     (t) => t.node === nodeId && t.labels[providerLabel] === providerName,
@@ -48,11 +55,24 @@ export function plan(state: ClusterState, running: readonly EngineContainer[], n
   const byContainer = new Map(mine.map((t) => [t.labels[containerLabel], t]));
   const wantedTasks = new Set<string>();
   const wantedContainers = new Set<string>();
-  for (const c of running) {
+  for (const u of listing.unknown) {
+    const t = byContainer.get(u.id);
+    if (t) wantedTasks.add(t.id);
+    if (u.name) wantedContainers.add(u.name);
+  }
+  for (const c of listing.containers) {
     if (!c.running) continue;
     const serviceName = c.labels[serviceLabel];
     if (serviceName) {
       const svc = [...state.services.values()].find((s) => s.name === serviceName);
+      if (svc && !acceptsLabelledTasks(svc)) {
+        actions.push({
+          kind: 'skip',
+          container: c.name,
+          reason: `service ${svc.name} was not created from container labels; label it ${providerLabel}=${providerName} to let labelled containers join it`,
+        });
+        continue;
+      }
       const where = placement(
         state,
         c,
@@ -105,10 +125,30 @@ export function plan(state: ClusterState, running: readonly EngineContainer[], n
     const known = [...state.containers.values()].find((x) => x.name === c.name);
     if (known && known.source !== providerName) continue; // attached by hand: not ours to manage
     if (known?.addresses.some((a) => a.address === where.address)) continue;
+    const self = known ? { kind: 'container' as const, id: known.id } : undefined;
+    const nameHolder = holderOf(state, where.net.id, c.name, self);
+    if (nameHolder) {
+      actions.push({
+        kind: 'skip',
+        container: c.name,
+        reason: `its name is already in use on network ${where.net.name} by ${nameHolder.kind} ${nameHolder.name}`,
+      });
+      continue;
+    }
     if (known) actions.push({ kind: 'detach', name: c.name });
-    const aliases = (c.networks.find((n) => n.address === where.address)?.aliases ?? []).filter((a) =>
-      /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(a),
-    );
+    // Engine aliases are copied, except those another object answers (compose adds the service
+    // name as an alias: it must not join a meshd service of that name).
+    const aliases = (c.networks.find((n) => n.address === where.address)?.aliases ?? []).filter((a) => {
+      if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(a) || a === c.name) return false;
+      const holder = holderOf(state, where.net.id, a, self);
+      if (holder)
+        actions.push({
+          kind: 'skip',
+          container: c.name,
+          reason: `alias ${a} left out: it is already in use on network ${where.net.name} by ${holder.kind} ${holder.name}`,
+        });
+      return !holder;
+    });
     actions.push({
       kind: 'attach',
       spec: { network: where.net.id, name: c.name, aliases, ip: where.address, source: providerName },

@@ -98,3 +98,47 @@ export async function startEngine(): Promise<EngineService> {
 export function cleanupDir(): void {
   rmSync(dir, { recursive: true, force: true });
 }
+
+/**
+ * A pass-through proxy in front of the engine's socket that can make the engine fail: while
+ * `failInspect` holds a container id, inspecting that container answers 500 (an engine hiccup),
+ * while listing and everything else go through untouched.
+ */
+export interface FaultyEngine {
+  readonly socket: string;
+  failInspect: string | undefined;
+  close(): Promise<void>;
+}
+
+export async function faultyEngine(target: string): Promise<FaultyEngine> {
+  const { createServer, request } = await import('node:http');
+  const socket = join(dir, 'faulty.sock');
+  rmSync(socket, { force: true });
+  const f: FaultyEngine = {
+    socket,
+    failInspect: undefined,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+  const server = createServer((req, res) => {
+    const id = /\/containers\/([^/]+)\/json/.exec(req.url ?? '')?.[1];
+    if (id && f.failInspect?.startsWith(decodeURIComponent(id))) {
+      res.writeHead(500, { 'content-type': 'application/json' }).end('{"message":"injected engine error"}');
+      return;
+    }
+    const up = request(
+      { socketPath: target, path: req.url, method: req.method, headers: req.headers },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => server.listen(socket, () => resolve()));
+  return f;
+}

@@ -285,4 +285,39 @@ describe('tasks and containers', () => {
     s = applyChange(s, detachContainer(s, 'c1', undefined, now));
     expect(s.containers.size).toBe(0);
   });
+
+  it('refuses an alias or container name that another object answers on the network (no joining its records)', () => {
+    let s = then(base(), svc({ name: 'web', networks: [{ network: 'front', aliases: ['www'] }] }));
+    // A container named like the service, or aliased like it or its alias: refused.
+    expect(() => attachContainer(s, { network: 'front', name: 'web', aliases: [] }, 'node1', now)).toThrow(
+      'container name web is already in use on network front by service web',
+    );
+    expect(() =>
+      attachContainer(s, { network: 'front', name: 'c1', aliases: ['WWW'] }, 'node1', now),
+    ).toThrow('alias WWW is already in use on network front by service web');
+    // Another service aliasing web's name on the same network: refused; on another network: fine.
+    expect(() => svc({ name: 'api', networks: [{ network: 'front', aliases: ['web'] }] })(s)).toThrow(
+      'network alias web is already in use on network front by service web',
+    );
+    s = then(s, net({ name: 'other', subnet: '10.13.0.0/24' }));
+    s = then(s, svc({ name: 'api', networks: [{ network: 'other', aliases: ['web'] }] }));
+    // A container first: a service may not take its name either.
+    s = then(s, (st) =>
+      attachContainer(st, { network: 'front', name: 'cache', aliases: ['db'] }, 'node1', now),
+    );
+    expect(() => svc({ name: 'db', networks: [{ network: 'front' }] })(s)).toThrow(
+      'service name db is already in use on network front by container cache',
+    );
+    // An update of web keeps its own names.
+    const web = byName(s.services, 'web');
+    s = then(s, (st) =>
+      updateService(
+        st,
+        'web',
+        readServiceSpec(Fields.of({ name: 'web', networks: [{ network: 'front', aliases: ['www'] }] }, '')),
+        web.version,
+        now,
+      ),
+    );
+  });
 });

@@ -10,6 +10,8 @@ import {
   cleanupDir,
   type EngineService,
   ensureImage,
+  type FaultyEngine,
+  faultyEngine,
   image,
   podman,
   podmanTry,
@@ -23,6 +25,7 @@ const net = `mt${process.pid}`;
 const subnet = '10.89.91';
 const dnsAddr = `${subnet}.250`;
 let engine: EngineService;
+let faulty: FaultyEngine;
 let m: MeshdProcess;
 
 async function run(
@@ -90,13 +93,14 @@ beforeAll(async () => {
   await podman('network', 'create', '--subnet', `${subnet}.0/24`, '--ip-range', `${subnet}.0/25`, net);
   await sh('ip', 'addr', 'add', `${dnsAddr}/32`, 'dev', 'lo').catch(() => undefined);
   engine = await startEngine();
+  faulty = await faultyEngine(engine.socket);
   m = await startMeshd({
     config: `declare:\n  networks: [{ name: apps, subnet: ${subnet}.0/24, vipRange: ${subnet}.192/26, attachable: true }]\n`,
     args: [
       '--provider',
       'docker',
       '--docker-host',
-      `unix://${engine.socket}`,
+      `unix://${faulty.socket}`,
       '--dns-listen',
       `${dnsAddr}:53`,
     ],
@@ -110,6 +114,7 @@ afterAll(async () => {
     .filter(Boolean);
   if (ids.length) await podmanTry('rm', '-f', '-t', '0', ...ids);
   await podmanTry('network', 'rm', '-f', net);
+  await faulty?.close();
   await engine?.stop();
   await sh('ip', 'addr', 'del', `${dnsAddr}/32`, 'dev', 'lo').catch(() => undefined);
   cleanupDir();
@@ -148,16 +153,19 @@ describe('labels', () => {
     expect(
       plan(
         emptyState(),
-        [
-          {
-            id: 'x',
-            name: 'x',
-            running: true,
-            labels: { 'meshd.service': 'web' },
-            health: 'none',
-            networks: [{ name: 'n', address: '192.0.2.9', aliases: [] }],
-          },
-        ],
+        {
+          containers: [
+            {
+              id: 'x',
+              name: 'x',
+              running: true,
+              labels: { 'meshd.service': 'web' },
+              health: 'none',
+              networks: [{ name: 'n', address: '192.0.2.9', aliases: [] }],
+            },
+          ],
+          unknown: [],
+        },
         'node',
       ),
     ).toEqual([{ kind: 'skip', container: 'x', reason: 'no meshd network holds any of its addresses' }]);
@@ -262,6 +270,35 @@ describe('a Podman engine as the source of tasks', () => {
       200,
     );
   }, 60_000);
+
+  it('keeps a task whose inspect fails for a moment (an engine hiccup is not a stop)', async () => {
+    const ip = await run('flaky', { 'meshd.service': 'flaky', 'meshd.expose': '80' });
+    await eventually(
+      async () => expect(await digShort(`${dnsAddr}:53`, 'tasks.flaky')).toEqual([ip]),
+      15_000,
+      200,
+    );
+    faulty.failInspect = (await podman('inspect', 'flaky', '--format', '{{.Id}}')).trim();
+    try {
+      // Another container's start makes the provider re-list; flaky's inspect fails in it.
+      const other = await run('flaky-witness', { 'meshd.service': 'witness', 'meshd.expose': '80' });
+      await eventually(
+        async () => expect(await digShort(`${dnsAddr}:53`, 'tasks.witness')).toEqual([other]),
+        15_000,
+        200,
+      );
+      expect(await digShort(`${dnsAddr}:53`, 'tasks.flaky')).toEqual([ip]);
+    } finally {
+      faulty.failInspect = undefined;
+    }
+    // A real stop still takes it out.
+    await podman('stop', '-t', '0', 'flaky');
+    await eventually(
+      async () => expect(await digShort(`${dnsAddr}:53`, 'tasks.flaky')).toEqual([]),
+      15_000,
+      200,
+    );
+  });
 
   it('keeps serving while the engine is away and catches up when it returns', async () => {
     await engine.stop();
