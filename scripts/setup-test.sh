@@ -14,6 +14,7 @@ check nginx nginx
 check wrk wrk
 check dnsperf dnsperf
 check socat socat
+check tcpdump tcpdump
 check curl curl
 check ip iproute2
 check prometheus prometheus

@@ -16,8 +16,10 @@ import { Tunnels } from './mesh/tunnels.js';
 import { createRegistry } from './metrics/registry.js';
 import { MetricsServer } from './metrics/server.js';
 import { MeshError, messageOf } from './model/errors.js';
+import { recordJoin } from './model/node.js';
 import { initClusterSecurely } from './security/bootstrap.js';
 import { Identity } from './security/identity.js';
+import { certIssued } from './security/pki.js';
 import { Controller } from './state/controller.js';
 import { Membership } from './state/membership.js';
 import { StateMetrics } from './state/metrics.js';
@@ -132,6 +134,9 @@ export class Daemon {
       s.security.certRotationMs,
       s.security.joinToken,
       () => this.mirror.state,
+      async (node) => {
+        await this.controller.apply((st) => recordJoin(st, node, new Date().toISOString()));
+      },
       logger('identity'),
     );
     this.identity = identity;
@@ -250,8 +255,9 @@ export class Daemon {
       this.secureContext = ctx;
       this.dataPlane?.setSecureContext(ctx, id.ca);
       this.dataPlaneMetrics.certExpiry.set(id.expires.getTime() / 1000);
+      this.dataPlaneMetrics.certIssued.set(certIssued(id.cert).getTime() / 1000);
       this.api?.renew(id);
-      void membership.update({ dataTls: true }).catch(() => undefined);
+      void membership.update({ dataTls: true, canIssue: identity.canIssue() }).catch(() => undefined);
     });
     await identity.startWithRetry();
   }

@@ -186,19 +186,22 @@ export function apiRoutes(ctx: ApiContext): Route[] {
     route('GET', '/nodes', async () => ({ body: [...state().nodes.keys()].map(showNode) })),
     route('DELETE', `/nodes/${ref}`, async ({ params, query }) => {
       const force = query.get('force') === 'true' || query.get('force') === '1';
-      await ctx.controller.apply((s) => removeNode(s, params[0] as string, force));
+      await ctx.controller.apply((s) => removeNode(s, params[0] as string, force, ctx.now()));
       return { status: 204, body: null };
     }),
 
-    // Joining and tokens, as `docker swarm join-token`; answered by the node holding the CA.
+    // Joining and tokens, as `docker swarm join-token`; answered by any node that can issue.
     route('POST', '/swarm/join', async ({ req }) => {
       const f = await body(req);
-      const token = f.string('token');
-      const node = f.string('node');
-      const csr = f.string('csr');
+      const v = {
+        node: f.string('node'),
+        csr: f.string('csr'),
+        nonce: f.string('nonce'),
+        proof: f.string('proof'),
+      };
       f.done();
-      if (!ctx.identity) throw new MeshError('failed_precondition', 'this node does not hold the cluster CA');
-      return { body: { cert: await ctx.identity.signJoin(token, node, csr), ca: state().cluster?.caCert } };
+      if (!ctx.identity) throw new MeshError('failed_precondition', 'this node cannot issue certificates');
+      return { body: await ctx.identity.signJoin(v.node, v.csr, v.nonce, v.proof) };
     }),
     route('POST', '/swarm/renew', async ({ req }) => {
       const f = await body(req);
@@ -209,23 +212,24 @@ export function apiRoutes(ctx: ApiContext): Route[] {
         signature: f.string('signature'),
       };
       f.done();
-      if (!ctx.identity) throw new MeshError('failed_precondition', 'this node does not hold the cluster CA');
+      if (!ctx.identity) throw new MeshError('failed_precondition', 'this node cannot issue certificates');
       return { body: { cert: await ctx.identity.signRenewal(v.node, v.csr, v.cert, v.signature) } };
     }),
     route('GET', '/swarm/join-token', async () => {
-      const token = ctx.identity?.joinTokenText();
-      if (!token) throw new MeshError('failed_precondition', 'ask the node that holds the cluster CA');
+      if (!ctx.identity)
+        throw new MeshError('failed_precondition', 'this node does not hold the cluster key');
+      const token = ctx.identity.joinTokenText();
       // One token for both roles: meshd nodes are peers (every node can change the state).
       return { body: { worker: token, manager: token } };
     }),
     route('POST', '/swarm/join-token/rotate', async () => {
       const identity = ctx.identity;
       const ca = state().cluster?.caCert;
-      if (!identity?.isCaHolder() || !ca)
-        throw new MeshError('failed_precondition', 'ask the node that holds the cluster CA');
+      if (!identity || !ca)
+        throw new MeshError('failed_precondition', 'this node does not hold the cluster key');
       const token = newToken(certDigest(ca));
-      await ctx.controller.apply((s) => rotateJoinToken(s, secretHash(token)));
-      identity.saveJoinToken(token);
+      const sealed = identity.sealToken(token);
+      await ctx.controller.apply((s) => rotateJoinToken(s, secretHash(token), sealed));
       return { body: { worker: token, manager: token } };
     }),
     route('GET', `/nodes/${ref}`, async ({ params }) => ({

@@ -7,6 +7,7 @@ export class DataPlaneMetrics {
   private readonly bytes: Counter<'peer' | 'direction'>;
   private readonly refusals: Counter<'reason'>;
   readonly certExpiry: Gauge;
+  readonly certIssued: Gauge;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -51,6 +52,12 @@ export class DataPlaneMetrics {
       registers,
     });
     this.certExpiry.set(0);
+    this.certIssued = new Gauge({
+      name: 'meshd_cert_issued_timestamp_seconds',
+      help: "When this node's cluster certificate became valid (0 without one); with the expiry, its lifetime.",
+      registers,
+    });
+    this.certIssued.set(0);
   }
 
   refused(reason: string): void {

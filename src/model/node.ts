@@ -14,10 +14,17 @@ export interface NodeSelf {
   readonly apiListen: string;
   readonly dataTls?: boolean;
   readonly apiTls?: boolean;
+  readonly canIssue?: boolean;
 }
 
-/** Registers (or refreshes) a node and its leased heartbeat. */
+/** Registers (or refreshes) a node and its leased heartbeat; a removed node may not come back. */
 export function registerNode(state: ClusterState, self: NodeSelf, now: string): Change {
+  if (state.cluster?.removed?.[self.id]) {
+    throw new MeshError(
+      'permission_denied',
+      `node ${self.id} was removed from the cluster (meshctl node rm); start it with an empty --state-dir to join as a new node`,
+    );
+  }
   const existing = state.nodes.get(self.id);
   const node: Omit<Node, 'version'> = { ...self, createdAt: existing?.createdAt ?? now, updatedAt: now };
   const heartbeat: NodeHeartbeat = { node: self.id, lastSeen: now };
@@ -30,7 +37,8 @@ export function registerNode(state: ClusterState, self: NodeSelf, now: string): 
     existing.dataListen === self.dataListen &&
     existing.apiListen === self.apiListen &&
     existing.dataTls === self.dataTls &&
-    existing.apiTls === self.apiTls;
+    existing.apiTls === self.apiTls &&
+    existing.canIssue === self.canIssue;
   if (!same) change.puts.push({ kind: 'nodes', id: self.id, value: node });
   change.puts.push({ kind: 'heartbeats', id: self.id, value: heartbeat, lease: true });
   return change;
@@ -45,18 +53,14 @@ export function initCluster(
   state: ClusterState,
   ingressSubnet: string,
   now: string,
-  security?: { id: string; caCert: string; caHolder: string; tokenHash: string },
+  security?: Required<
+    Pick<ClusterInfo, 'id' | 'caCert' | 'caHolder' | 'tokenHash' | 'caKeySealed' | 'tokenSealed'>
+  >,
 ): Change {
   const change = emptyChange();
   if (state.cluster) return change;
   const info: ClusterInfo = security
-    ? {
-        id: security.id,
-        createdAt: now,
-        caCert: security.caCert,
-        caHolder: security.caHolder,
-        tokenHash: security.tokenHash,
-      }
+    ? { ...security, createdAt: now, certified: { [security.caHolder]: now } }
     : { id: newId(), createdAt: now };
   const id = newId();
   const ingress: Omit<Network, 'version'> = {
@@ -81,18 +85,43 @@ export function initCluster(
   return change;
 }
 
-/** Replaces the join token (its hash); the old one stops working at once. */
-export function rotateJoinToken(state: ClusterState, tokenHash: string): Change {
+/** Rewrites the cluster record with `patch`, guarded by the version it was read at. */
+function patchCluster(state: ClusterState, patch: Partial<ClusterInfo>): Change {
   const change = emptyChange();
-  const c = state.cluster;
-  if (!c) return change;
-  const { version: _v, ...rest } = c as ClusterInfo & { version?: number };
-  change.puts.push({ kind: 'cluster', id: 'info', value: { ...rest, tokenHash } });
+  const c = state.cluster as (ClusterInfo & { version?: number }) | undefined;
+  if (!c) throw new MeshError('failed_precondition', 'the cluster is not initialised yet');
+  const { version, ...rest } = c;
+  change.puts.push({ kind: 'cluster', id: 'info', value: { ...rest, ...patch } });
+  change.expect.push({ kind: 'cluster', id: 'info', version: version ?? 0 });
   return change;
 }
 
+/** Replaces the join token (its hash and its sealed copy); the old one stops working at once. */
+export function rotateJoinToken(state: ClusterState, tokenHash: string, tokenSealed: string): Change {
+  return patchCluster(state, { tokenHash, tokenSealed });
+}
+
+/**
+ * Records that a join issued `node` its first certificate; a second join for the same id is
+ * refused (a join token buys a new node, never an existing node's identity).
+ */
+export function recordJoin(state: ClusterState, node: string, now: string): Change {
+  if (state.cluster?.certified?.[node] || state.cluster?.removed?.[node]) {
+    throw new MeshError(
+      'permission_denied',
+      `node ${node} already has a certificate: a join always takes a new node id (a member renews with its current certificate)`,
+    );
+  }
+  return patchCluster(state, { certified: { ...state.cluster?.certified, [node]: now } });
+}
+
+/** Seals the CA key and token into the cluster record (a cluster made before they were). */
+export function sealClusterSecrets(state: ClusterState, caKeySealed: string, tokenSealed: string): Change {
+  return patchCluster(state, { caKeySealed, tokenSealed });
+}
+
 /** Removes a node (it must be down unless forced), its heartbeat and its tasks, as `docker node rm`. */
-export function removeNode(state: ClusterState, ref: string, force: boolean): Change {
+export function removeNode(state: ClusterState, ref: string, force: boolean, now: string): Change {
   const node = lookup(state.nodes, ref, 'node');
   if (state.heartbeats.has(node.id) && !force) {
     throw new MeshError(
@@ -100,10 +129,10 @@ export function removeNode(state: ClusterState, ref: string, force: boolean): Ch
       `node ${node.name} is not down and can't be removed (use --force)`,
     );
   }
-  if (state.cluster?.caHolder === node.id) {
-    throw new MeshError('failed_precondition', `node ${node.name} holds the cluster CA and can't be removed`);
-  }
-  const change = emptyChange();
+  // Every node holding the cluster key can issue, so removing the one that made the CA is fine.
+  const change = state.cluster
+    ? patchCluster(state, { removed: { ...state.cluster.removed, [node.id]: now } })
+    : emptyChange();
   change.deletes.push({ kind: 'nodes', id: node.id }, { kind: 'heartbeats', id: node.id });
   for (const t of state.tasks.values())
     if (t.node === node.id) change.deletes.push({ kind: 'tasks', id: t.id }, { kind: 'health', id: t.id });

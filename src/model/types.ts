@@ -110,6 +110,8 @@ export interface Node extends Meta {
   readonly dataTls?: boolean;
   /** Whether its management API is HTTPS. */
   readonly apiTls?: boolean;
+  /** Whether it holds the cluster key, so it can sign other nodes' certificates (joins, renewals). */
+  readonly canIssue?: boolean;
   readonly advertiseAddr: string;
   readonly datapathAddr: string;
   readonly dataListen: string;
@@ -134,10 +136,18 @@ export interface TaskHealth {
 export interface ClusterInfo {
   readonly id: string;
   readonly createdAt: string;
-  /** The cluster CA certificate (PEM); its key lives only on the node that created it. */
+  /** The cluster CA certificate (PEM). */
   readonly caCert?: string;
-  /** The node holding the CA key, which signs the other nodes' certificates. */
+  /** The node that created the CA (any node holding the cluster key can issue). */
   readonly caHolder?: string;
   /** SHA-256 of the current join token's secret. */
   readonly tokenHash?: string;
+  /** The CA key, sealed with the cluster key (which only member nodes hold, never the store). */
+  readonly caKeySealed?: string;
+  /** The current join token, sealed with the cluster key: any issuer can check joins and print it. */
+  readonly tokenSealed?: string;
+  /** Node ids that were issued a certificate through a join: a join never reuses one. */
+  readonly certified?: Readonly<Record<string, string>>;
+  /** Node ids removed with `node rm`: they may not register again. */
+  readonly removed?: Readonly<Record<string, string>>;
 }

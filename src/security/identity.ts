@@ -1,10 +1,14 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import type { Logger } from '../log.js';
 import type { ClusterState } from '../model/cluster-state.js';
 import { MeshError, messageOf } from '../model/errors.js';
-import { parseToken, tokenMatches } from './join-token.js';
+import type { Node } from '../model/types.js';
+import { writeFileDurably } from '../store/durable-file.js';
+import { joinTarget } from './join-target.js';
+import { parseToken } from './join-token.js';
 import {
   certDigest,
   certExpiry,
@@ -13,8 +17,10 @@ import {
   type KeyPair,
   signRequest,
   signWithKey,
+  verifyPeer,
   verifyRenewal,
 } from './pki.js';
+import { joinAnswerKey, joinProof, proofMatches, seal, unseal } from './seal.js';
 
 /** This node's certificate, its key and the CA it chains to. */
 export interface NodeIdentity extends KeyPair {
@@ -22,24 +28,35 @@ export interface NodeIdentity extends KeyPair {
   readonly expires: Date;
 }
 
-/** Private keys are files only their owner can read; they are never logged. */
-function writeSecret(path: string, text: string): void {
-  writeFileSync(path, text, { mode: 0o600 });
+/** What an issuer hands a joining node: its certificate, the CA, and the sealed cluster key. */
+export interface JoinAnswer {
+  readonly cert: string;
+  readonly ca: string;
+  readonly key: string;
 }
+
+/** A failed renewal is retried after this long at first, doubling up to the cap. */
+const retryFirstMs = 1000;
+const retryMaxMs = 60_000;
 
 function read(path: string): string | undefined {
   return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
 }
 
 /**
- * The node's place in the cluster PKI. The node holding the CA signs its own certificate and
- * the other nodes' (who prove themselves with the join token); every node renews its
- * certificate at half its lifetime, so with the default 12 h rotation a certificate lives 24 h
- * and the old and new are both valid during the overlap.
+ * The node's place in the cluster PKI. Every member holds the cluster key (a 256-bit secret,
+ * in its state directory, never in the store): with it the node opens the CA key that the store
+ * keeps sealed, so any member can sign joins and renewals, as every swarm manager can. The store
+ * alone yields neither the CA key nor the join token. A joining node proves the token with an
+ * HMAC (the secret never travels), gets a certificate for a node id that never had one, and
+ * receives the cluster key sealed under the token's secret. Certificates are renewed at half
+ * their lifetime (the rotation interval), retried with capped backoff until they succeed.
  */
 export class Identity {
   private current: NodeIdentity | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private retryMs = retryFirstMs;
+  private closed = false;
   private readonly listeners: ((id: NodeIdentity) => void)[] = [];
 
   constructor(
@@ -48,6 +65,8 @@ export class Identity {
     private readonly rotationMs: number,
     private readonly joinToken: string | undefined,
     private readonly state: () => ClusterState,
+    /** Records a join's node id in the cluster record (refused if it already had a certificate). */
+    private readonly recordJoin: (node: string) => Promise<void>,
     private readonly log: Logger,
   ) {}
 
@@ -63,20 +82,69 @@ export class Identity {
     return join(this.stateDir, name);
   }
 
-  /** The CA key pair, on the node that holds it. */
-  private caPair(): KeyPair | undefined {
-    const key = read(this.path('ca.key'));
-    const cert = this.state().cluster?.caCert;
-    return key && cert ? { key, cert } : undefined;
+  /** The cluster key, on a node that is a member. */
+  clusterKey(): Buffer | undefined {
+    const hex = read(this.path('cluster.key'))?.trim();
+    return hex && /^[0-9a-f]{64}$/.test(hex) ? Buffer.from(hex, 'hex') : undefined;
   }
 
-  isCaHolder(): boolean {
-    return this.state().cluster?.caHolder === this.nodeId;
+  saveClusterKey(key: Buffer): void {
+    writeFileDurably(this.path('cluster.key'), `${key.toString('hex')}\n`);
+  }
+
+  /** The CA key pair, opened with the cluster key (or, in a cluster made before, from ca.key). */
+  private caPair(): KeyPair | undefined {
+    const cluster = this.state().cluster;
+    if (!cluster?.caCert) return undefined;
+    const k = this.clusterKey();
+    if (k && cluster.caKeySealed) {
+      try {
+        return { cert: cluster.caCert, key: unseal(k, cluster.caKeySealed).toString('utf8') };
+      } catch {
+        return undefined;
+      }
+    }
+    const legacy = read(this.path('ca.key'));
+    return legacy ? { cert: cluster.caCert, key: legacy } : undefined;
+  }
+
+  /** The CA key file of a cluster made before the key was sealed in the store. */
+  legacyCaKey(): string | undefined {
+    return read(this.path('ca.key'));
+  }
+
+  /** Whether this node can sign certificates for others. */
+  canIssue(): boolean {
+    return this.caPair() !== undefined;
+  }
+
+  /** The current join token, opened with the cluster key. */
+  joinTokenText(): string {
+    const cluster = this.state().cluster;
+    const k = this.clusterKey();
+    if (k && cluster?.tokenSealed) {
+      try {
+        return unseal(k, cluster.tokenSealed).toString('utf8');
+      } catch {
+        // Sealed with another key: fall through to the error below.
+      }
+    }
+    const legacy = read(this.path('join-token'))?.trim();
+    if (legacy && !cluster?.tokenSealed) return legacy;
+    throw new MeshError('failed_precondition', 'this node does not hold the cluster key; ask another node');
+  }
+
+  /** Seals a new token with the cluster key, for the cluster record (rotation). */
+  sealToken(token: string): string {
+    const k = this.clusterKey();
+    if (!k)
+      throw new MeshError('failed_precondition', 'this node does not hold the cluster key; ask another node');
+    return seal(k, token);
   }
 
   /**
-   * `start()`, retried every 2 s while the CA holder is unreachable. A refused or malformed token
-   * is final: it rejects, and meshd stops with the message.
+   * `start()`, retried while no issuer answers. A refused or malformed token is final: it
+   * rejects, and meshd stops with the message.
    */
   async startWithRetry(): Promise<void> {
     try {
@@ -85,14 +153,9 @@ export class Identity {
       if (err instanceof MeshError && (err.code === 'permission_denied' || err.code === 'invalid_argument'))
         throw err;
       this.log.warn('could not get a cluster certificate yet; retrying', { error: messageOf(err) });
-      const t = setTimeout(
-        () =>
-          void this.startWithRetry().catch((e: unknown) =>
-            this.log.error('join refused', { error: messageOf(e) }),
-          ),
-        2000,
+      this.schedule(2000, () =>
+        this.startWithRetry().catch((e: unknown) => this.log.error('join refused', { error: messageOf(e) })),
       );
-      t.unref();
     }
   }
 
@@ -122,71 +185,133 @@ export class Identity {
     const cluster = this.state().cluster;
     if (!cluster?.caCert) return;
     const { key, csr } = await createRequest(this.nodeId);
+    const ca = this.caPair();
     let cert: string;
-    if (this.isCaHolder()) {
-      const ca = this.caPair();
-      if (!ca)
-        throw new MeshError(
-          'failed_precondition',
-          `this node holds the cluster CA but ${this.path('ca.key')} is missing`,
-        );
+    if (ca) {
+      // A member signs its own renewal: no other node needs to be up for it.
       cert = await signRequest(ca, csr, this.nodeId, this.rotationMs * 2);
     } else if (this.current) {
       // Renewal proves itself with the current certificate, not the join token (which may have
       // been rotated since this node joined).
-      cert = await this.askCa('/swarm/renew', {
+      cert = await this.askIssuer('/swarm/renew', {
         node: this.nodeId,
         csr,
         cert: this.current.cert,
         signature: await signWithKey(this.current.key, csr),
       });
+    } else if (!this.token()) {
+      this.log.warn(
+        'no join token: this node has no cluster certificate, so it carries no data-plane traffic (start with --join-token)',
+      );
+      return;
     } else {
-      const token = this.token();
-      if (!token) {
-        this.log.warn(
-          'no join token: this node has no cluster certificate, so it cannot carry encrypted networks (start with --join-token)',
-        );
-        return;
-      }
-      const parsed = parseToken(token);
-      if (!parsed)
-        throw new MeshError(
-          'invalid_argument',
-          'join token is malformed (expected SWMTKN-1-<digest>-<secret>)',
-        );
-      if (parsed.caDigest !== certDigest(cluster.caCert)) {
-        throw new MeshError(
-          'permission_denied',
-          "join token is for another cluster: its CA digest does not match this cluster's CA",
-        );
-      }
-      cert = await this.askCa('/swarm/join', { token, node: this.nodeId, csr });
-      if (!this.joinToken || read(this.path('join-token'))?.trim() !== token)
-        writeSecret(this.path('join-token'), `${token}\n`);
+      cert = await this.join(csr);
     }
-    writeSecret(this.path('node.key'), key);
-    writeFileSync(this.path('node.crt'), cert);
-    writeFileSync(this.path('ca.crt'), cluster.caCert);
+    writeFileDurably(this.path('node.key'), key);
+    writeFileDurably(this.path('node.crt'), cert, 0o644);
+    writeFileDurably(this.path('ca.crt'), cluster.caCert, 0o644);
     this.use({ cert, key, ca: cluster.caCert, expires: certExpiry(cert) });
     this.log.info('cluster certificate issued', { expires: certExpiry(cert).toISOString() });
   }
 
-  /** Sends the request to the CA holder's API, authenticated by the join token. */
-  private async askCa(path: string, payload: Record<string, string>): Promise<string> {
+  /** Joins with the token: proves it without sending it, pins the CA, takes the cluster key. */
+  private async join(csr: string): Promise<string> {
+    const cluster = this.state().cluster;
+    const token = this.token() as string;
+    const parsed = parseToken(token);
+    if (!parsed)
+      throw new MeshError(
+        'invalid_argument',
+        'join token is malformed (expected SWMTKN-1-<digest>-<secret>)',
+      );
+    if (!cluster?.caCert || parsed.caDigest !== certDigest(cluster.caCert)) {
+      throw new MeshError(
+        'permission_denied',
+        "join token is for another cluster: its CA digest does not match this cluster's CA",
+      );
+    }
+    const nonce = randomBytes(16).toString('hex');
+    const proof = joinProof(parsed.secret, this.nodeId, nonce, csr);
+    const answer = await this.askIssuerRaw('/swarm/join', { node: this.nodeId, csr, nonce, proof });
+    // The CA the token pins, and a certificate that chains to it.
+    if (answer.ca !== cluster.caCert || certDigest(answer.ca) !== parsed.caDigest)
+      throw new MeshError(
+        'permission_denied',
+        'the issuer answered with a CA other than the one the token pins',
+      );
+    if (!(await verifyPeer(Buffer.from(certDer(answer.cert)), cluster.caCert)))
+      throw new MeshError('permission_denied', "the issuer's certificate does not chain to the cluster CA");
+    let key: Buffer;
+    try {
+      key = unseal(joinAnswerKey(parsed.secret, nonce), answer.key ?? '');
+    } catch {
+      throw new MeshError(
+        'permission_denied',
+        'the cluster key in the join answer does not open with this token',
+      );
+    }
+    this.saveClusterKey(key);
+    if (!this.joinToken || read(this.path('join-token'))?.trim() !== token)
+      writeFileDurably(this.path('join-token'), `${token}\n`);
+    return answer.cert;
+  }
+
+  /**
+   * Nodes that can issue, ready ones first, each with the address its API answers on; and why
+   * the others cannot be asked (for the error, which must name the real cause).
+   */
+  private issuers(): { usable: { node: Node; target: string }[]; unusable: string[] } {
     const st = this.state();
-    const holder = st.cluster?.caHolder ? st.nodes.get(st.cluster.caHolder) : undefined;
-    if (!holder) throw new MeshError('unavailable', 'the node holding the cluster CA is not known yet');
-    const res = await request(`${holder.apiTls ? 'https' : 'http'}://${holder.apiListen}${path}`, {
+    const usable: { node: Node; target: string; ready: boolean }[] = [];
+    const unusable: string[] = [];
+    for (const n of st.nodes.values()) {
+      if (n.id === this.nodeId || !(n.canIssue || st.cluster?.caHolder === n.id)) continue;
+      const t = joinTarget(n);
+      if ('reason' in t) unusable.push(t.reason);
+      else usable.push({ node: n, target: t.target, ready: st.heartbeats.has(n.id) });
+    }
+    usable.sort((a, b) => Number(b.ready) - Number(a.ready) || Math.random() - 0.5);
+    return { usable, unusable };
+  }
+
+  private async askIssuer(path: string, payload: Record<string, string>): Promise<string> {
+    return (await this.askIssuerRaw(path, payload)).cert;
+  }
+
+  /** Asks each issuer in turn; a refusal (403) is final, an unreachable issuer is skipped. */
+  private async askIssuerRaw(path: string, payload: Record<string, string>): Promise<JoinAnswer> {
+    const { usable, unusable } = this.issuers();
+    const errors: string[] = [...unusable];
+    if (usable.length === 0)
+      throw new MeshError(
+        'unavailable',
+        `no node that can issue certificates is reachable${errors.length > 0 ? `: ${errors.join('; ')}` : ' yet'}`,
+      );
+    for (const { node, target } of usable) {
+      try {
+        return await this.ask(node, target, path, payload);
+      } catch (err) {
+        if (err instanceof MeshError && err.code === 'permission_denied') throw err;
+        errors.push(`${node.name} (${target}): ${messageOf(err)}`);
+      }
+    }
+    throw new MeshError('unavailable', `no issuer answered: ${errors.join('; ')}`);
+  }
+
+  private async ask(
+    node: Node,
+    target: string,
+    path: string,
+    payload: Record<string, string>,
+  ): Promise<JoinAnswer> {
+    const caCert = this.state().cluster?.caCert;
+    const res = await request(`${node.apiTls ? 'https' : 'http'}://${target}${path}`, {
       method: 'POST',
-      // The CA holder's HTTPS certificate chains to the cluster CA the token pinned.
-      ...(holder.apiTls && st.cluster?.caCert
+      // An HTTPS issuer's certificate chains to the cluster CA the token pinned.
+      ...(node.apiTls && caCert
         ? {
             dispatcher: new Agent({
-              connect: {
-                ca: st.cluster.caCert,
-                rejectUnauthorized: true,
-                checkServerIdentity: () => undefined,
-              },
+              connect: { ca: caCert, rejectUnauthorized: true, checkServerIdentity: () => undefined },
             }),
           }
         : {}),
@@ -195,83 +320,111 @@ export class Identity {
       headersTimeout: 10_000,
       bodyTimeout: 10_000,
     });
-    const body = (await res.body.json()) as { cert?: string; message?: string };
+    const body = (await res.body.json()) as Partial<JoinAnswer> & { message?: string };
     if (res.statusCode === 403)
       throw new MeshError(
         'permission_denied',
-        `join refused by ${holder.name}: ${body.message ?? 'invalid join token'}`,
+        `join refused by ${node.name}: ${body.message ?? 'invalid join token'}`,
       );
     if (res.statusCode >= 400 || !body.cert)
-      throw new MeshError('unavailable', `join failed at ${holder.name}: ${body.message ?? res.statusCode}`);
+      throw new MeshError(
+        'unavailable',
+        `HTTP ${res.statusCode}: ${body.message ?? 'no certificate in the answer'}`,
+      );
     if (certNodeId(body.cert) !== this.nodeId)
-      throw new MeshError('internal', 'the CA returned a certificate for another node');
-    return body.cert;
+      throw new MeshError('internal', 'the issuer returned a certificate for another node');
+    return { cert: body.cert, ca: body.ca ?? '', key: body.key ?? '' };
+  }
+
+  private schedule(ms: number, f: () => Promise<void>): void {
+    clearTimeout(this.timer);
+    if (this.closed) return;
+    this.timer = setTimeout(() => void f(), ms);
+    this.timer.unref();
   }
 
   private use(id: NodeIdentity): void {
     this.current = id;
+    this.retryMs = retryFirstMs;
     for (const cb of this.listeners) cb(id);
-    clearTimeout(this.timer);
     // Renew at half the lifetime (the rotation interval): the overlap keeps old and new valid.
-    const at = Math.max(1000, id.expires.getTime() - Date.now() - this.rotationMs);
-    this.timer = setTimeout(() => {
-      this.renew().catch((err: unknown) => {
-        this.log.warn('certificate renewal failed; will retry', { error: messageOf(err) });
-        this.timer = setTimeout(() => void this.renew().catch(() => undefined), 5000);
-        this.timer.unref();
+    this.schedule(Math.max(1000, id.expires.getTime() - Date.now() - this.rotationMs), () =>
+      this.renewOrRetry(),
+    );
+  }
+
+  /** Renews; on failure retries with capped backoff for as long as it takes, saying so each time. */
+  private async renewOrRetry(): Promise<void> {
+    try {
+      await this.renew();
+    } catch (err) {
+      const wait = Math.min(this.retryMs, retryMaxMs, Math.max(1000, this.rotationMs / 4));
+      this.retryMs = Math.min(this.retryMs * 2, retryMaxMs);
+      this.log.warn('certificate renewal failed; retrying', {
+        error: messageOf(err),
+        retryInMs: wait,
+        expires: this.current?.expires.toISOString(),
       });
-    }, at);
-    this.timer.unref();
-  }
-
-  /** On the CA holder: signs a joining node's request if its token is the current one. */
-  async signJoin(token: string, node: string, csr: string): Promise<string> {
-    const cluster = this.state().cluster;
-    const ca = this.caPair();
-    if (!cluster?.tokenHash || !ca || !this.isCaHolder()) {
-      throw new MeshError('failed_precondition', 'this node does not hold the cluster CA');
+      this.schedule(wait, () => this.renewOrRetry());
     }
-    if (!tokenMatches(token, cluster.tokenHash))
-      throw new MeshError('permission_denied', 'join token is invalid or has been rotated');
-    if (!this.state().nodes.has(node))
-      throw new MeshError('permission_denied', `node ${node} is not a member of this cluster`);
-    return signRequest(ca, csr, node, this.rotationMs * 2);
   }
 
-  /** On the CA holder: renews a member's certificate against proof that it holds the current one. */
+  /** Signs a joining node's request: the proof must match the current token, the id must be new. */
+  async signJoin(node: string, csr: string, nonce: string, proof: string): Promise<JoinAnswer> {
+    const ca = this.caPair();
+    const k = this.clusterKey();
+    if (!ca || !k) throw new MeshError('failed_precondition', 'this node cannot issue certificates');
+    const token = parseToken(this.joinTokenText());
+    if (
+      !token ||
+      !/^[0-9a-f]{32}$/.test(nonce) ||
+      !proofMatches(proof, joinProof(token.secret, node, nonce, csr))
+    )
+      throw new MeshError('permission_denied', 'join token is invalid or has been rotated');
+    let cert: string;
+    try {
+      cert = await signRequest(ca, csr, node, this.rotationMs * 2);
+    } catch (err) {
+      throw new MeshError('invalid_argument', `certificate request refused: ${messageOf(err)}`);
+    }
+    // Refused when the id already had a certificate: a token buys a new node, not an old one.
+    await this.recordJoin(node);
+    return { cert, ca: ca.cert, key: seal(joinAnswerKey(token.secret, nonce), k) };
+  }
+
+  /** Renews a member's certificate against proof that it holds the current one. */
   async signRenewal(node: string, csr: string, cert: string, signature: string): Promise<string> {
     const cluster = this.state().cluster;
     const ca = this.caPair();
-    if (!cluster?.caCert || !ca || !this.isCaHolder())
-      throw new MeshError('failed_precondition', 'this node does not hold the cluster CA');
+    if (!cluster?.caCert || !ca)
+      throw new MeshError('failed_precondition', 'this node cannot issue certificates');
     if (!this.state().nodes.has(node))
       throw new MeshError('permission_denied', `node ${node} is not a member of this cluster`);
-    if (!(await verifyRenewal(cluster.caCert, cert, node, csr, signature))) {
+    let ok = false;
+    try {
+      ok = await verifyRenewal(cluster.caCert, cert, node, csr, signature);
+    } catch {
+      ok = false;
+    }
+    if (!ok)
       throw new MeshError(
         'permission_denied',
         'renewal refused: the certificate or its proof does not verify',
       );
+    try {
+      return await signRequest(ca, csr, node, this.rotationMs * 2);
+    } catch (err) {
+      throw new MeshError('invalid_argument', `certificate request refused: ${messageOf(err)}`);
     }
-    return signRequest(ca, csr, node, this.rotationMs * 2);
-  }
-
-  /** On the CA holder: the current join token, kept in its state directory. */
-  joinTokenText(): string {
-    const t = read(this.path('join-token'))?.trim();
-    if (!this.isCaHolder() || !t)
-      throw new MeshError('failed_precondition', 'ask the node that holds the cluster CA');
-    return t;
-  }
-
-  saveJoinToken(token: string): void {
-    writeSecret(this.path('join-token'), `${token}\n`);
-  }
-
-  saveCaKey(key: string): void {
-    writeSecret(this.path('ca.key'), key);
   }
 
   close(): void {
+    this.closed = true;
     clearTimeout(this.timer);
   }
+}
+
+/** A PEM certificate's DER bytes. */
+function certDer(pem: string): Uint8Array {
+  return Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
 }

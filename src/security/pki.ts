@@ -113,6 +113,11 @@ export function certNodeId(certPem: string): string {
   return new x509.X509Certificate(certPem).subject.replace(/^CN=/, '');
 }
 
+/** When a certificate became valid (its notBefore). */
+export function certIssued(certPem: string): Date {
+  return new x509.X509Certificate(certPem).notBefore;
+}
+
 export function certExpiry(certPem: string): Date {
   return new x509.X509Certificate(certPem).notAfter;
 }

@@ -96,6 +96,14 @@ describe('deploy/compose.yml', () => {
     expect(existsSync(join(dirname(file), compose.services.meshd?.build as string, 'Dockerfile'))).toBe(true);
   });
 
+  it('refuses to start without an API token instead of falling back to a public one', () => {
+    const meshd = compose.services.meshd as unknown as { command: string[] };
+    const token = meshd.command[meshd.command.indexOf('--api-token') + 1] as string;
+    // Compose's `${VAR:?message}` stops `up` with the message when VAR is unset or empty.
+    expect(token).toMatch(/^\$\{MESHD_TOKEN:\?[^}]+\}$/);
+    expect(readFileSync(file, 'utf8')).not.toContain('change-me');
+  });
+
   it('mounts only files and folders that exist', () => {
     for (const [name, svc] of Object.entries(compose.services)) {
       for (const v of svc.volumes ?? []) {

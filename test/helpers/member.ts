@@ -65,3 +65,11 @@ export async function memberTunnel(
   sock.on('error', () => undefined);
   return { sock, frames, close: () => sock.destroy() };
 }
+
+/** The cluster CA key, opened the way a member opens it: its cluster key and the sealed copy. */
+export async function clusterCaKey(stateDir: string, api: string): Promise<string> {
+  const { unseal } = await import('../../src/security/seal.js');
+  const key = Buffer.from(readFileSync(join(stateDir, 'cluster.key'), 'utf8').trim(), 'hex');
+  const info = (await (await fetch(`${api}/info`)).json()) as { cluster: { caKeySealed: string } };
+  return unseal(key, info.cluster.caKeySealed).toString('utf8');
+}

@@ -16,6 +16,7 @@ import {
 } from '../helpers/backends.js';
 import { type EtcdServer, startEtcd } from '../helpers/etcd.js';
 import { eventually, sleep } from '../helpers/eventually.js';
+import { clusterCaKey } from '../helpers/member.js';
 import { type MeshdProcess, meshdFails, startMeshd } from '../helpers/meshd.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -256,7 +257,7 @@ describe('encrypted overlay networks', () => {
     const caPem = readFileSync(join(b.stateDir, 'ca.crt'), 'utf8');
     expect(await dial(cert, req.key, caPem)).toMatch(/closed|error/);
     // A certificate of this cluster's CA that has expired, for a real member's id: refused too.
-    const caKey = readFileSync(join(a.stateDir, 'ca.key'), 'utf8');
+    const caKey = await clusterCaKey(a.stateDir, a.api);
     const [bSelf] = JSON.parse(await b.ctl('node', 'inspect')) as { id: string }[];
     const old = await createRequest(bSelf?.id as string);
     const expired = await signRequest({ cert: caPem, key: caKey }, old.csr, bSelf?.id as string, -30_000);
