@@ -1,7 +1,7 @@
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Registry } from 'prom-client';
-import { apiRoutes } from './api/routes.js';
-import { ApiServer } from './api/server.js';
+import type { ApiServer } from './api/server.js';
+import { startApi } from './api/setup.js';
 import { formatHostPort, type HostPort, parseHostPort } from './config/listen.js';
 import type { Settings } from './config/settings.js';
 import type { Responder } from './dns/responder.js';
@@ -16,15 +16,17 @@ import { Tunnels } from './mesh/tunnels.js';
 import { createRegistry } from './metrics/registry.js';
 import { MetricsServer } from './metrics/server.js';
 import { MeshError, messageOf } from './model/errors.js';
-import { recordJoin } from './model/node.js';
+import { deregisterNode, recordJoin } from './model/node.js';
 import { initClusterSecurely } from './security/bootstrap.js';
 import { Identity } from './security/identity.js';
 import { certIssued } from './security/pki.js';
+import { checkAdvertise } from './state/advertise.js';
 import { Controller } from './state/controller.js';
 import { Membership } from './state/membership.js';
 import { StateMetrics } from './state/metrics.js';
 import { Mirror } from './state/mirror.js';
 import { loadNodeId } from './state/node-identity.js';
+import { PeerWatch } from './state/peers.js';
 import { buildSnapshot, type Snapshot } from './state/snapshot.js';
 import { serviceStatus, taskHealth } from './state/status.js';
 import { StoreHealth } from './state/store-health.js';
@@ -68,10 +70,13 @@ export class Daemon {
   private dataPlane: DataPlaneServer | undefined;
   private secureContext: SecureContext | undefined;
   private api: ApiServer | undefined;
+  private joinApi: ApiServer | undefined;
   private dataPlaneMetrics!: DataPlaneMetrics;
   private prober: Prober | undefined;
 
   private lastWriteAt: number | undefined;
+  private membership: Membership | undefined;
+  private readonly peers: PeerWatch;
 
   private constructor(
     readonly settings: Settings,
@@ -82,6 +87,7 @@ export class Daemon {
     private readonly stateMetrics: StateMetrics,
   ) {
     this.nodeId = loadNodeId(settings.node.stateDir);
+    this.peers = new PeerWatch(this.nodeId, logger('membership'));
     this.registry = registry;
     this.dataPlaneMetrics = new DataPlaneMetrics(registry);
   }
@@ -103,6 +109,7 @@ export class Daemon {
       onConnection: (up, reason) => {
         daemon?.storeHealth.watch(up, reason);
         controller.setStoreConnected(up, reason);
+        if (up) daemon?.membership?.checkNow();
       },
       onBadObject: (key, reason) =>
         log.warn('ignoring an object the store holds that does not decode', { key, reason }),
@@ -143,6 +150,7 @@ export class Daemon {
     this.closers.push(() => identity.close());
     await initClusterSecurely(this.controller, identity, this.nodeId, s.cluster.ingressSubnet);
 
+    await checkAdvertise(s.node, this.store.description, this.mirror.state, this.nodeId);
     const dataListen = s.mesh.dataAdvertise ?? (await this.startDataPlane());
     if (s.mesh.dataAdvertise) await this.startDataPlane();
     const membership = new Membership(
@@ -163,6 +171,7 @@ export class Daemon {
     );
     try {
       await membership.start();
+      this.membership = membership;
     } catch (err) {
       if (err instanceof MeshError && err.code === 'already_exists')
         throw new MeshError(
@@ -183,10 +192,9 @@ export class Daemon {
 
     // HTTPS needs this node's certificate before the API can listen.
     if (s.api.tls) await this.startIdentity(membership);
-    const api = new ApiServer(
-      s.api.listen,
-      s.api.token,
-      apiRoutes({
+    const api = await startApi(
+      s,
+      {
         controller: this.controller,
         nodeId: this.nodeId,
         now: () => new Date().toISOString(),
@@ -198,15 +206,24 @@ export class Daemon {
           revision: this.mirror.revision,
         }),
         serviceStatus: (svc) =>
-          serviceStatus(this.mirror.state, this.snapshot, svc.id, this.mesh?.errors(svc.id) ?? []),
+          serviceStatus(this.mirror.state, this.snapshot, svc.id, this.mesh?.errors(svc.id) ?? [], (t) =>
+            this.mesh?.reach(t),
+          ),
         identity: this.identity,
-        taskHealth: (task) => taskHealth(this.mirror.state, this.snapshot, task),
-      }),
+        nodeFacts: (id) => ({ lastSeen: this.peers.seen(id), stale: !this.storeHealth.connected }),
+        taskHealth: (task) => {
+          const reach = this.mesh?.reach(task);
+          return {
+            health: taskHealth(this.mirror.state, this.snapshot, task, reach),
+            route: reach?.path ?? 'direct',
+          };
+        },
+      },
       s.api.tls
         ? { identity: () => this.identity?.identity, isMember: (id) => this.mirror.state.nodes.has(id) }
         : undefined,
+      logger('api'),
     );
-    const apiAddr = await api.start();
     this.closers.push(() => api.close());
     let metricsAddr = '';
     if (s.metrics.listen) {
@@ -217,13 +234,18 @@ export class Daemon {
     }
     this.bound = {
       ...this.bound,
-      api: formatHostPort({ host: apiAddr.address, port: apiAddr.port }),
+      api: api.address,
       metrics: metricsAddr,
     };
     // Other nodes reach this API (to join, for instance) at the port it really bound.
-    if (s.api.listen.port === 0) await membership.update({ apiListen: this.bound.api });
+    if (s.api.listen.port === 0 || api.joinAddress)
+      await membership.update({
+        apiListen: this.bound.api,
+        ...(api.joinAddress ? { joinListen: api.joinAddress } : {}),
+      });
     if (!s.api.tls) await this.startIdentity(membership);
-    this.api = api;
+    this.api = api.server;
+    this.joinApi = api.join;
     this.status = 'ready';
     log.info('meshd is ready', {
       node: s.node.name,
@@ -257,9 +279,23 @@ export class Daemon {
       this.dataPlaneMetrics.certExpiry.set(id.expires.getTime() / 1000);
       this.dataPlaneMetrics.certIssued.set(certIssued(id.cert).getTime() / 1000);
       this.api?.renew(id);
-      void membership.update({ dataTls: true, canIssue: identity.canIssue() }).catch(() => undefined);
+      this.joinApi?.renew(id);
+      void membership
+        .update({ dataTls: true, canIssue: identity.canIssue(), certExpires: id.expires.toISOString() })
+        .catch(() => undefined);
     });
-    await identity.startWithRetry();
+    // A join refused for good leaves no node behind: this node's records go, then meshd stops.
+    const refused = async (err: Error) => {
+      await this.controller.apply((st) => deregisterNode(st, this.nodeId)).catch(() => undefined);
+      this.fatalError(err);
+    };
+    identity.onRefused((err) => void refused(err));
+    try {
+      await identity.startWithRetry();
+    } catch (err) {
+      await this.controller.apply((st) => deregisterNode(st, this.nodeId)).catch(() => undefined);
+      throw err;
+    }
   }
 
   private async startDataPlane(): Promise<string> {
@@ -359,6 +395,7 @@ export class Daemon {
     this.snapshot = snap;
     this.responder?.setView(snap.dns);
     this.stateMetrics.snapshotBuilds.inc();
+    this.peers.update(this.mirror.state);
     this.lastBuildMs = performance.now() - started;
     this.dataPlane?.dropRemoved(snap);
     if (this.lastWriteAt !== undefined) {
@@ -382,7 +419,26 @@ export class Daemon {
         reason: `store unreachable: ${this.storeHealth.reason}; serving the last state`,
       };
     }
+    // Without a certificate the node carries no data-plane traffic: not a healthy member.
+    if (!this.identity?.identity && this.mirror.state.cluster?.caCert) {
+      return {
+        status: 'degraded',
+        reason: `no cluster certificate: ${this.identity?.lastError ?? 'not issued yet'}`,
+      };
+    }
     return { status: 'ready', reason: '' };
+  }
+
+  private fatalListeners: ((err: Error) => void)[] = [];
+
+  /** Hears an error that must stop meshd after start (a join refused on a retry). */
+  onFatal(cb: (err: Error) => void): void {
+    this.fatalListeners.push(cb);
+  }
+
+  private fatalError(err: Error): void {
+    log.error('stopping', { error: err.message });
+    for (const cb of this.fatalListeners) cb(err);
   }
 
   /** Graceful shutdown: not ready first, then every subsystem in reverse start order. Idempotent. */

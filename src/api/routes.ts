@@ -38,8 +38,10 @@ export interface ApiContext {
   info(): Record<string, unknown>;
   /** Runtime facts about a service on this node: listener errors, healthy task count. */
   serviceStatus(service: Service): Record<string, unknown>;
-  /** The task's health as this node routes by it. */
-  taskHealth(task: Task): string;
+  /** The task's health as this node routes by it, and the path this node takes to it. */
+  taskHealth(task: Task): { health: string; route: string };
+  /** When a node was last seen alive by this node, and whether the store is away (rows may be stale). */
+  nodeFacts(id: string): { lastSeen: string | undefined; stale: boolean };
   /** This node's place in the cluster PKI (signing joins on the CA holder). */
   readonly identity: Identity | undefined;
 }
@@ -65,16 +67,18 @@ export function apiRoutes(ctx: ApiContext): Route[] {
   const showTask = (t: Task) => ({
     ...t,
     serviceName: state().services.get(t.service)?.name ?? t.service,
-    health: ctx.taskHealth(t),
+    ...ctx.taskHealth(t),
   });
   const showNode = (id: string) => {
     const n = state().nodes.get(id);
     const hb = state().heartbeats.get(id);
+    const facts = ctx.nodeFacts(id);
     return {
       ...n,
       state: hb ? 'ready' : 'down',
-      lastSeen: hb?.lastSeen ?? n?.updatedAt,
+      lastSeen: hb?.lastSeen ?? facts.lastSeen ?? n?.updatedAt,
       self: id === ctx.nodeId,
+      ...(facts.stale ? { stale: true } : {}),
     };
   };
   const newId = (change: { puts: { id: string; kind: string }[] }, kind: string) =>

@@ -11,9 +11,10 @@ import type { Route } from './routes.js';
 
 /**
  * Paths without the API token: health probes, and joining and renewal, which carry their own
- * proof (the join token, or a signature by the current certificate's key).
+ * proof (an HMAC keyed by the join token, or a signature by the current certificate's key).
  */
-const open = new Set(['/health', '/ready', '/swarm/join', '/swarm/renew']);
+export const openPaths: ReadonlySet<string> = new Set(['/health', '/ready', '/swarm/join', '/swarm/renew']);
+const open = openPaths;
 
 /** Loopback addresses: only local users (and processes) have them. */
 export function isLoopback(host: string): boolean {
@@ -47,8 +48,10 @@ export class ApiServer {
       identity: () => { cert: string; key: string; ca: string } | undefined;
       isMember: (nodeId: string) => boolean;
     },
+    /** Serves only the open paths (a join listener beside a loopback-only API): no token needed. */
+    joinOnly = false,
   ) {
-    if (!isLoopback(listen.host) && token === '' && !tls) {
+    if (!joinOnly && !isLoopback(listen.host) && token === '' && !tls) {
       throw new MeshError(
         'invalid_argument',
         `api.listen: ${listen.host} is not loopback, so api.token (or api.tls) must be set`,

@@ -37,6 +37,10 @@ async function main(): Promise<void> {
     force.unref();
     void daemon.close().then(() => process.exit(0));
   };
+  daemon.onFatal((err) => {
+    process.stderr.write(`meshd: ${messageOf(err)}\n`);
+    void daemon.close().then(() => process.exit(2));
+  });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 }

@@ -4,7 +4,7 @@ import { flag, flagBool, flagList, keyValues, parseArgs, UsageError } from './ar
 import { type Command, printJson } from './context.js';
 import { table } from './table.js';
 
-type ShownTask = Task & { serviceName: string; health: string };
+type ShownTask = Task & { serviceName: string; health: string; route?: string };
 
 function printTasks(ctx: Parameters<Command>[0], tasks: ShownTask[], format: string | undefined): void {
   if (format === 'json') {
@@ -13,13 +13,14 @@ function printTasks(ctx: Parameters<Command>[0], tasks: ShownTask[], format: str
   }
   ctx.out(
     table(
-      ['ID', 'NAME', 'SERVICE', 'NODE', 'ADDRESSES', 'HEALTH'],
+      ['ID', 'NAME', 'SERVICE', 'NODE', 'ADDRESSES', 'ROUTE', 'HEALTH'],
       tasks.map((t) => [
         shortId(t.id),
         t.name,
         t.serviceName,
         shortId(t.node),
         t.addresses.map((x) => x.address).join(','),
+        t.route ?? '',
         t.health,
       ]),
     ),
@@ -142,6 +143,10 @@ type ShownNode = {
   datapathAddr: string;
   lastSeen: string;
   self: boolean;
+  dataTls?: boolean;
+  canIssue?: boolean;
+  certExpires?: string;
+  stale?: boolean;
 };
 
 const nodeLs: Command = async (ctx, argv) => {
@@ -151,17 +156,21 @@ const nodeLs: Command = async (ctx, argv) => {
   if (flagBool(a, '--quiet')) return ctx.out(nodes.map((n) => `${n.id}\n`).join(''));
   ctx.out(
     table(
-      ['ID', 'HOSTNAME', 'STATUS', 'ADVERTISE', 'DATAPATH', 'LAST SEEN'],
+      ['ID', 'HOSTNAME', 'STATUS', 'ADVERTISE', 'DATAPATH', 'CERTIFICATE', 'ISSUER', 'LAST SEEN'],
       nodes.map((n) => [
         `${shortId(n.id)}${n.self ? ' *' : ''}`,
         n.name,
         n.state,
         n.advertiseAddr,
         n.datapathAddr,
+        n.certExpires ? `until ${n.certExpires}` : 'none',
+        n.canIssue ? 'yes' : '',
         n.lastSeen,
       ]),
     ),
   );
+  if (nodes.some((n) => n.stale))
+    ctx.out('(the cluster store is unreachable from this node: these rows may be stale)\n');
 };
 
 const nodeInspect: Command = async (ctx, argv) => {
@@ -208,8 +217,11 @@ const joinToken: Command = async (ctx, argv) => {
     ? await ctx.api.call<{ worker: string }>('POST', '/swarm/join-token/rotate')
     : await ctx.api.call<{ worker: string }>('GET', '/swarm/join-token');
   if (flagBool(a, '--quiet')) return ctx.out(`${r.worker}\n`);
+  const info = await ctx.api.call<{ store: string }>('GET', '/info');
+  const store = info.store.startsWith('etcd') ? info.store : 'etcd://HOST:2379';
   ctx.out(
-    `To add a node to this cluster, run meshd with its store and this token:\n\n    meshd --store etcd://... --join-token ${r.worker}\n\n`,
+    `${role === 'manager' ? 'meshd nodes are peers: every node can change the cluster state and sign certificates, so the manager and worker tokens are one.\n' : ''}` +
+      `To add a node to this cluster, run the following command on it:\n\n    meshd --store ${store} --join-token ${r.worker} --advertise-addr <ADDRESS OF THE NEW NODE>\n\n`,
   );
 };
 

@@ -17,6 +17,7 @@ const flagPaths: Record<string, { path: string; many?: boolean }> = {
   '--data-listen': { path: 'mesh.dataListen' },
   '--data-advertise': { path: 'mesh.dataAdvertise' },
   '--publish-addr': { path: 'mesh.publishAddr' },
+  '--remote-tasks': { path: 'mesh.remoteTasks' },
   '--node-name': { path: 'node.name' },
   '--advertise-addr': { path: 'node.advertiseAddr' },
   '--datapath-addr': { path: 'node.datapathAddr' },
@@ -44,6 +45,8 @@ export const usage = `usage: meshd [--config FILE] [flags]
   --data-listen HOST:PORT  data plane between nodes (default DATAPATH_ADDR:4789)
   --data-advertise HOST:PORT  what other nodes dial for the data plane (default the data-listen address)
   --publish-addr ADDR      address published ports bind on (default 0.0.0.0)
+  --remote-tasks auto|direct|dataplane  how tasks on other nodes are reached (default auto: through
+                           the authenticated data plane whenever both nodes hold a certificate)
   --node-name NAME         this node's name (default the hostname)
   --advertise-addr ADDR    address other nodes reach this node's API on
   --datapath-addr ADDR     address other nodes send data-plane traffic to

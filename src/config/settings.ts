@@ -67,7 +67,7 @@ export interface Settings {
     readonly manageVipInterfaces: boolean;
     readonly shutdownGraceMs: number;
     /** How tasks on other nodes are reached: directly, or through their node's data-plane port. */
-    readonly remoteTasks: 'direct' | 'dataplane';
+    readonly remoteTasks: 'auto' | 'direct' | 'dataplane';
   };
   readonly metrics: { readonly listen: HostPort | undefined };
   readonly cluster: { readonly ingressSubnet: string; readonly leaseTtlSeconds: number };
@@ -202,7 +202,7 @@ export function readSettings(raw: unknown): Settings {
     keepAliveMs: mesh.duration('keepAlive', 60_000),
     manageVipInterfaces: mesh.bool('manageVipInterfaces', true),
     shutdownGraceMs: mesh.duration('shutdownGrace', 10_000),
-    remoteTasks: mesh.oneOf('remoteTasks', ['direct', 'dataplane'], 'direct'),
+    remoteTasks: mesh.oneOf('remoteTasks', ['auto', 'direct', 'dataplane'], 'auto'),
   };
   mesh.done();
 

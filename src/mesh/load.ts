@@ -3,6 +3,7 @@ import type { Load } from './endpoint.js';
 interface Ejection {
   until: number;
   failures: number;
+  reason: string;
 }
 
 /** Longest a task stays ejected, however often it failed. */
@@ -38,11 +39,17 @@ export class MeshLoad implements Load {
   }
 
   /** A failed connect: eject for a backoff that doubles with each consecutive failure. */
-  eject(task: string, now: number): void {
+  eject(task: string, now: number, reason = 'connect failed'): void {
     const prev = this.ejections.get(task);
     const failures = (prev?.failures ?? 0) + 1;
     const ms = Math.min(this.ejectMs * 2 ** (failures - 1), maxEjectMs);
-    this.ejections.set(task, { until: now + ms, failures });
+    this.ejections.set(task, { until: now + ms, failures, reason });
+  }
+
+  /** Why a task is ejected now (its last connect error), or undefined when it is not. */
+  ejectedBecause(task: string, now: number): string | undefined {
+    const e = this.ejections.get(task);
+    return e && now < e.until ? e.reason : undefined;
   }
 
   /** A successful connect ends the ejection history. */

@@ -1,13 +1,14 @@
 import type { Registry } from 'prom-client';
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../log.js';
+import type { Task } from '../model/types.js';
 import type { Snapshot } from '../state/snapshot.js';
 import { ConnTracker } from './connections.js';
 import type { DataPlaneAccess, MeshContext } from './context.js';
 import { Listeners } from './listeners.js';
 import { MeshLoad } from './load.js';
 import { MeshMetrics } from './metrics.js';
-import { buildListeners } from './routes.js';
+import { buildListeners, type TaskPath, taskPath } from './routes.js';
 import { VipAddresses } from './vip-addresses.js';
 
 /**
@@ -47,6 +48,15 @@ export class Mesh {
   /** Listener errors of one service (a port already taken, a VIP that cannot be bound). */
   errors(serviceId: string): string[] {
     return this.listeners.errors.get(serviceId) ?? [];
+  }
+
+  /** How this node reaches a task now: its path, and why it is ejected if it is. */
+  reach(task: Task): { path: TaskPath; ejected?: string } {
+    const snap = this.snapshot;
+    const network = task.addresses[0]?.network ?? '';
+    const path = snap ? taskPath(snap, this.nodeId, task, network, this.settings.remoteTasks) : 'direct';
+    const ejected = this.ctx.load.ejectedBecause(task.id, Date.now());
+    return ejected ? { path, ejected } : { path };
   }
 
   /** Applies a new snapshot; resolves once listeners are open or closed accordingly. */

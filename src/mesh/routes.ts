@@ -30,8 +30,12 @@ export interface ListenerSpec {
   readonly route: Route;
 }
 
-/** How this node reaches tasks on other nodes. */
-export type RemotePath = 'direct' | 'dataplane';
+/**
+ * How this node reaches tasks on other nodes: `direct` to the task address (it must be routable),
+ * `dataplane` through the peer's data plane, `auto` through the data plane whenever both nodes
+ * hold a certificate (task addresses are not routable between hosts until overlays carry them).
+ */
+export type RemotePath = 'auto' | 'direct' | 'dataplane';
 
 /** A node's data-plane address: its data-listen port on its datapath address. */
 function dataAddress(snap: Snapshot, nodeId: string): { host: string; port: number } | undefined {
@@ -40,6 +44,30 @@ function dataAddress(snap: Snapshot, nodeId: string): { host: string; port: numb
   if (!n || !m) return undefined;
   const host = (m[1] as string).replace(/^\[|\]$/g, '');
   return { host: host === '0.0.0.0' || host === '::' ? n.datapathAddr : host, port: Number(m[2]) };
+}
+
+/** How this node reaches a task: on this node, straight to its address, through its node's data plane, or not at all. */
+export type TaskPath = 'local' | 'direct' | 'dataplane' | 'none';
+
+/**
+ * The path from `nodeId` to a task on network `networkId`. Across nodes, an encrypted network's
+ * traffic always takes the data plane, which speaks only mTLS; a peer without a certificate
+ * cannot take it, so it gets none (never in clear). An unencrypted network takes the data plane
+ * too unless `remoteTasks: direct`, when both nodes hold a certificate; else it goes direct.
+ */
+export function taskPath(
+  snap: Snapshot,
+  nodeId: string,
+  task: Task,
+  networkId: string,
+  remote: RemotePath,
+): TaskPath {
+  if (task.node === nodeId) return 'local';
+  const encrypted = snap.state.networks.get(networkId)?.encrypted === true;
+  const peer = snap.state.nodes.get(task.node);
+  if (encrypted) return peer?.dataTls ? 'dataplane' : 'none';
+  const both = peer?.dataTls === true && snap.state.nodes.get(nodeId)?.dataTls === true;
+  return remote !== 'direct' && both ? 'dataplane' : 'direct';
 }
 
 function endpoints(
@@ -60,18 +88,10 @@ function endpoints(
     const local = t.node === nodeId;
     // Never towards this node's own listeners (its API above all), whatever a task claims.
     if (local && reserved(addr.address, targetPort)) continue;
-    // Across nodes, an encrypted network's traffic always takes the data plane, which speaks only
-    // mTLS; a peer without a certificate cannot take it, so it gets none (never in clear). An
-    // unencrypted network takes it when `remoteTasks: dataplane` and the peer can, else goes direct.
-    const encrypted = snap.state.networks.get(addr.network)?.encrypted === true;
-    const peer = snap.state.nodes.get(t.node);
-    if (!local && encrypted && !peer?.dataTls) continue;
-    const tunnel =
-      !local &&
-      (encrypted ||
-        (remote === 'dataplane' && peer?.dataTls === true && snap.state.nodes.get(nodeId)?.dataTls === true));
-    const where = tunnel ? dataAddress(snap, t.node) : undefined;
-    const via = where ? { ...where, nodeName: peer?.name ?? t.node } : undefined;
+    const path = taskPath(snap, nodeId, t, addr.network, remote);
+    if (path === 'none') continue;
+    const where = path === 'dataplane' ? dataAddress(snap, t.node) : undefined;
+    const via = where ? { ...where, nodeName: snap.state.nodes.get(t.node)?.name ?? t.node } : undefined;
     const e: Endpoint = {
       task: t.id,
       name: t.name,
@@ -118,7 +138,7 @@ export function buildListeners(
   snap: Snapshot,
   nodeId: string,
   publishAddr: string,
-  remote: RemotePath = 'direct',
+  remote: RemotePath = 'auto',
   reserved: (host: string, port: number) => boolean = () => false,
 ): ListenerSpec[] {
   const out: ListenerSpec[] = [];

@@ -52,10 +52,7 @@ export function proxyTcp(ctx: MeshContext, client: Socket, route: Route, listene
         if (done) return;
         done = true;
         clearTimeout(timer);
-        ctx.load.eject(e.task, Date.now());
-        ctx.metrics.ejections.child(svc.name).value++;
-        ctx.metrics.connectErrors.child(svc.name, err.code === undefined ? 'timeout' : err.code.toLowerCase())
-          .value++;
+        ejectFailed(ctx, e.task, svc.name, err);
         if (tried.size <= ctx.settings.connectRetries) attempt();
         else client.resetAndDestroy();
       };
@@ -96,10 +93,7 @@ export function proxyTcp(ctx: MeshContext, client: Socket, route: Route, listene
     const failed = (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       upstream.destroy();
-      ctx.load.eject(e.task, Date.now());
-      ctx.metrics.ejections.child(svc.name).value++;
-      ctx.metrics.connectErrors.child(svc.name, err.code === undefined ? 'timeout' : err.code.toLowerCase())
-        .value++;
+      ejectFailed(ctx, e.task, svc.name, err);
       if (tried.size <= ctx.settings.connectRetries) attempt();
       else client.resetAndDestroy();
     };
@@ -120,6 +114,14 @@ export function proxyTcp(ctx: MeshContext, client: Socket, route: Route, listene
     });
   };
   attempt();
+}
+
+/** A failed connect: the task is ejected (with the reason `service ps` shows) and counted. */
+function ejectFailed(ctx: MeshContext, task: string, service: string, err: NodeJS.ErrnoException): void {
+  const reason = err.code === undefined ? 'timeout' : err.code.toLowerCase();
+  ctx.load.eject(task, Date.now(), reason);
+  ctx.metrics.ejections.child(service).value++;
+  ctx.metrics.connectErrors.child(service, reason).value++;
 }
 
 function splice(

@@ -107,7 +107,7 @@ export class UdpListener {
     upstream.on('error', () => {
       // ICMP unreachable on a connected socket: the task is gone; eject it and let the next
       // datagram open a flow to another task.
-      this.ctx.load.eject(e.task, Date.now());
+      this.ctx.load.eject(e.task, Date.now(), 'udp_unreachable');
       this.ctx.metrics.ejections.child(svc.name).value++;
       this.ctx.metrics.connectErrors.child(svc.name, 'udp_unreachable').value++;
       if (this.flows.get(key) === flow) this.flows.delete(key);
@@ -162,7 +162,7 @@ export class UdpListener {
           queue = undefined;
         },
         () => {
-          this.ctx.load.eject(task, Date.now());
+          this.ctx.load.eject(task, Date.now(), 'tunnel_failed');
           if (this.flows.get(key) === flow) this.flows.delete(key);
         },
       );

@@ -15,6 +15,8 @@ export interface NodeSelf {
   readonly dataTls?: boolean;
   readonly apiTls?: boolean;
   readonly canIssue?: boolean;
+  readonly certExpires?: string;
+  readonly joinListen?: string;
 }
 
 /** Registers (or refreshes) a node and its leased heartbeat; a removed node may not come back. */
@@ -38,7 +40,9 @@ export function registerNode(state: ClusterState, self: NodeSelf, now: string): 
     existing.apiListen === self.apiListen &&
     existing.dataTls === self.dataTls &&
     existing.apiTls === self.apiTls &&
-    existing.canIssue === self.canIssue;
+    existing.canIssue === self.canIssue &&
+    existing.certExpires === self.certExpires &&
+    existing.joinListen === self.joinListen;
   if (!same) change.puts.push({ kind: 'nodes', id: self.id, value: node });
   change.puts.push({ kind: 'heartbeats', id: self.id, value: heartbeat, lease: true });
   return change;
@@ -118,6 +122,14 @@ export function recordJoin(state: ClusterState, node: string, now: string): Chan
 /** Seals the CA key and token into the cluster record (a cluster made before they were). */
 export function sealClusterSecrets(state: ClusterState, caKeySealed: string, tokenSealed: string): Change {
   return patchCluster(state, { caKeySealed, tokenSealed });
+}
+
+/** Takes a node's records out without marking it removed: a node whose join was refused leaves no trace. */
+export function deregisterNode(state: ClusterState, id: string): Change {
+  const change = emptyChange();
+  if (state.nodes.has(id)) change.deletes.push({ kind: 'nodes', id });
+  if (state.heartbeats.has(id)) change.deletes.push({ kind: 'heartbeats', id });
+  return change;
 }
 
 /** Removes a node (it must be down unless forced), its heartbeat and its tasks, as `docker node rm`. */

@@ -112,6 +112,10 @@ export interface Node extends Meta {
   readonly apiTls?: boolean;
   /** Whether it holds the cluster key, so it can sign other nodes' certificates (joins, renewals). */
   readonly canIssue?: boolean;
+  /** When its certificate expires (absent: it has none). */
+  readonly certExpires?: string;
+  /** A listener for joins and renewals only, when its API listens on loopback alone. */
+  readonly joinListen?: string;
   readonly advertiseAddr: string;
   readonly datapathAddr: string;
   readonly dataListen: string;

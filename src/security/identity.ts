@@ -58,6 +58,9 @@ export class Identity {
   private retryMs = retryFirstMs;
   private closed = false;
   private readonly listeners: ((id: NodeIdentity) => void)[] = [];
+  private refused: (err: Error) => void = () => {};
+  /** Why this node has no certificate (or could not renew it), for `/ready` and the log. */
+  lastError: string | undefined;
 
   constructor(
     private readonly stateDir: string,
@@ -76,6 +79,11 @@ export class Identity {
 
   onChange(cb: (id: NodeIdentity) => void): void {
     this.listeners.push(cb);
+  }
+
+  /** Hears a join refused for good (a wrong or rotated token), even on a retry. */
+  onRefused(cb: (err: Error) => void): void {
+    this.refused = cb;
   }
 
   private path(name: string): string {
@@ -150,12 +158,11 @@ export class Identity {
     try {
       await this.start();
     } catch (err) {
+      this.lastError = messageOf(err);
       if (err instanceof MeshError && (err.code === 'permission_denied' || err.code === 'invalid_argument'))
         throw err;
       this.log.warn('could not get a cluster certificate yet; retrying', { error: messageOf(err) });
-      this.schedule(2000, () =>
-        this.startWithRetry().catch((e: unknown) => this.log.error('join refused', { error: messageOf(e) })),
-      );
+      this.schedule(2000, () => this.startWithRetry().catch((e: unknown) => this.refused(e as Error)));
     }
   }
 
@@ -200,9 +207,9 @@ export class Identity {
         signature: await signWithKey(this.current.key, csr),
       });
     } else if (!this.token()) {
-      this.log.warn(
-        'no join token: this node has no cluster certificate, so it carries no data-plane traffic (start with --join-token)',
-      );
+      this.lastError =
+        'no join token: this node has no cluster certificate, so it carries no data-plane traffic (start with --join-token; meshctl swarm join-token worker on a member prints it)';
+      this.log.warn(this.lastError);
       return;
     } else {
       cert = await this.join(csr);
@@ -345,6 +352,7 @@ export class Identity {
 
   private use(id: NodeIdentity): void {
     this.current = id;
+    this.lastError = undefined;
     this.retryMs = retryFirstMs;
     for (const cb of this.listeners) cb(id);
     // Renew at half the lifetime (the rotation interval): the overlap keeps old and new valid.
@@ -358,6 +366,7 @@ export class Identity {
     try {
       await this.renew();
     } catch (err) {
+      this.lastError = `renewal failing: ${messageOf(err)}`;
       const wait = Math.min(this.retryMs, retryMaxMs, Math.max(1000, this.rotationMs / 4));
       this.retryMs = Math.min(this.retryMs * 2, retryMaxMs);
       this.log.warn('certificate renewal failed; retrying', {

@@ -71,7 +71,15 @@ export class Membership {
     await this.controller.apply((s) => registerNode(s, this.self, new Date().toISOString()));
   }
 
+  /** Checks the lease now (the watch came back: say so as soon as the lease answers too). */
+  checkNow(): void {
+    if (this.closed || !this.lease) return;
+    clearTimeout(this.timer);
+    void this.tick();
+  }
+
   private schedule(): void {
+    clearTimeout(this.timer);
     if (this.closed) return;
     this.timer = setTimeout(() => void this.tick(), (this.ttlSeconds * 1000) / 3);
     this.timer.unref();

@@ -38,7 +38,8 @@ export interface MirrorEvents {
 
 /** Backoff between attempts to re-watch a store that went away. */
 const retryMinMs = 200;
-const retryMaxMs = 5000;
+/** A store that comes back is watched again within a second. */
+const retryMaxMs = 1000;
 
 /**
  * An in-memory copy of the cluster state: one list, then one watch resumed from the last revision

@@ -67,6 +67,10 @@ export class EtcdStore implements Store {
         'grpc.keepalive_time_ms': 5000,
         'grpc.keepalive_timeout_ms': 3000,
         'grpc.keepalive_permit_without_calls': 1,
+        // Reconnect within a second of etcd coming back, however long it was away (gRPC's own
+        // backoff grows to two minutes).
+        'grpc.initial_reconnect_backoff_ms': 200,
+        'grpc.max_reconnect_backoff_ms': 1000,
       },
       // Unary calls get a deadline; streams (the watch) must not, or they are cut every few seconds.
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),

@@ -154,7 +154,7 @@ describe('meshctl against a real meshd', () => {
     );
     const ps = await m.ctl('service', 'ps', 'web');
     // An http probe with no backend behind it: never in rotation.
-    expect(ps).toMatch(/web\.1\.[a-z0-9]+\s+web\s+\S+\s+10\.11\.0\.3\s+(starting|unhealthy)/);
+    expect(ps).toMatch(/web\.1\.[a-z0-9]+\s+web\s+\S+\s+10\.11\.0\.3\s+local\s+(starting|unhealthy)/);
     expect(ps).toMatch(/web-custom\s+web\s+\S+\s+10\.11\.0\.50/);
     const tasks = JSON.parse(await m.ctl('task', 'ls', '--format', 'json')) as { id: string }[];
     expect(tasks.map((t) => t.id)).toContain(t1);

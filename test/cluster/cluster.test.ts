@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Backend, fetchOnce, httpBackend } from '../helpers/backends.js';
 import { dig, digShort, digStatus } from '../helpers/dns-tools.js';
@@ -13,11 +16,14 @@ const ids: string[] = [];
 const backends: Backend[] = [];
 let port = 0;
 
+let token = '';
+
 function node(i: number, stateDir?: string): Promise<MeshdProcess> {
   const addr = `127.0.${i}.1`;
   return startMeshd({
     stateDir,
     args: [
+      ...(token ? ['--join-token', token] : []),
       '--store',
       `etcd://${etcd.endpoint}`,
       '--node-name',
@@ -48,13 +54,41 @@ async function selfId(m: MeshdProcess): Promise<string> {
 beforeAll(async () => {
   etcd = await startEtcd();
   // All three at once: cluster init must happen exactly once.
-  nodes.push(...(await Promise.all([node(1), node(2), node(3)])));
-  for (const n of nodes) ids.push(await selfId(n));
+  const dirs = [1, 2, 3].map(() => mkdtempSync(join(tmpdir(), 'meshd-cluster-')));
+  nodes.push(...(await Promise.all([node(1, dirs[0]), node(2, dirs[1]), node(3, dirs[2])])));
+  // The two that did not make the CA are members without a certificate (no token): degraded,
+  // saying why. With the token they join for real.
+  const listed = JSON.parse(await (nodes[0] as MeshdProcess).ctl('node', 'ls', '--format', 'json')) as {
+    name: string;
+    canIssue?: boolean;
+  }[];
+  const maker = Number(listed.find((n) => n.canIssue)?.name.slice(1)) - 1;
+  const joiner = (nodes.find((_, i) => i !== maker) as MeshdProcess).api;
+  const r = (await (await fetch(`${joiner}/ready`)).json()) as { status: string; reason: string };
+  expect(r).toMatchObject({
+    status: 'degraded',
+    reason: expect.stringMatching(/no cluster certificate: no join token/),
+  });
+  token = (await (nodes[maker] as MeshdProcess).ctl('swarm', 'join-token', '-q', 'worker')).trim();
+  for (let i = 0; i < 3; i++) {
+    if (i === maker) continue;
+    await (nodes[i] as MeshdProcess).stop(true);
+    nodes[i] = await node(i + 1, dirs[i]);
+  }
+  for (const n of nodes) {
+    await eventually(
+      async () =>
+        expect(((await (await fetch(`${n.api}/ready`)).json()) as { status: string }).status).toBe('ready'),
+      15_000,
+    );
+    ids.push(await selfId(n));
+  }
   port = await freePort('127.0.1.1');
 }, 60_000);
 
 afterAll(async () => {
   await Promise.all(nodes.map((n) => n.stop()));
+  for (const n of nodes) rmSync(n.stateDir, { recursive: true, force: true });
   await Promise.all(backends.map((b) => b.kill()));
   await etcd?.remove();
 });
