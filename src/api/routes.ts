@@ -6,7 +6,7 @@ import { Fields } from '../model/fields.js';
 import { createNetwork, readNetworkSpec, removeNetwork } from '../model/network.js';
 import { removeNode, rotateJoinToken } from '../model/node.js';
 import { createService, readServiceSpec, removeService, updateService } from '../model/service.js';
-import { addTask, readTaskSpec, removeTask, setReportedHealth } from '../model/task.js';
+import { addTask, lookupTask, readTaskSpec, removeTask, setReportedHealth } from '../model/task.js';
 import type { Service, Task } from '../model/types.js';
 import type { Identity } from '../security/identity.js';
 import { newToken, secretHash } from '../security/join-token.js';
@@ -143,7 +143,7 @@ export function apiRoutes(ctx: ApiContext): Route[] {
       return { body: tasks.map(showTask) };
     }),
     route('GET', `/tasks/${ref}`, async ({ params }) => ({
-      body: showTask(lookup(state().tasks, params[0] as string, 'task')),
+      body: showTask(lookupTask(state(), params[0] as string)),
     })),
     route('POST', '/tasks/create', async ({ req }) => {
       const spec = readTaskSpec(await body(req));

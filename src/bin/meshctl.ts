@@ -7,6 +7,7 @@ import type { Command } from '../cli/context.js';
 import { networkCommands } from '../cli/network-cmd.js';
 import { serviceCommands } from '../cli/service-cmd.js';
 import { containerCommands, nodeCommands, ps, swarmCommands, taskCommands } from '../cli/task-cmd.js';
+import { verbUsage, wantsHelp } from '../cli/usage.js';
 
 const groups: Record<string, Record<string, Command>> = {
   network: networkCommands,
@@ -67,6 +68,16 @@ async function main(argv: string[]): Promise<number> {
   if (!group || group === '--help' || group === 'help') {
     process.stdout.write(usage);
     return group ? 0 : 1;
+  }
+  const help = verbUsage[group];
+  if (help && (verb === undefined || verb === '--help' || verb === '-h' || verb === 'help')) {
+    process.stdout.write(`${Object.values(help).join('\n\n')}\n`);
+    return verb ? 0 : 1;
+  }
+  const verbHelp = help?.[verb ?? ''] ?? help?.[{ list: 'ls', remove: 'rm' }[verb ?? ''] ?? ''];
+  if (verbHelp && wantsHelp(args)) {
+    process.stdout.write(`${verbHelp}\n`);
+    return 0;
   }
   const cmd = groups[group]?.[verb ?? ''];
   if (!cmd) {

@@ -118,8 +118,23 @@ export function addTask(
   return change;
 }
 
+/**
+ * Finds a task by id, name, id prefix, or `SERVICE.SLOT` (the short form `service ps` names
+ * suggest: `web.2` is slot 2 of web).
+ */
+export function lookupTask(state: ClusterState, ref: string): Task {
+  const m = /^(.+)\.(\d+)$/.exec(ref);
+  if (m) {
+    const svc = [...state.services.values()].find((s) => s.name === m[1] || s.id === m[1]);
+    const bySlot =
+      svc && [...state.tasks.values()].find((t) => t.service === svc.id && t.slot === Number(m[2]));
+    if (bySlot) return bySlot;
+  }
+  return lookup(state.tasks, ref, 'task');
+}
+
 export function removeTask(state: ClusterState, ref: string): Change {
-  const task = lookup(state.tasks, ref, 'task');
+  const task = lookupTask(state, ref);
   const change = emptyChange();
   change.deletes.push({ kind: 'tasks', id: task.id }, { kind: 'health', id: task.id });
   return change;
@@ -132,7 +147,7 @@ export function setReportedHealth(
   health: ReportedHealth,
   now: string,
 ): Change {
-  const task = lookup(state.tasks, ref, 'task');
+  const task = lookupTask(state, ref);
   const change = emptyChange();
   if (task.reportedHealth === health) return change;
   const { version: _v, ...rest } = task;

@@ -160,7 +160,9 @@ describe('meshctl against a real meshd', () => {
     expect(tasks.map((t) => t.id)).toContain(t1);
     await m.ctl('task', 'health', 'web-custom', 'unhealthy');
     expect(await m.ctl('service', 'ps', 'web')).toMatch(/web-custom.*unhealthy/);
-    await m.ctl('task', 'rm', t1);
+    // SERVICE.SLOT names a task, as `service ps` names suggest.
+    expect(t1).toMatch(/^[a-z0-9]+$/);
+    expect((await m.ctl('task', 'rm', 'web.1')).trim()).toBe('web.1');
     expect(JSON.parse(await m.ctl('task', 'ls', '--service', 'web', '--format', 'json'))).toHaveLength(1);
   });
 
@@ -182,6 +184,13 @@ describe('meshctl against a real meshd', () => {
     const nodes = JSON.parse(await m.ctl('node', 'ls', '--format', 'json')) as { id: string }[];
     const [byId] = JSON.parse(await m.ctl('node', 'inspect', nodes[0]?.id as string)) as { name: string }[];
     expect(byId?.name).toBe('test-node');
+  });
+
+  it('prints the usage of a verb with --help', async () => {
+    expect(await m.ctl('service', 'create', '--help')).toMatch(/^usage: meshctl service create --name NAME/);
+    expect(await m.ctl('task', 'rm', '--help')).toMatch(/SERVICE\.SLOT/);
+    expect(await m.ctl('node', 'list', '--help')).toMatch(/^usage: meshctl node ls/);
+    expect(await m.ctl('swarm', 'join-token', '--help')).toMatch(/worker and manager get the same token/);
   });
 
   it('prints one line and exits non-zero on errors', async () => {
