@@ -1,9 +1,10 @@
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import type { Socket as UdpSocket } from 'node:dgram';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import type { HostPort } from '../config/listen.js';
 import type { Logger } from '../log.js';
 import type { DnsMetrics } from './metrics.js';
 import type { Responder } from './responder.js';
+import { UdpListeners } from './udp-listeners.js';
 
 export interface DnsServerOptions {
   readonly listen: HostPort;
@@ -15,16 +16,13 @@ export interface DnsServerOptions {
   readonly tcpMaxLifetimeMs: number;
 }
 
-/**
- * Replies go to the address a query came from, always an IP literal: answering the lookup at once
- * skips dns.lookup's deferral to the next tick, about a tenth of the cost of a reply.
- */
-function literalLookup(
-  address: string,
-  _opts: unknown,
-  cb: (err: Error | null, address: string, family: number) => void,
-): void {
-  cb(null, address, address.includes(':') ? 6 : 4);
+/** Sends a reply; a socket closed meanwhile (its address went away) just drops it. */
+function reply(sock: UdpSocket, out: Buffer, port: number, address: string): void {
+  try {
+    sock.send(out, port, address);
+  } catch {
+    // ERR_SOCKET_DGRAM_NOT_RUNNING: the client asks again.
+  }
 }
 
 /** A TCP client that stops reading its answers is cut off once this much is queued for it. */
@@ -35,7 +33,7 @@ const maxQueuedBytes = 256 * 1024;
  * connections are capped in number, time out when idle, and are closed on a bad length.
  */
 export class DnsServer {
-  private udp: UdpSocket | undefined;
+  private udp: UdpListeners | undefined;
   private tcp: Server | undefined;
   private readonly conns = new Set<Socket>();
   /** Open TCP connections per client address; bounded by `tcpMaxConnections` entries. */
@@ -59,6 +57,8 @@ export class DnsServer {
           this.opts.listen.port === 0 && (err as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 10;
         this.udp?.close();
         this.udp = undefined;
+        this.tcp?.close();
+        this.tcp = undefined;
         if (!again) throw err;
       }
     }
@@ -66,39 +66,25 @@ export class DnsServer {
 
   private async bindBoth(): Promise<AddressInfo> {
     const { host, port } = this.opts.listen;
-    const udp = createSocket({
-      type: host.includes(':') ? 'udp6' : 'udp4',
-      recvBufferSize: 4 << 20,
-      sendBufferSize: 4 << 20,
-      lookup: literalLookup,
-    });
+    const udp = new UdpListeners((msg, address, p, sock) => this.onUdp(msg, address, p, sock), this.log);
     this.udp = udp;
-    udp.on('message', (msg, rinfo) => this.onUdp(msg, rinfo.address, rinfo.port));
-    await new Promise<void>((resolve, reject) => {
-      udp.once('error', reject);
-      udp.bind(port, host, () => {
-        udp.off('error', reject);
-        resolve();
-      });
-    });
-    udp.on('error', (err) => this.log.warn('DNS UDP socket error', { error: err.message }));
-    const bound = udp.address();
+    const bound = await udp.bind(host, port);
     const tcp = createServer({ noDelay: true }, (sock) => this.onTcp(sock));
     tcp.maxConnections = this.opts.tcpMaxConnections;
     tcp.on('drop', () => this.metrics.dropped.labels('tcp_limit').inc());
+    this.tcp = tcp;
     await new Promise<void>((resolve, reject) => {
       tcp.once('error', reject);
       // Same port as UDP, so `--dns-listen HOST:0` still gives one port for both.
-      tcp.listen(bound.port, host, () => {
+      tcp.listen(bound, host, () => {
         tcp.off('error', reject);
         resolve();
       });
     });
-    this.tcp = tcp;
-    return bound;
+    return { address: host, family: host.includes(':') ? 'IPv6' : 'IPv4', port: bound };
   }
 
-  private onUdp(msg: Buffer, address: string, port: number): void {
+  private onUdp(msg: Buffer, address: string, port: number, sock: UdpSocket): void {
     let out: ReturnType<Responder['respond']>;
     try {
       out = this.responder.respond(msg, address, 'udp');
@@ -108,12 +94,12 @@ export class DnsServer {
     }
     if (out === undefined) return;
     if (!(out instanceof Promise)) {
-      this.udp?.send(out, port, address);
+      reply(sock, out, port, address);
       return;
     }
     out.then(
       (res) => {
-        if (res) this.udp?.send(res, port, address);
+        if (res && this.udp) reply(sock, res, port, address);
       },
       (err: Error) => this.log.warn('DNS forward failed', { error: err.message }),
     );

@@ -12,6 +12,8 @@ export async function sh(cmd: string, ...args: string[]): Promise<string> {
 /** A network namespace joined to the host by a veth pair: a test host with its own address. */
 export interface TestHost {
   readonly name: string;
+  /** The host side of the veth. */
+  readonly hostIf: string;
   readonly hostAddr: string;
   readonly nsAddr: string;
   exec(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
@@ -48,6 +50,7 @@ export async function createTestHost(
   }
   return {
     name,
+    hostIf,
     hostAddr,
     nsAddr,
     async exec(...args) {
