@@ -76,3 +76,72 @@ export async function createTestHost(
 export function isRoot(): boolean {
   return process.getuid?.() === 0;
 }
+
+/** Hosts on one LAN: a bridge on the host holding `bridgeAddr`, and a namespace per host address. */
+export interface TestLan {
+  readonly hosts: TestHost[];
+  remove(): Promise<void>;
+}
+
+/**
+ * Creates `addrs.length` namespaces on one bridge (`/24`), like hosts on a switch: every host
+ * reaches every other, and the host side holds `bridgeAddr` on the same subnet.
+ */
+export async function createTestLan(
+  prefix: string,
+  bridgeAddr: string,
+  addrs: readonly string[],
+): Promise<TestLan> {
+  const bridge = `${prefix}br`.slice(0, 15);
+  await sh('ip', 'link', 'add', bridge, 'type', 'bridge');
+  await sh('ip', 'addr', 'add', `${bridgeAddr}/24`, 'dev', bridge);
+  await sh('ip', 'link', 'set', bridge, 'up');
+  const hosts: TestHost[] = [];
+  const lan: TestLan = {
+    hosts,
+    async remove() {
+      for (const h of hosts) await h.remove();
+      await sh('ip', 'link', 'del', bridge).catch(() => undefined);
+    },
+  };
+  try {
+    for (const [i, addr] of addrs.entries()) {
+      const name = `${prefix}${i + 1}`;
+      const hostIf = `${prefix}h${i + 1}`.slice(0, 15);
+      const nsIf = `${prefix}n${i + 1}`.slice(0, 15);
+      await sh('ip', 'netns', 'add', name);
+      await sh('ip', 'link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf);
+      await sh('ip', 'link', 'set', nsIf, 'netns', name);
+      await sh('ip', 'link', 'set', hostIf, 'master', bridge);
+      await sh('ip', 'link', 'set', hostIf, 'up');
+      await sh('ip', 'netns', 'exec', name, 'ip', 'addr', 'add', `${addr}/24`, 'dev', nsIf);
+      await sh('ip', 'netns', 'exec', name, 'ip', 'link', 'set', nsIf, 'up');
+      await sh('ip', 'netns', 'exec', name, 'ip', 'link', 'set', 'lo', 'up');
+      hosts.push({
+        name,
+        hostIf,
+        hostAddr: bridgeAddr,
+        nsAddr: addr,
+        async exec(...args) {
+          try {
+            const { stdout, stderr } = await execFileP('ip', ['netns', 'exec', name, ...args], {
+              timeout: 30_000,
+            });
+            return { code: 0, stdout, stderr };
+          } catch (err) {
+            const e = err as { code?: number; stdout?: string; stderr?: string };
+            return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+          }
+        },
+        async remove() {
+          await sh('ip', 'link', 'del', hostIf).catch(() => undefined);
+          await sh('ip', 'netns', 'del', name).catch(() => undefined);
+        },
+      });
+    }
+  } catch (err) {
+    await lan.remove();
+    throw err;
+  }
+  return lan;
+}
