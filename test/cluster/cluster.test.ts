@@ -220,6 +220,7 @@ describe('a three-node cluster on etcd', () => {
       /unreachable/,
     );
     await etcd.start();
+    const back = Date.now();
     await eventually(
       async () => {
         const r = (await (await fetch(`${n2.api}/ready`)).json()) as { status: string };
@@ -228,6 +229,8 @@ describe('a three-node cluster on etcd', () => {
       20_000,
       100,
     );
+    // A figure, not an assertion (timing depends on the machine): etcd answering to /ready.
+    console.log(`ready again ${Date.now() - back} ms after etcd answered`);
     await eventually(() => n1.ctl('service', 'create', '--name', 'late', '--network', 'cnet'), 20_000, 250);
     await eventually(async () => expect(await digShort(n3.dns, 'late')).toHaveLength(1), 5000);
     // Leases lapsed while etcd was down: every node registered again.
