@@ -17,6 +17,7 @@ import { createRegistry } from './metrics/registry.js';
 import { MetricsServer } from './metrics/server.js';
 import { MeshError, messageOf } from './model/errors.js';
 import { deregisterNode, recordJoin } from './model/node.js';
+import type { DockerProvider } from './provider/provider.js';
 import { initClusterSecurely } from './security/bootstrap.js';
 import { Identity } from './security/identity.js';
 import { certIssued } from './security/pki.js';
@@ -77,6 +78,7 @@ export class Daemon {
   private lastWriteAt: number | undefined;
   private membership: Membership | undefined;
   private readonly peers: PeerWatch;
+  private provider: DockerProvider | undefined;
 
   private constructor(
     readonly settings: Settings,
@@ -186,7 +188,9 @@ export class Daemon {
     this.startMesh();
     await this.rebuild();
 
-    this.closers.push(...(await startWorkloads(s, this.controller, this.nodeId)));
+    const workloads = await startWorkloads(s, this.controller, this.nodeId, this.registry);
+    this.closers.push(...workloads.closers);
+    this.provider = workloads.provider;
 
     await this.rebuild();
 
@@ -210,6 +214,7 @@ export class Daemon {
             this.mesh?.reach(t),
           ),
         identity: this.identity,
+        rejectedContainers: () => this.provider?.rejectedContainers() ?? [],
         nodeFacts: (id) => ({ lastSeen: this.peers.seen(id), stale: !this.storeHealth.connected }),
         taskHealth: (task) => {
           const reach = this.mesh?.reach(task);
@@ -417,6 +422,13 @@ export class Daemon {
       return {
         status: 'degraded',
         reason: `store unreachable: ${this.storeHealth.reason}; serving the last state`,
+      };
+    }
+    // A wrong --docker-host must not look healthy: not ready until the engine was listed once.
+    if (this.provider && !this.provider.listed) {
+      return {
+        status: 'degraded',
+        reason: `container engine not listed yet (${this.settings.provider.dockerSocket}): ${this.provider.lastError || 'connecting'}`,
       };
     }
     // Without a certificate the node carries no data-plane traffic: not a healthy member.

@@ -40,6 +40,8 @@ export interface ApiContext {
   serviceStatus(service: Service): Record<string, unknown>;
   /** The task's health as this node routes by it, and the path this node takes to it. */
   taskHealth(task: Task): { health: string; route: string };
+  /** Containers the provider could not register, with the reason. */
+  rejectedContainers(): { name: string; reason: string }[];
   /** When a node was last seen alive by this node, and whether the store is away (rows may be stale). */
   nodeFacts(id: string): { lastSeen: string | undefined; stale: boolean };
   /** This node's place in the cluster PKI (signing joins on the CA holder). */
@@ -167,7 +169,15 @@ export function apiRoutes(ctx: ApiContext): Route[] {
       return { status: 204, body: null };
     }),
 
-    route('GET', '/containers', async () => ({ body: [...state().containers.values()] })),
+    route('GET', '/containers', async ({ query }) => {
+      const all = query.get('all') === 'true' || query.get('all') === '1';
+      const registered = [...state().containers.values()];
+      return {
+        body: all
+          ? [...registered, ...ctx.rejectedContainers().map((r) => ({ ...r, rejected: true }))]
+          : registered,
+      };
+    }),
     route('POST', '/containers/attach', async ({ req }) => {
       const spec = readAttachSpec(await body(req));
       let id = '';

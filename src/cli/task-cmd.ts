@@ -111,19 +111,27 @@ const detach: Command = async (ctx, argv) => {
   ctx.out(`${name}\n`);
 };
 
+type ListedContainer = Container | { name: string; reason: string; rejected: true };
+
 const containerLs: Command = async (ctx, argv) => {
-  const a = parseArgs(argv, { '--format': 'string' });
-  const containers = await ctx.api.call<Container[]>('GET', '/containers');
+  const a = parseArgs(argv, { '--format': 'string', '--all': 'bool' }, { '-a': '--all' });
+  const all = flagBool(a, '--all') === true;
+  const containers = await ctx.api.call<ListedContainer[]>('GET', `/containers${all ? '?all=true' : ''}`);
   if (flag(a, '--format') === 'json') return printJson(ctx, containers);
   ctx.out(
     table(
-      ['ID', 'NAME', 'ALIASES', 'ADDRESSES'],
-      containers.map((c) => [
-        shortId(c.id),
-        c.name,
-        c.aliases.join(','),
-        c.addresses.map((x) => x.address).join(','),
-      ]),
+      all ? ['ID', 'NAME', 'ALIASES', 'ADDRESSES', 'STATUS'] : ['ID', 'NAME', 'ALIASES', 'ADDRESSES'],
+      containers.map((c) =>
+        'rejected' in c
+          ? ['', c.name, '', '', `rejected: ${c.reason}`]
+          : [
+              shortId(c.id),
+              c.name,
+              c.aliases.join(','),
+              c.addresses.map((x) => x.address).join(','),
+              ...(all ? ['registered'] : []),
+            ],
+      ),
     ),
   );
 };

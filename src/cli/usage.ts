@@ -50,7 +50,7 @@ export const verbUsage: Readonly<Record<string, Readonly<Record<string, string>>
   container: {
     attach: 'usage: meshctl container attach NETWORK --name NAME [--alias A]... [--ip IP]',
     detach: 'usage: meshctl container detach NAME [--network NETWORK]',
-    ls: 'usage: meshctl container ls [--format json]',
+    ls: 'usage: meshctl container ls [-a|--all] [--format json]   (--all: also the containers the provider could not register, and why)',
   },
   node: {
     ls: 'usage: meshctl node ls [--format json] [-q]',

@@ -17,7 +17,8 @@ import { readServiceSpec, type ServiceSpec } from '../model/service.js';
  *   meshd.health-type=tcp|http, meshd.health-path=/, meshd.health-interval=5s   (meshd's probes,
  *                                     on top of the engine's own HEALTHCHECK)
  *
- * They create the service when its first task appears; later changes go through meshctl.
+ * They create the service when its first task appears, and the service follows them: the current
+ * labels of its replicas are its spec (Traefik's and stack's model).
  */
 export const serviceLabel = 'meshd.service';
 
@@ -38,8 +39,9 @@ function publish(text: string): { published: number; target: number; protocol: s
 export function serviceFromLabels(labels: Readonly<Record<string, string>>, network: string): ServiceSpec {
   const body: Record<string, unknown> = {
     name: labels[serviceLabel],
-    // Marks the service as label-made: only such services take tasks from container labels.
-    labels: { 'meshd.provider': 'docker' },
+    // Marks the service as label-made: only such services take tasks from container labels, and
+    // its spec follows them.
+    labels: { 'meshd.provider': 'docker', 'meshd.spec-from': 'labels' },
     networks: [{ network, aliases: list(labels['meshd.alias']) }],
     ports: list(labels['meshd.publish']).map(publish),
     expose: list(labels['meshd.expose']).map((p) => {

@@ -1,7 +1,8 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../log.js';
 import { attachContainer, detachContainer } from '../model/container.js';
 import { messageOf } from '../model/errors.js';
-import { createService } from '../model/service.js';
+import { createService, updateService } from '../model/service.js';
 import { addTask, removeTask, setReportedHealth } from '../model/task.js';
 import type { Controller } from '../state/controller.js';
 import type { EngineClient } from './engine.js';
@@ -24,13 +25,46 @@ export class DockerProvider {
   private syncing: Promise<void> = Promise.resolve();
   private closed = false;
   connected = false;
+  /** Whether the engine has been listed at least once (until then `/ready` is degraded). */
+  listed = false;
+  /** Why the engine cannot be listed, while it cannot. */
+  lastError = '';
+  /** Containers not registered in the last sync, and why. */
+  private rejected = new Map<string, { reason: string; category: string }>();
+  private readonly rejections: Counter<'reason'> | undefined;
 
   constructor(
     private readonly engine: EngineClient,
     private readonly controller: Controller,
     private readonly nodeId: string,
     private readonly log: Logger,
-  ) {}
+    registry?: Registry,
+  ) {
+    if (!registry) return;
+    const registers = [registry];
+    this.rejections = new Counter({
+      name: 'meshd_provider_rejections_total',
+      help: 'Containers the provider could not register, counted once per container and reason, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    const rejected = () => this.rejected;
+    new Gauge({
+      name: 'meshd_provider_rejected_containers',
+      help: 'Containers not registered in the last sync of the container engine, by reason.',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        this.reset();
+        for (const r of rejected().values()) this.labels(r.category).inc();
+      },
+    });
+  }
+
+  /** Containers not registered in the last sync, with the reason (`container ls --all`). */
+  rejectedContainers(): { name: string; reason: string }[] {
+    return [...this.rejected].map(([name, r]) => ({ name, reason: r.reason }));
+  }
 
   /** Anti-entropy: a full re-list now and then catches what no event announced (a network created later). */
   private resync: NodeJS.Timeout | undefined;
@@ -63,8 +97,12 @@ export class DockerProvider {
         if (!this.closed) this.log.warn('container engine event stream ended; reconnecting');
       } catch (err) {
         if (this.closed) return;
-        if (this.connected)
-          this.log.warn('container engine unreachable; keeping the last state', { error: messageOf(err) });
+        if (this.connected || !this.lastError)
+          this.log.warn('container engine unreachable; keeping the last state', {
+            socket: this.engine.socketPath,
+            error: messageOf(err),
+          });
+        this.lastError = messageOf(err);
         this.connected = false;
       }
       await new Promise((r) => setTimeout(r, backoff));
@@ -93,6 +131,8 @@ export class DockerProvider {
 
   private async syncNow(): Promise<void> {
     const listing = await this.engine.running();
+    this.listed = true;
+    this.lastError = '';
     for (const u of listing.unknown)
       this.log.debug('container could not be inspected; keeping its last known state', { container: u.name });
     // A created service lets its tasks be added on the next round.
@@ -101,22 +141,36 @@ export class DockerProvider {
         (a) => a.kind !== 'skip' || round === 0,
       );
       const work = actions.filter((a) => a.kind !== 'skip');
-      for (const a of actions) if (a.kind === 'skip') this.warnOnce(a.container, a.reason);
+      if (round === 0) this.noteRejected(actions);
       if (work.length === 0) return;
       for (const a of work) await this.apply(a);
     }
   }
 
+  /** Keeps the last sync's rejections, and warns of each new one once. */
+  private noteRejected(actions: readonly Action[]): void {
+    const now = new Map<string, { reason: string; category: string }>();
+    for (const a of actions) {
+      if (a.kind !== 'skip') continue;
+      if (this.warnOnce(a.container, a.reason)) this.rejections?.labels(a.category ?? 'other').inc();
+      // An alias left out still leaves the container registered.
+      if (!a.reason.startsWith('alias '))
+        now.set(a.container, { reason: a.reason, category: a.category ?? 'other' });
+    }
+    this.rejected = now;
+  }
+
   /** Reasons already logged, so a re-list every 10 s does not repeat them. */
   private readonly warned = new Set<string>();
 
-  /** Logs a skipped container once per reason, at warn, with its name. */
-  private warnOnce(container: string, reason: string): void {
+  /** Logs a skipped container once per reason, at warn, with its name; true the first time. */
+  private warnOnce(container: string, reason: string): boolean {
     const key = `${container}\u0000${reason}`;
-    if (this.warned.has(key)) return;
+    if (this.warned.has(key)) return false;
     if (this.warned.size >= 10_000) this.warned.clear();
     this.warned.add(key);
     this.log.warn('container not registered', { container, reason });
+    return true;
   }
 
   private async apply(a: Action): Promise<void> {
@@ -125,6 +179,11 @@ export class DockerProvider {
       switch (a.kind) {
         case 'create-service':
           await this.controller.apply((s) => createService(s, a.spec, now()));
+          this.log.info('service created from container labels', { service: a.spec.name });
+          return;
+        case 'update-service':
+          await this.controller.apply((s) => updateService(s, a.id, a.spec, undefined, now()));
+          this.log.info("service updated: its containers' labels changed", { service: a.spec.name });
           return;
         case 'add-task':
           await this.controller.apply((s) => addTask(s, a.spec, this.nodeId, now()));
@@ -147,7 +206,11 @@ export class DockerProvider {
           return;
       }
     } catch (err) {
-      this.log.warn('could not apply a container change', { action: a.kind, error: messageOf(err) });
+      this.log.warn('could not apply a container change', {
+        action: a.kind,
+        ...describeAction(a),
+        error: messageOf(err),
+      });
     }
   }
 
@@ -158,5 +221,24 @@ export class DockerProvider {
     this.abort.abort();
     await this.syncing.catch(() => undefined);
     await this.engine.close();
+  }
+}
+
+/** The names an action is about, for a log line an operator can act on. */
+function describeAction(a: Action): Record<string, string> {
+  switch (a.kind) {
+    case 'create-service':
+    case 'update-service':
+      return { service: a.spec.name };
+    case 'add-task':
+      return { container: a.spec.name ?? '' };
+    case 'attach':
+      return { container: a.spec.name };
+    case 'detach':
+      return { container: a.name };
+    case 'skip':
+      return { container: a.container };
+    default:
+      return { task: a.id };
   }
 }

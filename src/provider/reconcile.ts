@@ -6,6 +6,7 @@ import type { ServiceSpec } from '../model/service.js';
 import type { TaskSpec } from '../model/task.js';
 import type { Network, ReportedHealth } from '../model/types.js';
 import type { EngineContainer, EngineListing } from './engine.js';
+import { judgeReplicas, placeReplica, type Replica, specOf } from './label-services.js';
 import { serviceFromLabels, serviceLabel } from './labels.js';
 
 /** Task labels that tie a task to the engine container it stands for. */
@@ -13,14 +14,26 @@ export const providerLabel = 'meshd.provider';
 export const containerLabel = 'meshd.container';
 export const providerName = 'docker';
 
+/** Marks a service made from labels: its spec follows its containers' labels. */
+export const specFromLabel = 'meshd.spec-from';
+
+/** Why a container was not registered, in a few bounded words (the metric's label). */
+export type SkipCategory = 'network' | 'labels' | 'name' | 'not_opted_in' | 'disagree';
+
 export type Action =
   | { readonly kind: 'create-service'; readonly spec: ServiceSpec }
+  | { readonly kind: 'update-service'; readonly id: string; readonly spec: ServiceSpec }
   | { readonly kind: 'add-task'; readonly spec: TaskSpec }
   | { readonly kind: 'remove-task'; readonly id: string }
   | { readonly kind: 'set-health'; readonly id: string; readonly health: ReportedHealth }
   | { readonly kind: 'attach'; readonly spec: AttachSpec }
   | { readonly kind: 'detach'; readonly name: string }
-  | { readonly kind: 'skip'; readonly container: string; readonly reason: string };
+  | {
+      readonly kind: 'skip';
+      readonly container: string;
+      readonly reason: string;
+      readonly category?: SkipCategory;
+    };
 
 /** The meshd network that holds one of the container's addresses (and that address). */
 function placement(
@@ -60,6 +73,7 @@ export function plan(state: ClusterState, listing: EngineListing, nodeId: string
     if (t) wantedTasks.add(t.id);
     if (u.name) wantedContainers.add(u.name);
   }
+  const replicas = new Map<string, Replica[]>();
   for (const c of listing.containers) {
     if (!c.running) continue;
     const serviceName = c.labels[serviceLabel];
@@ -69,53 +83,22 @@ export function plan(state: ClusterState, listing: EngineListing, nodeId: string
         actions.push({
           kind: 'skip',
           container: c.name,
+          category: 'not_opted_in',
           reason: `service ${svc.name} was not created from container labels; label it ${providerLabel}=${providerName} to let labelled containers join it`,
         });
         continue;
       }
-      const where = placement(
-        state,
-        c,
-        c.labels['meshd.network'] ?? (svc ? svc.networks[0]?.network : undefined),
-      );
-      if (!where) {
-        actions.push({
-          kind: 'skip',
-          container: c.name,
-          reason: 'no meshd network holds any of its addresses',
-        });
+      const where = placeReplica(state, c, svc);
+      if ('reason' in where) {
+        actions.push({ kind: 'skip', container: c.name, category: 'network', reason: where.reason });
         continue;
       }
-      if (!svc) {
-        // Replicas carry the same labels: one creation per service per round is enough.
-        if (actions.some((x) => x.kind === 'create-service' && x.spec.name === serviceName)) continue;
-        try {
-          actions.push({ kind: 'create-service', spec: serviceFromLabels(c.labels, where.net.name) });
-        } catch (err) {
-          actions.push({ kind: 'skip', container: c.name, reason: (err as Error).message });
-        }
+      const spec = specOf(c, where.net);
+      if ('reason' in spec) {
+        actions.push({ kind: 'skip', container: c.name, category: 'labels', reason: spec.reason });
         continue;
       }
-      const existing = byContainer.get(c.id);
-      const stale =
-        existing &&
-        (existing.service !== svc.id || !existing.addresses.some((a) => a.address === where.address));
-      if (existing && !stale) {
-        wantedTasks.add(existing.id);
-        if (existing.reportedHealth !== c.health)
-          actions.push({ kind: 'set-health', id: existing.id, health: c.health });
-        continue;
-      }
-      actions.push({
-        kind: 'add-task',
-        spec: {
-          service: svc.id,
-          name: c.name,
-          ips: [where.address],
-          reportedHealth: c.health,
-          labels: { [providerLabel]: providerName, [containerLabel]: c.id },
-        },
-      });
+      replicas.set(serviceName, [...(replicas.get(serviceName) ?? []), { container: c, spec, ...where }]);
       continue;
     }
     // Not a task: a standalone container, if it sits on an attachable meshd network.
@@ -131,6 +114,7 @@ export function plan(state: ClusterState, listing: EngineListing, nodeId: string
       actions.push({
         kind: 'skip',
         container: c.name,
+        category: 'name',
         reason: `its name is already in use on network ${where.net.name} by ${nameHolder.kind} ${nameHolder.name}`,
       });
       continue;
@@ -145,6 +129,7 @@ export function plan(state: ClusterState, listing: EngineListing, nodeId: string
         actions.push({
           kind: 'skip',
           container: c.name,
+          category: 'name',
           reason: `alias ${a} left out: it is already in use on network ${where.net.name} by ${holder.kind} ${holder.name}`,
         });
       return !holder;
@@ -153,6 +138,50 @@ export function plan(state: ClusterState, listing: EngineListing, nodeId: string
       kind: 'attach',
       spec: { network: where.net.id, name: c.name, aliases, ip: where.address, source: providerName },
     });
+  }
+  for (const [name, group] of replicas) {
+    const svc = [...state.services.values()].find((s) => s.name === name);
+    const verdict = judgeReplicas(state, group, svc);
+    const labelMade = !svc || svc.labels[specFromLabel] === 'labels';
+    if (verdict.kind === 'disagree') {
+      // Said once (the provider dedupes), with the names: the stored spec stays as it is.
+      actions.push({
+        kind: 'skip',
+        container: group
+          .map((r) => r.container.name)
+          .sort()
+          .join(','),
+        category: 'disagree',
+        reason: `replicas of service ${name} disagree on their labels (${verdict.groups.map((g) => g.join(' ')).join(' | ')}); keeping ${svc ? 'the last agreed spec' : 'the service uncreated'}`,
+      });
+      if (!svc) continue;
+    } else if (!svc) {
+      actions.push({ kind: 'create-service', spec: verdict.spec });
+      continue;
+    } else if (verdict.differs && labelMade) {
+      actions.push({ kind: 'update-service', id: svc.id, spec: verdict.spec });
+    }
+    for (const r of group) {
+      const existing = byContainer.get(r.container.id);
+      const stale =
+        existing && (existing.service !== svc.id || !existing.addresses.some((a) => a.address === r.address));
+      if (existing && !stale) {
+        wantedTasks.add(existing.id);
+        if (existing.reportedHealth !== r.container.health)
+          actions.push({ kind: 'set-health', id: existing.id, health: r.container.health });
+        continue;
+      }
+      actions.push({
+        kind: 'add-task',
+        spec: {
+          service: svc.id,
+          name: r.container.name,
+          ips: [r.address],
+          reportedHealth: r.container.health,
+          labels: { [providerLabel]: providerName, [containerLabel]: r.container.id },
+        },
+      });
+    }
   }
   for (const t of mine)
     if (!wantedTasks.has(t.id) && !actions.some((a) => a.kind === 'add-task' && a.spec.name === t.name))

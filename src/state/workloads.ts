@@ -1,3 +1,4 @@
+import type { Registry } from 'prom-client';
 import type { Settings } from '../config/settings.js';
 import { logger } from '../log.js';
 import { EngineClient } from '../provider/engine.js';
@@ -9,13 +10,14 @@ import { applyDeclared } from './declare.js';
 /**
  * What runs on this node beyond meshd itself: the config file's declared networks, services and
  * tasks (with sample backends on a first run), and the container engine's labelled containers.
- * Returns what to close at shutdown.
+ * Returns what to close at shutdown, and the container provider when there is one.
  */
 export async function startWorkloads(
   s: Settings,
   controller: Controller,
   nodeId: string,
-): Promise<(() => Promise<void>)[]> {
+  registry: Registry,
+): Promise<{ closers: (() => Promise<void>)[]; provider: DockerProvider | undefined }> {
   const closers: (() => Promise<void>)[] = [];
   const d = s.declare;
   await applyDeclared(controller, nodeId, d.networks, d.services, d.tasks);
@@ -30,9 +32,11 @@ export async function startWorkloads(
       controller,
       nodeId,
       logger('provider'),
+      registry,
     );
     provider.start();
     closers.push(() => provider.close());
+    return { closers, provider };
   }
-  return closers;
+  return { closers, provider: undefined };
 }

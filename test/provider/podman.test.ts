@@ -168,7 +168,15 @@ describe('labels', () => {
         },
         'node',
       ),
-    ).toEqual([{ kind: 'skip', container: 'x', reason: 'no meshd network holds any of its addresses' }]);
+    ).toEqual([
+      {
+        kind: 'skip',
+        container: 'x',
+        category: 'network',
+        reason:
+          "none of its addresses (192.0.2.9) is in a meshd network: create one with the engine network's subnet (meshctl network create --subnet ...)",
+      },
+    ]);
   });
 });
 

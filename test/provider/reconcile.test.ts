@@ -4,7 +4,7 @@ import { attachContainer } from '../../src/model/container.js';
 import { Fields } from '../../src/model/fields.js';
 import { createNetwork, readNetworkSpec } from '../../src/model/network.js';
 import { initCluster } from '../../src/model/node.js';
-import { createService, readServiceSpec } from '../../src/model/service.js';
+import { createService, readServiceSpec, type ServiceSpec, updateService } from '../../src/model/service.js';
 import { addTask } from '../../src/model/task.js';
 import type { EngineContainer } from '../../src/provider/engine.js';
 import { serviceFromLabels } from '../../src/provider/labels.js';
@@ -47,6 +47,7 @@ describe('the container provider plan', () => {
       {
         kind: 'skip',
         container: 'intruder',
+        category: 'not_opted_in',
         reason: `service billing was not created from container labels; label it ${providerLabel}=${providerName} to let labelled containers join it`,
       },
     ]);
@@ -109,17 +110,107 @@ describe('the container provider plan', () => {
     expect(actions).toContainEqual({
       kind: 'skip',
       container: 'proj-web-1',
+      category: 'name',
       reason: 'alias web left out: it is already in use on network apps by service web',
     });
     const attach = actions.find((a) => a.kind === 'attach');
     expect(attach?.kind === 'attach' && attach.spec.aliases).toEqual(['cache']);
     // A container named like the service is not registered at all.
     expect(plan(s, { containers: [container('web', '10.89.0.61')], unknown: [] }, 'n1')).toEqual([
-      { kind: 'skip', container: 'web', reason: 'its name is already in use on network apps by service web' },
+      {
+        kind: 'skip',
+        container: 'web',
+        category: 'name',
+        reason: 'its name is already in use on network apps by service web',
+      },
     ]);
     // And the model refuses it through the API too.
     expect(() => attachContainer(s, { network: 'apps', name: 'web', aliases: [] }, 'n1', now)).toThrow(
       'already in use',
+    );
+  });
+
+  it("makes a label-made service follow its containers' labels; an operator's service never", () => {
+    const b = base();
+    let s = applyChange(
+      b,
+      createService(
+        b,
+        serviceFromLabels({ 'meshd.service': 'api', 'meshd.endpoint-mode': 'dnsrr' }, 'apps'),
+        now,
+      ),
+    );
+    const relabelled = {
+      'meshd.service': 'api',
+      'meshd.endpoint-mode': 'vip',
+      'meshd.expose': '9000',
+      'meshd.alias': 'backend',
+    };
+    const listing = {
+      containers: [
+        container('api-1', '10.89.0.70', relabelled),
+        container('api-2', '10.89.0.71', relabelled),
+      ],
+      unknown: [],
+    };
+    const update = plan(s, listing, 'n1').find((a) => a.kind === 'update-service');
+    expect(update?.kind === 'update-service' && update.spec).toMatchObject({
+      endpointMode: 'vip',
+      expose: [9000],
+      networks: [{ network: 'apps', aliases: ['backend'] }],
+    });
+    // Applied, the labels and the spec agree: nothing more to change.
+    s = applyChange(s, updateService(s, 'api', (update as { spec: ServiceSpec }).spec, undefined, now));
+    expect(plan(s, listing, 'n1').filter((a) => a.kind === 'update-service')).toEqual([]);
+    // An operator's service that only opted in to tasks keeps its own spec.
+    s = withService(s, {
+      name: 'ops',
+      networks: [{ network: 'apps' }],
+      labels: { [providerLabel]: providerName },
+    });
+    const ops = {
+      containers: [container('ops-1', '10.89.0.72', { 'meshd.service': 'ops', 'meshd.expose': '81' })],
+      unknown: [],
+    };
+    expect(plan(s, ops, 'n1').map((a) => a.kind)).toEqual(['add-task']);
+  });
+
+  it('says once, with the names, when replicas disagree, and keeps the last agreed spec', () => {
+    const b = base();
+    const s = applyChange(b, createService(b, serviceFromLabels({ 'meshd.service': 'web' }, 'apps'), now));
+    const actions = plan(
+      s,
+      {
+        containers: [
+          container('web-1', '10.89.0.80', { 'meshd.service': 'web', 'meshd.alias': 'www' }),
+          container('web-2', '10.89.0.81', { 'meshd.service': 'web' }),
+        ],
+        unknown: [],
+      },
+      'n1',
+    );
+    expect(actions.filter((a) => a.kind === 'update-service')).toEqual([]);
+    expect(actions).toContainEqual({
+      kind: 'skip',
+      container: 'web-1,web-2',
+      category: 'disagree',
+      reason:
+        'replicas of service web disagree on their labels (web-1 | web-2); keeping the last agreed spec',
+    });
+    expect(actions.filter((a) => a.kind === 'add-task')).toHaveLength(2);
+  });
+
+  it('names the exact reason a labelled container is rejected', () => {
+    const s = base();
+    const reasons = (labels: Record<string, string>) =>
+      plan(s, { containers: [container('c', '10.89.0.90', labels)], unknown: [] }, 'n1').map(
+        (a) => a.kind === 'skip' && a.reason,
+      );
+    expect(reasons({ 'meshd.service': 'x', 'meshd.network': 'nosuchnet' })).toEqual([
+      'meshd.network=nosuchnet: there is no meshd network of that name (meshctl network ls)',
+    ]);
+    expect(reasons({ 'meshd.service': 'x', 'meshd.endpoint-mode': 'bogus' })[0]).toMatch(
+      /labels of service x: endpointMode: must be one of/,
     );
   });
 });
