@@ -137,6 +137,10 @@ export class Daemon {
     this.closers.push(() => this.store.close());
     await this.mirror.start();
     this.closers.push(() => this.mirror.close());
+    // DNS answers from the state the store holds as soon as it is read: a restarted node serves
+    // names again before it has re-registered (swarm's resolver never goes away with the engine).
+    await this.startDns();
+    await this.rebuild();
     const identity = new Identity(
       s.node.stateDir,
       this.nodeId,
@@ -184,7 +188,6 @@ export class Daemon {
     }
     this.closers.push(() => membership.close());
 
-    await this.startDns();
     this.startMesh();
     await this.rebuild();
 

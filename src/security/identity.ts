@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Agent, request } from 'undici';
 import type { Logger } from '../log.js';
 import type { ClusterState } from '../model/cluster-state.js';
 import { MeshError, messageOf } from '../model/errors.js';
@@ -312,6 +311,8 @@ export class Identity {
     payload: Record<string, string>,
   ): Promise<JoinAnswer> {
     const caCert = this.state().cluster?.caCert;
+    // undici is loaded when a node first asks an issuer, not at every start.
+    const { Agent, request } = await import('undici');
     const res = await request(`${node.apiTls ? 'https' : 'http'}://${target}${path}`, {
       method: 'POST',
       // An HTTPS issuer's certificate chains to the cluster CA the token pinned.

@@ -1,11 +1,25 @@
-import 'reflect-metadata';
-import { createHash, randomBytes, webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import { createHash, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
+type X509Lib = typeof import('@peculiar/x509');
 
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+let x509Lib: Promise<X509Lib> | undefined;
+
+/**
+ * @peculiar/x509 (and the reflect polyfill it needs) costs a quarter of a second to load, so it is
+ * loaded when a certificate is first made or signed, not at start-up: reading certificates uses
+ * Node's own X509Certificate.
+ */
+function lib(): Promise<X509Lib> {
+  x509Lib ??= (async () => {
+    await import('reflect-metadata');
+    const x509 = await import('@peculiar/x509');
+    x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+    return x509;
+  })();
+  return x509Lib;
+}
 
 /** ECDSA P-256: small keys, fast handshakes, what Docker's swarm CA uses too. */
 const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
@@ -38,6 +52,7 @@ function serial(): string {
 
 /** Creates the cluster CA, valid for ten years (its rotation is not automatic). */
 export async function createCa(clusterId: string): Promise<KeyPair> {
+  const x509 = await lib();
   const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
@@ -59,6 +74,7 @@ export async function createCa(clusterId: string): Promise<KeyPair> {
 
 /** A new node key and a certificate request for the node id (the subject CN). */
 export async function createRequest(nodeId: string): Promise<{ key: string; csr: string }> {
+  const x509 = await lib();
   const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: `CN=${nodeId}`,
@@ -79,6 +95,7 @@ export async function signRequest(
   validMs: number,
   ips: readonly string[] = [],
 ): Promise<string> {
+  const x509 = await lib();
   const csr = new x509.Pkcs10CertificateRequest(csrPem);
   if (!(await csr.verify())) throw new Error('certificate request signature does not verify');
   if (csr.subject !== `CN=${nodeId}`)
@@ -110,23 +127,21 @@ export async function signRequest(
 
 /** The node id a certificate names (its subject CN). */
 export function certNodeId(certPem: string): string {
-  return new x509.X509Certificate(certPem).subject.replace(/^CN=/, '');
+  return new X509Certificate(certPem).subject.replace(/^CN=/, '').trim();
 }
 
 /** When a certificate became valid (its notBefore). */
 export function certIssued(certPem: string): Date {
-  return new x509.X509Certificate(certPem).notBefore;
+  return new Date(new X509Certificate(certPem).validFrom);
 }
 
 export function certExpiry(certPem: string): Date {
-  return new x509.X509Certificate(certPem).notAfter;
+  return new Date(new X509Certificate(certPem).validTo);
 }
 
 /** SHA-256 of the certificate's DER: what a join token pins. */
 export function certDigest(certPem: string): string {
-  return createHash('sha256')
-    .update(Buffer.from(new x509.X509Certificate(certPem).rawData))
-    .digest('hex');
+  return createHash('sha256').update(new X509Certificate(certPem).raw).digest('hex');
 }
 
 /** Signs `data` with a node key (proof of holding the key when renewing its certificate). */
@@ -146,6 +161,7 @@ export async function verifyRenewal(
   data: string,
   signature: string,
 ): Promise<boolean> {
+  const x509 = await lib();
   const ca = new x509.X509Certificate(caPem);
   const cert = new x509.X509Certificate(certPem);
   if (cert.subject !== `CN=${nodeId}`) return false;
@@ -162,9 +178,14 @@ export async function verifyRenewal(
 /** Whether a peer's certificate (DER) is signed by our CA and valid now. */
 export async function verifyPeer(der: Buffer, caPem: string): Promise<boolean> {
   try {
-    const cert = new x509.X509Certificate(der);
-    const ca = new x509.X509Certificate(caPem);
-    return await cert.verify({ publicKey: ca.publicKey, date: new Date() });
+    const cert = new X509Certificate(der);
+    const ca = new X509Certificate(caPem);
+    const now = Date.now();
+    return (
+      cert.verify(ca.publicKey) &&
+      new Date(cert.validFrom).getTime() <= now &&
+      now <= new Date(cert.validTo).getTime()
+    );
   } catch {
     return false;
   }

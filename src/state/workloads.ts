@@ -1,8 +1,7 @@
 import type { Registry } from 'prom-client';
 import type { Settings } from '../config/settings.js';
 import { logger } from '../log.js';
-import { EngineClient } from '../provider/engine.js';
-import { DockerProvider } from '../provider/provider.js';
+import type { DockerProvider } from '../provider/provider.js';
 import { SampleBackends } from '../sample/backends.js';
 import type { Controller } from './controller.js';
 import { applyDeclared } from './declare.js';
@@ -27,6 +26,8 @@ export async function startWorkloads(
     closers.push(() => samples.close());
   }
   if (s.provider.kind === 'docker') {
+    const { EngineClient } = await import('../provider/engine.js');
+    const { DockerProvider } = await import('../provider/provider.js');
     const provider = new DockerProvider(
       new EngineClient(s.provider.dockerSocket),
       controller,
