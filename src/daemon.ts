@@ -2,16 +2,16 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Registry } from 'prom-client';
 import type { ApiServer } from './api/server.js';
 import { startApi } from './api/setup.js';
-import { formatHostPort, type HostPort, parseHostPort } from './config/listen.js';
+import { formatHostPort } from './config/listen.js';
 import type { Settings } from './config/settings.js';
 import type { Responder } from './dns/responder.js';
-import { setupDns } from './dns/setup.js';
+import { type RunningDns, startDns } from './dns/setup.js';
 import { Prober } from './health/prober.js';
 import { logger } from './log.js';
 import { DataPlaneServer, tlsOptions } from './mesh/data-plane.js';
 import { DataPlaneMetrics } from './mesh/data-plane-metrics.js';
 import { Mesh } from './mesh/mesh.js';
-import { isOwnListener } from './mesh/own-ports.js';
+import { isOwnListener, ownListeners } from './mesh/own-ports.js';
 import { Tunnels } from './mesh/tunnels.js';
 import { createRegistry } from './metrics/registry.js';
 import { MetricsServer } from './metrics/server.js';
@@ -28,6 +28,7 @@ import { StateMetrics } from './state/metrics.js';
 import { Mirror } from './state/mirror.js';
 import { loadNodeId } from './state/node-identity.js';
 import { PeerWatch } from './state/peers.js';
+import { type Readiness, readiness } from './state/readiness.js';
 import { buildSnapshot, type Snapshot } from './state/snapshot.js';
 import { serviceStatus, taskHealth } from './state/status.js';
 import { StoreHealth } from './state/store-health.js';
@@ -79,6 +80,7 @@ export class Daemon {
   private membership: Membership | undefined;
   private readonly peers: PeerWatch;
   private provider: DockerProvider | undefined;
+  private dns: RunningDns | undefined;
 
   private constructor(
     readonly settings: Settings,
@@ -240,11 +242,7 @@ export class Daemon {
       this.closers.push(() => metrics.close());
       metricsAddr = formatHostPort({ host: a.address, port: a.port });
     }
-    this.bound = {
-      ...this.bound,
-      api: api.address,
-      metrics: metricsAddr,
-    };
+    this.bound = { api: api.address, dns: this.dns?.address() ?? '', metrics: metricsAddr };
     // Other nodes reach this API (to join, for instance) at the port it really bound.
     if (s.api.listen.port === 0 || api.joinAddress)
       await membership.update({
@@ -266,12 +264,10 @@ export class Daemon {
   private async startDns(): Promise<void> {
     const dns = this.settings.dns;
     if (!dns.listen) return;
-    const { responder, server, upstreams } = setupDns({ ...dns, listen: dns.listen }, this.registry);
-    this.responder = responder;
-    const a = await server.start();
-    this.closers.push(() => server.close());
-    this.bound = { ...this.bound, dns: formatHostPort({ host: a.address, port: a.port }) };
-    if (upstreams === 0) log.warn('no upstream resolvers: names meshd does not own will get SERVFAIL');
+    const running = await startDns({ ...dns, listen: dns.listen }, this.registry);
+    this.responder = running.responder;
+    this.dns = running;
+    this.closers.push(() => running.close());
   }
 
   /**
@@ -359,20 +355,9 @@ export class Daemon {
     this.closers.push(() => this.prober?.close());
   }
 
-  /** This node's own listeners (API, DNS, metrics), as configured and as bound. */
-  private ownListeners(): HostPort[] {
-    const s = this.settings;
-    const out: HostPort[] = [s.api.listen];
-    if (s.dns.listen) out.push(s.dns.listen);
-    if (s.metrics.listen) out.push(s.metrics.listen);
-    for (const b of [this.bound.api, this.bound.dns, this.bound.metrics])
-      if (b) out.push(parseHostPort(b, 'bound', 0));
-    return out;
-  }
-
   /** Whether a task address is one of this node's own listeners: never routed to. */
   private readonly reserved = (host: string, port: number): boolean =>
-    isOwnListener(this.ownListeners(), host, port);
+    isOwnListener(ownListeners(this.settings, this.bound), host, port);
 
   /** The current snapshot; the hot paths read it once per query or connection. */
   get current(): Snapshot | undefined {
@@ -419,29 +404,25 @@ export class Daemon {
     }
   }
 
-  readiness(): { status: 'ready' | 'starting' | 'degraded' | 'stopping'; reason: string } {
-    if (this.status !== 'ready') return { status: this.status, reason: this.status };
-    if (!this.storeHealth.connected) {
-      return {
-        status: 'degraded',
-        reason: `store unreachable: ${this.storeHealth.reason}; serving the last state`,
-      };
-    }
-    // A wrong --docker-host must not look healthy: not ready until the engine was listed once.
-    if (this.provider && !this.provider.listed) {
-      return {
-        status: 'degraded',
-        reason: `container engine not listed yet (${this.settings.provider.dockerSocket}): ${this.provider.lastError || 'connecting'}`,
-      };
-    }
-    // Without a certificate the node carries no data-plane traffic: not a healthy member.
-    if (!this.identity?.identity && this.mirror.state.cluster?.caCert) {
-      return {
-        status: 'degraded',
-        reason: `no cluster certificate: ${this.identity?.lastError ?? 'not issued yet'}`,
-      };
-    }
-    return { status: 'ready', reason: '' };
+  readiness(): Readiness {
+    return readiness({
+      phase: this.status,
+      store: { connected: this.storeHealth.connected, reason: this.storeHealth.reason },
+      ...(this.provider
+        ? {
+            engine: {
+              listed: this.provider.listed,
+              socket: this.settings.provider.dockerSocket,
+              error: this.provider.lastError,
+            },
+          }
+        : {}),
+      certificate: {
+        needed: this.mirror.state.cluster?.caCert !== undefined,
+        held: this.identity?.identity !== undefined,
+        error: this.identity?.lastError,
+      },
+    });
   }
 
   private fatalListeners: ((err: Error) => void)[] = [];

@@ -81,7 +81,12 @@ export interface Settings {
   readonly log: { readonly level: 'debug' | 'info' | 'warn' | 'error' };
   readonly security: { readonly joinToken: string | undefined; readonly certRotationMs: number };
   /** A container engine whose labelled containers become tasks (`--provider docker`). */
-  readonly provider: { readonly kind: 'none' | 'docker'; readonly dockerSocket: string };
+  readonly provider: {
+    readonly kind: 'none' | 'docker';
+    readonly dockerSocket: string;
+    /** A service made from labels is removed once its last container has been gone this long. */
+    readonly serviceGraceMs: number;
+  };
 }
 
 /** Loopback and private ranges: recursion for local clients, never an open resolver. */
@@ -243,6 +248,7 @@ export function readSettings(raw: unknown): Settings {
   const providerSettings = {
     kind: provider.oneOf('kind', ['none', 'docker'], 'none'),
     dockerSocket: dockerHost.slice(7),
+    serviceGraceMs: provider.duration('serviceGrace', 60_000),
   };
   provider.done();
 

@@ -1,4 +1,6 @@
 import { networkInterfaces } from 'node:os';
+import { type HostPort, parseHostPort } from '../config/listen.js';
+import type { Settings } from '../config/settings.js';
 
 /** An address meshd itself listens on (its API, metrics, DNS or data plane). */
 export interface OwnListen {
@@ -24,4 +26,16 @@ export function isOwnListener(own: readonly OwnListen[], host: string, port: num
     if ((l.host === '0.0.0.0' || l.host === '::') && isLocal(host)) return true;
   }
   return false;
+}
+
+/** A node's own listeners (API, DNS, metrics), as configured and as bound (port 0 resolved). */
+export function ownListeners(
+  s: Settings,
+  bound: { readonly api: string; readonly dns: string; readonly metrics: string },
+): HostPort[] {
+  const out: HostPort[] = [s.api.listen];
+  if (s.dns.listen) out.push(s.dns.listen);
+  if (s.metrics.listen) out.push(s.metrics.listen);
+  for (const b of [bound.api, bound.dns, bound.metrics]) if (b) out.push(parseHostPort(b, 'bound', 0));
+  return out;
 }

@@ -3,7 +3,7 @@ import type { ClusterState } from '../model/cluster-state.js';
 import type { ServiceSpec } from '../model/service.js';
 import type { Network, Service } from '../model/types.js';
 import type { EngineContainer } from './engine.js';
-import { serviceFromLabels, serviceLabel } from './labels.js';
+import { serviceFromLabels } from './labels.js';
 
 /** A labelled container this node runs, with the network it sits on and the spec its labels say. */
 export interface Replica {
@@ -124,5 +124,3 @@ export function specOf(c: EngineContainer, net: Network): ServiceSpec | { readon
     return { reason: (err as Error).message };
   }
 }
-
-export { serviceLabel };

@@ -2,11 +2,11 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../log.js';
 import { attachContainer, detachContainer } from '../model/container.js';
 import { messageOf } from '../model/errors.js';
-import { createService, updateService } from '../model/service.js';
+import { createService, removeService, updateService } from '../model/service.js';
 import { addTask, removeTask, setReportedHealth } from '../model/task.js';
 import type { Controller } from '../state/controller.js';
 import type { EngineClient } from './engine.js';
-import { type Action, plan } from './reconcile.js';
+import { type Action, emptyLabelServices, plan } from './reconcile.js';
 
 const retryMinMs = 200;
 const retryMaxMs = 5000;
@@ -39,6 +39,8 @@ export class DockerProvider {
     private readonly nodeId: string,
     private readonly log: Logger,
     registry?: Registry,
+    /** How long a label-made service stays after its last container is gone. */
+    private readonly serviceGraceMs = 60_000,
   ) {
     if (!registry) return;
     const registers = [registry];
@@ -142,9 +144,10 @@ export class DockerProvider {
       );
       const work = actions.filter((a) => a.kind !== 'skip');
       if (round === 0) this.noteRejected(actions);
-      if (work.length === 0) return;
+      if (work.length === 0) break;
       for (const a of work) await this.apply(a);
     }
+    await this.removeEmpty(listing);
   }
 
   /** Keeps the last sync's rejections, and warns of each new one once. */
@@ -158,6 +161,38 @@ export class DockerProvider {
         now.set(a.container, { reason: a.reason, category: a.category ?? 'other' });
     }
     this.rejected = now;
+  }
+
+  /** When each label-made service was first seen without a task or container. */
+  private readonly emptySince = new Map<string, number>();
+
+  /**
+   * Removes label-made services whose last container has been gone for the grace period, so
+   * their VIPs and published ports are freed; unless an operator took the service over (it no
+   * longer carries `meshd.spec-from=labels`).
+   */
+  private async removeEmpty(listing: Parameters<typeof emptyLabelServices>[1]): Promise<void> {
+    const now = Date.now();
+    const empty = new Set(emptyLabelServices(this.controller.state, listing));
+    for (const id of this.emptySince.keys()) if (!empty.has(id)) this.emptySince.delete(id);
+    for (const id of empty) {
+      const since = this.emptySince.get(id) ?? now;
+      this.emptySince.set(id, since);
+      if (now - since < this.serviceGraceMs) continue;
+      const name = this.controller.state.services.get(id)?.name ?? id;
+      try {
+        await this.controller.apply((s) =>
+          s.services.has(id) ? removeService(s, id) : { puts: [], deletes: [], expect: [] },
+        );
+        this.emptySince.delete(id);
+        this.log.info('service removed: its last container has been gone for the grace period', {
+          service: name,
+          graceMs: this.serviceGraceMs,
+        });
+      } catch (err) {
+        this.log.warn('could not remove an empty service', { service: name, error: messageOf(err) });
+      }
+    }
   }
 
   /** Reasons already logged, so a re-list every 10 s does not repeat them. */

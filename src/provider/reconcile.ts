@@ -7,7 +7,7 @@ import type { TaskSpec } from '../model/task.js';
 import type { Network, ReportedHealth } from '../model/types.js';
 import type { EngineContainer, EngineListing } from './engine.js';
 import { judgeReplicas, placeReplica, type Replica, specOf } from './label-services.js';
-import { serviceFromLabels, serviceLabel } from './labels.js';
+import { serviceLabel } from './labels.js';
 
 /** Task labels that tie a task to the engine container it stands for. */
 export const providerLabel = 'meshd.provider';
@@ -53,6 +53,22 @@ function placement(
 /** Whether containers' labels may add tasks to a service: it was made by the provider, or opted in. */
 export function acceptsLabelledTasks(svc: { readonly labels: Readonly<Record<string, string>> }): boolean {
   return svc.labels[providerLabel] === providerName;
+}
+
+/**
+ * Label-made services with no task anywhere in the cluster and no replica on this node: removed
+ * by the provider once they have stayed empty for its grace period.
+ */
+export function emptyLabelServices(state: ClusterState, listing: EngineListing): string[] {
+  // A container the engine could not inspect may be a replica: remove nothing this round.
+  if (listing.unknown.length > 0) return [];
+  const withTasks = new Set([...state.tasks.values()].map((t) => t.service));
+  const labelled = new Set(
+    listing.containers.map((c) => c.labels[serviceLabel]).filter((n): n is string => n !== undefined),
+  );
+  return [...state.services.values()]
+    .filter((s) => s.labels[specFromLabel] === 'labels' && !withTasks.has(s.id) && !labelled.has(s.name))
+    .map((s) => s.id);
 }
 
 /**

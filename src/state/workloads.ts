@@ -34,6 +34,7 @@ export async function startWorkloads(
       nodeId,
       logger('provider'),
       registry,
+      s.provider.serviceGraceMs,
     );
     provider.start();
     closers.push(() => provider.close());

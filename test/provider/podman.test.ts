@@ -95,7 +95,7 @@ beforeAll(async () => {
   engine = await startEngine();
   faulty = await faultyEngine(engine.socket);
   m = await startMeshd({
-    config: `declare:\n  networks: [{ name: apps, subnet: ${subnet}.0/24, vipRange: ${subnet}.192/26, attachable: true }]\n`,
+    config: `provider:\n  serviceGrace: 3s\ndeclare:\n  networks: [{ name: apps, subnet: ${subnet}.0/24, vipRange: ${subnet}.192/26, attachable: true }]\n`,
     args: [
       '--provider',
       'docker',
@@ -307,6 +307,81 @@ describe('a Podman engine as the source of tasks', () => {
       200,
     );
   });
+
+  it("converges a label-made service on its containers' labels, and says once when replicas disagree", async () => {
+    await run('conv-1', { 'meshd.service': 'conv', 'meshd.endpoint-mode': 'dnsrr' });
+    const inspect = async () =>
+      JSON.parse(await m.ctl('service', 'inspect', 'conv'))[0] as {
+        endpointMode: string;
+        expose: number[];
+        networks: { aliases: string[] }[];
+      };
+    await eventually(async () => expect((await inspect()).endpointMode).toBe('dnsrr'), 15_000, 200);
+    // All replicas recreated with new labels: the service follows.
+    await podman('rm', '-f', '-t', '0', 'conv-1');
+    const relabel = {
+      'meshd.service': 'conv',
+      'meshd.endpoint-mode': 'vip',
+      'meshd.expose': '9000',
+      'meshd.alias': 'backend',
+    };
+    await run('conv-2', relabel);
+    await eventually(
+      async () =>
+        expect(await inspect()).toMatchObject({
+          endpointMode: 'vip',
+          expose: [9000],
+          networks: [{ aliases: ['backend'] }],
+        }),
+      15_000,
+      200,
+    );
+    expect(
+      m.logs.some((l) => l.includes("service updated: its containers' labels changed") && l.includes('conv')),
+    ).toBe(true);
+    // A replica that says otherwise: warned once, with the names; the agreed spec stays.
+    await run('conv-3', { ...relabel, 'meshd.alias': 'other' });
+    const disagree = () => m.logs.filter((l) => l.includes('replicas of service conv disagree')).length;
+    await eventually(async () => expect(disagree()).toBe(1), 15_000, 200);
+    expect(m.logs.find((l) => l.includes('replicas of service conv disagree'))).toMatch(
+      /conv-2.*conv-3|conv-3.*conv-2/,
+    );
+    await podman('ps', '-q'); // another re-list happens meanwhile (events, anti-entropy)
+    await client('true');
+    expect(disagree()).toBe(1);
+    expect((await inspect()).networks[0]?.aliases).toEqual(['backend']);
+  }, 90_000);
+
+  it('logs a rejected container once with its name and the exact reason, counts it, lists it', async () => {
+    await run('lost-net', { 'meshd.service': 'lost', 'meshd.network': 'nosuchnet' });
+    const reason = 'meshd.network=nosuchnet: there is no meshd network of that name';
+    await eventually(
+      async () =>
+        expect(m.logs.filter((l) => l.includes('"container":"lost-net"') && l.includes(reason))).toHaveLength(
+          1,
+        ),
+      15_000,
+      200,
+    );
+    const all = await m.ctl('container', 'ls', '--all');
+    expect(all).toMatch(/lost-net\s+rejected: meshd\.network=nosuchnet/);
+    const metrics = await (await fetch(`http://${m.metrics}/metrics`)).text();
+    expect(metrics).toMatch(/meshd_provider_rejected_containers\{reason="network"\} [1-9]/);
+    await client('true'); // a re-list: still one line
+    expect(m.logs.filter((l) => l.includes('"container":"lost-net"') && l.includes(reason))).toHaveLength(1);
+  }, 60_000);
+
+  it('removes a service made from labels once its last container has been gone for the grace period', async () => {
+    await run('gone-1', { 'meshd.service': 'gone', 'meshd.publish': '18099:80' });
+    await eventually(
+      async () => expect(await digShort(`${dnsAddr}:53`, 'tasks.gone')).toHaveLength(1),
+      15_000,
+      200,
+    );
+    await podman('rm', '-f', '-t', '0', 'gone-1');
+    await eventually(async () => expect(await m.ctl('service', 'ls')).not.toMatch(/\bgone\b/), 30_000, 500);
+    expect(m.logs.some((l) => l.includes('service removed') && l.includes('"service":"gone"'))).toBe(true);
+  }, 60_000);
 
   it('keeps serving while the engine is away and catches up when it returns', async () => {
     await engine.stop();
