@@ -48,7 +48,7 @@ function int(text: string, what: string): number {
 }
 
 /** Applies the flags given on the command line onto a spec (a new one, or the current one for update). */
-function applyFlags(spec: Spec, a: ParsedArgs): Spec {
+function applyFlags(spec: Spec, a: ParsedArgs, idOf: (network: string) => string = (n) => n): Spec {
   const str = (f: string, key: string) => {
     const v = flag(a, f);
     if (v !== undefined) spec[key] = v;
@@ -70,7 +70,8 @@ function applyFlags(spec: Spec, a: ParsedArgs): Spec {
   if (mc !== undefined) spec.maxConnsPerTask = int(mc, '--max-conns-per-task');
   if (a.flags.has('--network')) spec.networks = flagList(a, '--network').map(parseNetworkAttachment);
   for (const n of flagList(a, '--network-add')) spec.networks.push(parseNetworkAttachment(n));
-  for (const n of flagList(a, '--network-rm')) spec.networks = spec.networks.filter((x) => x.network !== n);
+  for (const n of flagList(a, '--network-rm'))
+    spec.networks = spec.networks.filter((x) => x.network !== idOf(n));
   if (a.flags.has('--publish')) spec.ports = flagList(a, '--publish').map(parsePublish);
   for (const p of flagList(a, '--publish-add')) spec.ports.push(parsePublish(p));
   for (const p of flagList(a, '--publish-rm')) {
@@ -139,7 +140,25 @@ const update: Command = async (ctx, argv) => {
   if (!ref || a.positional.length > 1)
     throw new UsageError('usage: meshctl service update [OPTIONS] SERVICE');
   const current = await ctx.api.call<Service>('GET', `/services/${encodeURIComponent(ref)}`);
-  const spec = applyFlags(specFromService(current), a);
+  // Networks are named by name or id everywhere: --network-add/--network-rm resolve them first.
+  const nets = await ctx.api.call<{ id: string; name: string }[]>('GET', '/networks');
+  const idOf = (ref: string) =>
+    nets.find((n) => n.id === ref || n.name === ref || n.id.startsWith(ref))?.id ?? ref;
+  const attached = new Set(current.networks.map((n) => n.network));
+  for (const n of flagList(a, '--network-add')) {
+    const id = idOf(parseNetworkAttachment(n).network);
+    if (attached.has(id)) throw new UsageError(`service ${current.name} is already attached to network ${n}`);
+  }
+  for (const n of flagList(a, '--network-rm')) {
+    if (!attached.has(idOf(n)))
+      throw new UsageError(`service ${current.name} is not attached to network ${n}`);
+  }
+  const before = specFromService(current);
+  const spec = applyFlags(specFromService(current), a, idOf);
+  if (JSON.stringify(spec) === JSON.stringify(before)) {
+    ctx.out(`${current.name}: nothing to change\n`);
+    return;
+  }
   await ctx.api.call('POST', `/services/${current.id}/update?version=${current.version}`, spec);
   ctx.out(`${current.name}\n`);
 };

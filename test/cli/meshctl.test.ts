@@ -144,6 +144,23 @@ describe('meshctl against a real meshd', () => {
     expect(after).toMatchObject({ lb: 'least-conn', idleTimeoutMs: 7_200_000, proxyProtocol: 'v2' });
     expect((after as { ports: unknown[] }).ports).toHaveLength(1);
     expect(JSON.parse(await m.ctl('service', 'ls', '--format', 'json'))).toHaveLength(2);
+    // Networks by name in updates; an update that changes nothing says so.
+    await m.ctl('network', 'create', '--subnet', '10.19.0.0/24', 'side');
+    await m.ctl('service', 'update', '--network-add', 'side', 'web');
+    const netsOf = async () =>
+      (JSON.parse(await m.ctl('service', 'inspect', 'web'))[0] as { networks: unknown[] }).networks.length;
+    expect(await netsOf()).toBe(2);
+    await expect(m.ctl('service', 'update', '--network-add', 'side', 'web')).rejects.toThrow(
+      'service web is already attached to network side',
+    );
+    expect((await m.ctl('service', 'update', '--network-rm', 'side', 'web')).trim()).toBe('web');
+    expect(await netsOf()).toBe(1);
+    await expect(m.ctl('service', 'update', '--network-rm', 'side', 'web')).rejects.toThrow(
+      'is not attached',
+    );
+    expect((await m.ctl('service', 'update', '--lb', 'least-conn', 'web')).trim()).toBe(
+      'web: nothing to change',
+    );
   });
 
   it('adds, lists and removes tasks; service ps shows them', async () => {
