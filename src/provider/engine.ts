@@ -8,6 +8,10 @@ export interface EngineContainer {
   readonly running: boolean;
   readonly labels: Readonly<Record<string, string>>;
   readonly health: ReportedHealth;
+  /** The engine's last health-check output, if it ran one. */
+  readonly healthOutput?: string;
+  /** The HEALTHCHECK's start period (0 without one). */
+  readonly healthStartPeriodMs?: number;
   readonly networks: readonly {
     readonly name: string;
     readonly address: string;
@@ -91,12 +95,16 @@ export class EngineClient {
     const status = d.State?.Health?.Status ?? '';
     const health: ReportedHealth =
       status === 'starting' || status === 'healthy' || status === 'unhealthy' ? status : 'none';
+    const log = d.State?.Health?.Log ?? [];
+    const output = log.at(-1)?.Output?.trim();
     return {
       id: d.Id,
       name: (d.Name ?? '').replace(/^\//, ''),
       running: d.State?.Running === true,
       labels: d.Config?.Labels ?? {},
       health,
+      ...(output ? { healthOutput: output.slice(0, 200) } : {}),
+      healthStartPeriodMs: Math.round((d.Config?.Healthcheck?.StartPeriod ?? 0) / 1e6),
       networks: Object.entries(d.NetworkSettings?.Networks ?? {})
         .filter(([, n]) => n.IPAddress)
         .map(([name, n]) => ({ name, address: n.IPAddress as string, aliases: n.Aliases ?? [] })),
@@ -149,7 +157,7 @@ export class EngineClient {
 interface RawInspect {
   Id: string;
   Name?: string;
-  State?: { Running?: boolean; Health?: { Status?: string } };
-  Config?: { Labels?: Record<string, string> | null };
+  State?: { Running?: boolean; Health?: { Status?: string; Log?: { Output?: string }[] | null } };
+  Config?: { Labels?: Record<string, string> | null; Healthcheck?: { StartPeriod?: number } };
   NetworkSettings?: { Networks?: Record<string, { IPAddress?: string; Aliases?: string[] | null }> };
 }

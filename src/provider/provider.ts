@@ -5,11 +5,13 @@ import { messageOf } from '../model/errors.js';
 import { createService, removeService, updateService } from '../model/service.js';
 import { addTask, removeTask, setReportedHealth } from '../model/task.js';
 import type { Controller } from '../state/controller.js';
-import type { EngineClient } from './engine.js';
+import type { EngineClient, EngineContainer } from './engine.js';
 import { type Action, emptyLabelServices, plan } from './reconcile.js';
 
 const retryMinMs = 200;
 const retryMaxMs = 5000;
+/** A container `starting` this long past its start period is reported as stuck. */
+const stuckGraceMs = 5000;
 /** Events arrive in bursts (die, stop, cleanup...): one sync per burst. */
 const debounceMs = 30;
 
@@ -135,6 +137,7 @@ export class DockerProvider {
     const listing = await this.engine.running();
     this.listed = true;
     this.lastError = '';
+    this.reportStuck(listing.containers);
     for (const u of listing.unknown)
       this.log.debug('container could not be inspected; keeping its last known state', { container: u.name });
     // A created service lets its tasks be added on the next round.
@@ -161,6 +164,36 @@ export class DockerProvider {
         now.set(a.container, { reason: a.reason, category: a.category ?? 'other' });
     }
     this.rejected = now;
+  }
+
+  /** When each container was first seen `starting`, and whether it was reported stuck. */
+  private readonly startingSince = new Map<string, { since: number; warned: boolean }>();
+
+  /**
+   * A container that stays `starting` past its start period gets no traffic; say so once, with
+   * the engine's own last health output, or why there is none (Podman without systemd never runs
+   * HEALTHCHECKs). Bounded by the engine's running containers.
+   */
+  private reportStuck(containers: readonly EngineContainer[]): void {
+    const now = Date.now();
+    const starting = new Set<string>();
+    for (const c of containers) {
+      if (c.health !== 'starting') continue;
+      starting.add(c.id);
+      const e = this.startingSince.get(c.id) ?? { since: now, warned: false };
+      this.startingSince.set(c.id, e);
+      const limit = (c.healthStartPeriodMs ?? 0) + stuckGraceMs;
+      if (e.warned || now - e.since < limit) continue;
+      e.warned = true;
+      this.log.warn('container stays starting past its start period: it gets no traffic', {
+        container: c.name,
+        startingForS: Math.round((now - e.since) / 1000),
+        engineSays:
+          c.healthOutput ??
+          'the engine has run no health check (Podman runs HEALTHCHECKs through systemd timers; without systemd they never run: use meshd.health-* labels)',
+      });
+    }
+    for (const id of this.startingSince.keys()) if (!starting.has(id)) this.startingSince.delete(id);
   }
 
   /** When each label-made service was first seen without a task or container. */

@@ -308,6 +308,25 @@ describe('a Podman engine as the source of tasks', () => {
     );
   });
 
+  it('says once when a container stays starting past its start period, and why', async () => {
+    await run('stuck', { 'meshd.service': 'stuck', 'meshd.expose': '80' }, [
+      '--health-cmd',
+      'true',
+      '--health-interval',
+      '1h',
+      '--health-start-period',
+      '1s',
+    ]);
+    const lines = () =>
+      m.logs.filter(
+        (l) => l.includes('stays starting past its start period') && l.includes('"container":"stuck"'),
+      );
+    await eventually(async () => expect(lines()).toHaveLength(1), 30_000, 500);
+    // No systemd here: the engine never ran the check, and the line says so.
+    expect(lines()[0]).toContain('the engine has run no health check');
+    await podman('rm', '-f', '-t', '0', 'stuck');
+  }, 60_000);
+
   it("converges a label-made service on its containers' labels, and says once when replicas disagree", async () => {
     await run('conv-1', { 'meshd.service': 'conv', 'meshd.endpoint-mode': 'dnsrr' });
     const inspect = async () =>
