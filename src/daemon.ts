@@ -32,6 +32,7 @@ import { type Readiness, readiness } from './state/readiness.js';
 import { buildSnapshot, type Snapshot } from './state/snapshot.js';
 import { serviceStatus, taskHealth } from './state/status.js';
 import { StoreHealth } from './state/store-health.js';
+import { TaskHistory } from './state/task-history.js';
 import { startWorkloads } from './state/workloads.js';
 import { InstrumentedStore } from './store/instrumented.js';
 import { openStore } from './store/open.js';
@@ -79,6 +80,7 @@ export class Daemon {
   private lastWriteAt: number | undefined;
   private membership: Membership | undefined;
   private readonly peers: PeerWatch;
+  private readonly history = new TaskHistory();
   private provider: DockerProvider | undefined;
   private dns: RunningDns | undefined;
 
@@ -219,6 +221,7 @@ export class Daemon {
             this.mesh?.reach(t),
           ),
         identity: this.identity,
+        endedTasks: (svc) => this.history.of(svc),
         rejectedContainers: () => this.provider?.rejectedContainers() ?? [],
         nodeFacts: (id) => ({ lastSeen: this.peers.seen(id), stale: !this.storeHealth.connected }),
         taskHealth: (task) => {
@@ -389,6 +392,7 @@ export class Daemon {
     this.responder?.setView(snap.dns);
     this.stateMetrics.snapshotBuilds.inc();
     this.peers.update(this.mirror.state);
+    this.history.update(this.mirror.state, new Date().toISOString());
     this.lastBuildMs = performance.now() - started;
     this.dataPlane?.dropRemoved(snap);
     if (this.lastWriteAt !== undefined) {

@@ -40,6 +40,8 @@ export interface ApiContext {
   serviceStatus(service: Service): Record<string, unknown>;
   /** The task's health as this node routes by it, and the path this node takes to it. */
   taskHealth(task: Task): { health: string; route: string };
+  /** Recent tasks of a service that are gone (`service ps` history). */
+  endedTasks(serviceId: string): readonly { task: Task; endedAt: string }[];
   /** Containers the provider could not register, with the reason. */
   rejectedContainers(): { name: string; reason: string }[];
   /** When a node was last seen alive by this node, and whether the store is away (rows may be stale). */
@@ -142,7 +144,18 @@ export function apiRoutes(ctx: ApiContext): Route[] {
       const svc = query.get('service');
       const id = svc ? lookup(state().services, svc, 'service').id : undefined;
       const tasks = [...state().tasks.values()].filter((t) => !id || t.service === id);
-      return { body: tasks.map(showTask) };
+      // With a service named and `all`, its recent ended tasks follow (swarm's `service ps` history).
+      const ended =
+        id && (query.get('all') === 'true' || query.get('all') === '1')
+          ? ctx.endedTasks(id).map((e) => ({
+              ...e.task,
+              serviceName: state().services.get(e.task.service)?.name ?? e.task.service,
+              health: `shutdown ${e.endedAt}`,
+              route: '',
+              ended: true,
+            }))
+          : [];
+      return { body: [...tasks.map(showTask), ...ended] };
     }),
     route('GET', `/tasks/${ref}`, async ({ params }) => ({
       body: showTask(lookupTask(state(), params[0] as string)),

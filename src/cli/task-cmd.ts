@@ -81,7 +81,8 @@ export const ps: Command = async (ctx, argv) => {
   const a = parseArgs(argv, { '--format': 'string' });
   const svc = a.positional[0];
   if (!svc) throw new UsageError('usage: meshctl service ps SERVICE');
-  const tasks = await ctx.api.call<ShownTask[]>('GET', `/tasks?service=${encodeURIComponent(svc)}`);
+  // Like `docker service ps`: the running tasks, then the recent ones that ended.
+  const tasks = await ctx.api.call<ShownTask[]>('GET', `/tasks?service=${encodeURIComponent(svc)}&all=true`);
   printTasks(ctx, tasks, flag(a, '--format'));
 };
 

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '../helpers/eventually.js';
 import { type MeshdProcess, startMeshd } from '../helpers/meshd.js';
 
 describe('meshctl against a real meshd', () => {
@@ -180,6 +181,10 @@ describe('meshctl against a real meshd', () => {
     // SERVICE.SLOT names a task, as `service ps` names suggest.
     expect(t1).toMatch(/^[a-z0-9]+$/);
     expect((await m.ctl('task', 'rm', 'web.1')).trim()).toBe('web.1');
+    // service ps keeps the ended task after the running ones, as swarm's history does.
+    await eventually(async () =>
+      expect(await m.ctl('service', 'ps', 'web')).toMatch(/web\.1\.[a-z0-9]+.*shutdown \d{4}-/),
+    );
     expect(JSON.parse(await m.ctl('task', 'ls', '--service', 'web', '--format', 'json'))).toHaveLength(1);
   });
 
