@@ -1,3 +1,4 @@
+import { createSocket } from 'node:dgram';
 import { Resolver } from 'node:dns/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -119,7 +120,6 @@ describe('DNS server with real clients', () => {
     expect(await digShort(m.dns, 'tasks.web')).toHaveLength(2);
     await m.ctl('task', 'add', 'web', '--ip', '127.201.9.9');
     expect(await digShort(m.dns, 'tasks.web')).toContain('127.201.9.9');
-    await m.ctl('task', 'health', 'web', 'unhealthy').catch(() => undefined);
   });
 
   it('exports DNS metrics', async () => {
@@ -209,23 +209,41 @@ describe('forwarding policy', () => {
     }
   });
 
-  it('keeps answering while an upstream times out', async () => {
+  it('moves on from a silent upstream after upstreamTimeout, answering its own names meanwhile', async () => {
+    // An upstream that receives and never replies: the timeout path, not a quick ECONNREFUSED.
+    const silent = createSocket('udp4');
+    let received = 0;
+    silent.on('message', () => {
+      received++;
+    });
+    await new Promise<void>((r) => silent.bind(0, '127.0.53.6', () => r()));
+    const silentAddr = `127.0.53.6:${silent.address().port}`;
+    const good = await scriptedUpstream('127.0.53.7', 'NOERROR');
     const m = await startMeshd({
-      config: 'dns:\n  upstreamTimeout: 300ms\n',
-      args: ['--upstream', '127.0.53.6:9'],
+      config:
+        'dns:\n  upstreamTimeout: 1500ms\ndeclare:\n  networks: [{ name: n, subnet: 127.204.0.0/16 }]\n  services: [{ name: web, networks: [{ network: n }] }]\n',
+      args: ['--upstream', silentAddr, '--upstream', good.address],
     });
     try {
-      const started = Date.now();
-      expect(digStatus(await dig(m.dns, 'slow.test'))).toBe('SERVFAIL');
-      expect(Date.now() - started).toBeLessThan(2500);
+      const forwarded = digShort(m.dns, '+time=5', 'slow.test');
+      // While the forward waits on the silent upstream, own names answer at once.
+      await eventually(async () => expect(received).toBeGreaterThan(0));
+      expect(await digShort(m.dns, 'web')).toEqual(['127.204.0.2']);
+      // Then the next upstream answers.
+      expect(await forwarded).toEqual(['198.51.100.9']);
       await eventually(async () => {
         const text = await (await fetch(`http://${m.metrics}/metrics`)).text();
+        expect(text).toContain(
+          `meshd_dns_upstream_requests_total{upstream="${silentAddr}",result="timeout"} 1`,
+        );
         expect(text).toMatch(
-          /meshd_dns_upstream_requests_total\{upstream="127\.0\.53\.6:9",result="(error|timeout)"\} 1/,
+          /meshd_dns_upstream_requests_total\{upstream="127\.0\.53\.7:\d+",result="ok"\} 1/,
         );
       });
     } finally {
       await m.stop();
+      await good.close();
+      silent.close();
     }
   });
 });

@@ -68,8 +68,8 @@ beforeAll(async () => {
   token = (await a.ctl('swarm', 'join-token', '-q', 'worker')).trim();
   expect(token).toMatch(/^SWMTKN-1-[0-9a-f]{64}-[0-9a-f]{32}$/);
   bData = await freePort('127.0.52.1');
-  const tapPort = await freePort('127.0.53.1');
-  tap = await startTap('127.0.53.1', tapPort, '127.0.52.1', bData);
+  const tapPort = await freePort('127.0.57.1');
+  tap = await startTap('127.0.57.1', tapPort, '127.0.52.1', bData);
   b = await startMeshd({
     args: [
       '--store',
@@ -81,7 +81,7 @@ beforeAll(async () => {
       '--data-listen',
       `127.0.52.1:${bData}`,
       '--data-advertise',
-      `127.0.53.1:${tapPort}`,
+      `127.0.57.1:${tapPort}`,
       '--advertise-addr',
       '127.0.52.1',
       '--publish-addr',
