@@ -64,6 +64,7 @@ describe('config', () => {
     expect(f.code).toBe(2);
     expect(f.stderr).toContain('flag --no-such-flag: unknown flag');
     const t = await meshdFails(['--api-listen', '0.0.0.0:0', '--store', 'memory', '--state-dir', dir]);
+    expect(t.code).toBe(2);
     expect(t.stderr).toContain('so api.token (or api.tls) must be set');
   });
 });

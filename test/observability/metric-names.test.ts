@@ -75,14 +75,24 @@ describe('metric names (a lint, as CoreDNS runs for its plugins)', () => {
   });
 
   it('never labels a series with a client address or another unbounded value', () => {
+    let labelled = 0;
     for (const line of text.split('\n')) {
       if (!line.startsWith('meshd_')) continue;
       for (const [, label, value] of line.matchAll(/(\w+)="([^"]*)"/g)) {
+        labelled++;
         expect(unboundedLabels.has(label as string), line).toBe(false);
-        // Only configured upstreams carry an address; client addresses never do.
-        if (label !== 'upstream') expect(/\d+\.\d+\.\d+\.\d+/.test(value as string), line).toBe(false);
+        // Only configured upstreams carry an address; client addresses never do, v4 or v6.
+        if (label !== 'upstream') {
+          expect(/\d+\.\d+\.\d+\.\d+/.test(value as string), line).toBe(false);
+          expect(
+            /^[0-9a-f]*:[0-9a-f:]+$/i.test(value as string) && (value as string).includes('::'),
+            line,
+          ).toBe(false);
+        }
       }
     }
+    // Something was linted: a run with no labelled series would pass the loop above.
+    expect(labelled).toBeGreaterThan(50);
     expect(text).not.toContain('127.0.0.33');
     expect(text).not.toContain('127.0.0.34');
   });

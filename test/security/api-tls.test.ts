@@ -117,6 +117,25 @@ describe('the management API over HTTPS', () => {
       `https://${self?.id}:${port}/health`,
     ]);
     expect(stdout).toBe('200');
+    // TLS 1.3 only: a client that stops at 1.2 gets no handshake (--tlsv1.3 above is a minimum).
+    const old = await execFileP('curl', [
+      '-s',
+      '--cacert',
+      ca,
+      '--tls-max',
+      '1.2',
+      '--resolve',
+      `${self?.id}:${port}:127.0.71.1`,
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      `https://${self?.id}:${port}/health`,
+    ]).then(
+      (r) => r.stdout,
+      (e: { stdout?: string; code?: number }) => `failed ${e.code}`,
+    );
+    expect(old).toMatch(/^failed \d+$/);
   });
 
   it('refuses the certificate of a removed node', async () => {

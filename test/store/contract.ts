@@ -4,10 +4,14 @@ import { eventually } from '../helpers/eventually.js';
 
 /** The behaviour every Store backend must have; run against the embedded store and etcd. */
 export function storeContract(name: string, open: () => Promise<Store>, prefix = ''): void {
-  const k = (key: string) => `${prefix}${key}`;
+  // A prefix of its own per test, so each one runs alone (`-t`) or in any order on a shared etcd.
+  let testPrefix = prefix;
+  let tests = 0;
+  const k = (key: string) => `${testPrefix}${key}`;
   describe(`${name} store contract`, () => {
     let store: Store;
     beforeEach(async () => {
+      testPrefix = `${prefix}/${process.pid}-${tests++}`;
       store = await open();
     });
     afterEach(async () => {
