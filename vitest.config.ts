@@ -8,5 +8,9 @@ export default defineConfig({
     // Integration tests start real processes on fixed 127.x addresses; files run in parallel
     // but each picks its own addresses, so two cores are enough.
     maxWorkers: 2,
+    // Nothing left behind: no child process after a file, no namespace, lo address or nft table
+    // after the run.
+    setupFiles: ['test/setup/per-file.ts'],
+    globalSetup: ['test/setup/global.ts'],
   },
 });
