@@ -237,12 +237,13 @@ export class Daemon {
         : undefined,
       logger('api'),
     );
-    this.closers.push(() => api.close());
+    // Closed last (closers run in reverse): `/ready` answers 503 while everything else drains.
+    this.closers.unshift(() => api.close());
     let metricsAddr = '';
     if (s.metrics.listen) {
       const metrics = new MetricsServer(s.metrics.listen, this.registry);
       const a = await metrics.start();
-      this.closers.push(() => metrics.close());
+      this.closers.unshift(() => metrics.close());
       metricsAddr = formatHostPort({ host: a.address, port: a.port });
     }
     this.bound = { api: api.address, dns: this.dns?.address() ?? '', metrics: metricsAddr };
