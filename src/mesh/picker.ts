@@ -63,14 +63,20 @@ class LeastConn implements Picker {
   }
 }
 
+/** A source of numbers in [0, 1): Math.random in service, a seeded one in tests. */
+export type Random = () => number;
+
 /** Power of two choices: two random endpoints, the less loaded one wins. */
 class PowerOfTwo implements Picker {
-  constructor(readonly endpoints: readonly Endpoint[]) {}
+  constructor(
+    readonly endpoints: readonly Endpoint[],
+    private readonly random: Random,
+  ) {}
   pick(key: PickKey, load: Load, now: number): Endpoint | undefined {
     const n = this.endpoints.length;
     if (n === 0) return undefined;
-    const a = this.endpoints[Math.floor(Math.random() * n)] as Endpoint;
-    const b = this.endpoints[Math.floor(Math.random() * n)] as Endpoint;
+    const a = this.endpoints[Math.floor(this.random() * n)] as Endpoint;
+    const b = this.endpoints[Math.floor(this.random() * n)] as Endpoint;
     const ua = usable(a, key, load, now);
     const ub = usable(b, key, load, now);
     if (ua && ub) return load.active(a.task) <= load.active(b.task) ? a : b;
@@ -92,14 +98,18 @@ class SourceIp implements Picker {
   }
 }
 
-export function makePicker(policy: LbPolicy, endpoints: readonly Endpoint[]): Picker {
+export function makePicker(
+  policy: LbPolicy,
+  endpoints: readonly Endpoint[],
+  random: Random = Math.random,
+): Picker {
   switch (policy) {
     case 'round-robin':
       return new RoundRobin(endpoints);
     case 'least-conn':
       return new LeastConn(endpoints);
     case 'p2c':
-      return new PowerOfTwo(endpoints);
+      return new PowerOfTwo(endpoints, random);
     case 'source-ip':
       return new SourceIp(endpoints);
   }
