@@ -183,6 +183,46 @@ describe('a three-node cluster on etcd', () => {
     expect(statuses.sort()).toEqual([200, 409]);
   });
 
+  it("takes a task whose probe fails on its node out of every node's DNS and mesh", async () => {
+    const [n1, n2] = nodes as [MeshdProcess, MeshdProcess];
+    const hport = await freePort('127.0.2.1');
+    await n1.ctl(
+      'service',
+      'create',
+      '--name',
+      'probed',
+      '--network',
+      'cnet',
+      '-p',
+      `${hport}:8000`,
+      '--health-type',
+      'http',
+      '--health-interval',
+      '300ms',
+      '--health-unhealthy-interval',
+      '300ms',
+      '--health-retries',
+      '1',
+    );
+    const sick = await httpBackend('sick', '127.220.7.1', 8000);
+    const well = await httpBackend('well', '127.220.7.2', 8000);
+    backends.push(sick, well);
+    await n1.ctl('task', 'add', 'probed', '--ip', '127.220.7.1');
+    await n1.ctl('task', 'add', 'probed', '--ip', '127.220.7.2');
+    await eventually(
+      async () => expect(await digShort(n2.dns, 'tasks.probed')).toEqual(['127.220.7.1', '127.220.7.2']),
+      10_000,
+    );
+    // The probe runs on node 1, where the tasks are; node 2 routes by the result it reads from etcd.
+    sick.status = 500;
+    await eventually(
+      async () => expect(await digShort(n2.dns, 'tasks.probed')).toEqual(['127.220.7.2']),
+      10_000,
+    );
+    for (let i = 0; i < 6; i++) expect((await fetchOnce(`http://127.0.2.1:${hport}/`)).body).toBe('well');
+    await n1.ctl('service', 'rm', 'probed');
+  });
+
   it('runs a global service with one task per node', async () => {
     const [n1] = nodes as [MeshdProcess];
     await n1.ctl(
