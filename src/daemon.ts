@@ -119,6 +119,10 @@ export class Daemon {
       },
       onBadObject: (key, reason) =>
         log.warn('ignoring an object the store holds that does not decode', { key, reason }),
+      onRelist: (rev) =>
+        log.info("the store's history was compacted past this node's revision: listing everything again", {
+          revision: rev,
+        }),
       onWatchEvents: (n, writtenAt) => {
         stateMetrics.watchEvents.inc(n);
         stateMetrics.lastSync.setToCurrentTime();

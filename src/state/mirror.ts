@@ -34,6 +34,8 @@ export interface MirrorEvents {
   onBadObject(key: string, reason: string): void;
   /** A batch of watch events arrived; `writtenAt` is the writer's clock of the latest validated write in it. */
   onWatchEvents?(count: number, writtenAt: number | undefined): void;
+  /** The store's history no longer reaches this node's revision: it lists everything again. */
+  onRelist?(afterRevision: number): void;
 }
 
 /** Backoff between attempts to re-watch a store that went away. */
@@ -151,6 +153,7 @@ export class Mirror {
     // Resume the watch from the last revision seen; only a compacted revision needs a re-list.
     this.retryTimer = setTimeout(
       () => {
+        if (compacted) this.events.onRelist?.(this.revisionSeen);
         if (compacted)
           this.relist().catch((e: unknown) => this.lost(e instanceof Error ? e : new Error(String(e))));
         else this.startWatch();

@@ -223,6 +223,34 @@ describe('a three-node cluster on etcd', () => {
     await n1.ctl('service', 'rm', 'probed');
   });
 
+  it('re-lists a node whose watch revision was compacted away while it was stopped, and drops the stale task', async () => {
+    const [n1, , n3] = nodes as [MeshdProcess, MeshdProcess, MeshdProcess];
+    await n1.ctl('service', 'create', '--name', 'compact', '--network', 'cnet', '--endpoint-mode', 'dnsrr');
+    const old = (await n1.ctl('task', 'add', 'compact', '--ip', '127.220.8.1')).trim();
+    await eventually(async () => expect(await digShort(n3.dns, 'tasks.compact')).toEqual(['127.220.8.1']));
+    // Node 3 stops in its tracks (SIGSTOP: its watch falls behind), the task moves, and etcd's
+    // history is compacted past node 3's revision.
+    n3.child.kill('SIGSTOP');
+    try {
+      await n1.ctl('task', 'rm', old);
+      await n1.ctl('task', 'add', 'compact', '--ip', '127.220.8.2');
+      const { Etcd3 } = await import('etcd3');
+      const client = new Etcd3({ hosts: `http://${etcd.endpoint}` });
+      const rev = (await client.get('anything').exec()).header.revision;
+      await client.kv.compact({ revision: rev, physical: true });
+      client.close();
+    } finally {
+      n3.child.kill('SIGCONT');
+    }
+    // It re-lists: the stale address goes, the new one is there.
+    await eventually(
+      async () => expect(await digShort(n3.dns, 'tasks.compact')).toEqual(['127.220.8.2']),
+      15_000,
+      200,
+    );
+    await n1.ctl('service', 'rm', 'compact');
+  }, 60_000);
+
   it('runs a global service with one task per node', async () => {
     const [n1] = nodes as [MeshdProcess];
     await n1.ctl(
