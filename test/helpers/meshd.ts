@@ -72,7 +72,7 @@ export async function startMeshd(opts: StartOptions = {}): Promise<MeshdProcess>
     env: { ...process.env, ...opts.env },
   });
   const logs: string[] = [];
-  const ready = await new Promise<Record<string, string>>((resolve, reject) => {
+  const readyOrNot = new Promise<Record<string, string>>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`meshd did not become ready:\n${logs.join('\n')}`)),
       opts.timeoutMs ?? 15_000,
@@ -89,6 +89,18 @@ export async function startMeshd(opts: StartOptions = {}): Promise<MeshdProcess>
       reject(new Error(`meshd exited with ${code}:\n${logs.join('\n')}`));
     });
   });
+  let ready: Record<string, string>;
+  try {
+    ready = await readyOrNot;
+  } catch (err) {
+    // Never left running when it did not become ready; its state dir goes too, unless given.
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+    }
+    if (!opts.stateDir) rmSync(stateDir, { recursive: true, force: true });
+    throw err;
+  }
   const api = `http://${ready.api}`;
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return {

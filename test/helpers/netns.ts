@@ -20,6 +20,24 @@ export interface TestHost {
   remove(): Promise<void>;
 }
 
+/** The namespace, the veth and the addresses of one test host. */
+async function setUpHost(
+  name: string,
+  hostIf: string,
+  nsIf: string,
+  hostAddr: string,
+  nsAddr: string,
+): Promise<void> {
+  await sh('ip', 'netns', 'add', name);
+  await sh('ip', 'link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf);
+  await sh('ip', 'link', 'set', nsIf, 'netns', name);
+  await sh('ip', 'addr', 'add', `${hostAddr}/24`, 'dev', hostIf);
+  await sh('ip', 'link', 'set', hostIf, 'up');
+  await sh('ip', 'netns', 'exec', name, 'ip', 'addr', 'add', `${nsAddr}/24`, 'dev', nsIf);
+  await sh('ip', 'netns', 'exec', name, 'ip', 'link', 'set', nsIf, 'up');
+  await sh('ip', 'netns', 'exec', name, 'ip', 'link', 'set', 'lo', 'up');
+}
+
 /**
  * Creates namespace `name` with `nsAddr/24` on its side of a veth whose host side has `hostAddr/24`,
  * and an /etc/netns resolv.conf when `nameserver` is given (ip netns exec bind-mounts it).
@@ -33,14 +51,14 @@ export async function createTestHost(
   const tag = name.slice(-8);
   const hostIf = `vh${tag}`.slice(0, 15);
   const nsIf = `vn${tag}`.slice(0, 15);
-  await sh('ip', 'netns', 'add', name);
-  await sh('ip', 'link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf);
-  await sh('ip', 'link', 'set', nsIf, 'netns', name);
-  await sh('ip', 'addr', 'add', `${hostAddr}/24`, 'dev', hostIf);
-  await sh('ip', 'link', 'set', hostIf, 'up');
-  await sh('ip', 'netns', 'exec', name, 'ip', 'addr', 'add', `${nsAddr}/24`, 'dev', nsIf);
-  await sh('ip', 'netns', 'exec', name, 'ip', 'link', 'set', nsIf, 'up');
-  await sh('ip', 'netns', 'exec', name, 'ip', 'link', 'set', 'lo', 'up');
+  try {
+    await setUpHost(name, hostIf, nsIf, hostAddr, nsAddr);
+  } catch (err) {
+    // Half-way failures roll back: nothing of this host stays behind.
+    await sh('ip', 'link', 'del', hostIf).catch(() => undefined);
+    await sh('ip', 'netns', 'del', name).catch(() => undefined);
+    throw err;
+  }
   if (nameserver) {
     mkdirSync(`/etc/netns/${name}`, { recursive: true });
     writeFileSync(

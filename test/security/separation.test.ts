@@ -22,8 +22,12 @@ async function txBytes(ifname: string): Promise<number> {
   return Number(out) + Number(rx);
 }
 
+let forwarding = '';
+
 beforeAll(async () => {
   if (!isRoot()) throw new Error('this test needs root (ip netns); CI runs as root');
+  // Restored in afterAll: the host's routing setting is not ours to leave changed.
+  forwarding = (await sh('sysctl', '-n', 'net.ipv4.ip_forward')).trim();
   await sh('sysctl', '-qw', 'net.ipv4.ip_forward=1');
   for (let i = 1; i <= 2; i++) {
     const h = await createTestHost(`sep${tag}${i}`, `10.252.${i}.1`, `10.252.${i}.2`);
@@ -94,6 +98,7 @@ afterAll(async () => {
   await etcd?.remove();
   for (let i = 1; i <= 2; i++) await sh('ip', 'link', 'del', dataIf(i)).catch(() => undefined);
   for (const h of hosts) await h.remove();
+  if (forwarding) await sh('sysctl', '-qw', `net.ipv4.ip_forward=${forwarding}`);
 });
 
 describe('control and data traffic on separate interfaces', () => {
