@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
 import { type MeshdProcess, startMeshd } from '../helpers/meshd.js';
+import { freePort } from '../helpers/ports.js';
 
 describe('meshctl against a real meshd', () => {
   let m: MeshdProcess;
@@ -66,6 +67,8 @@ describe('meshctl against a real meshd', () => {
   });
 
   it('creates, updates, lists, inspects and removes services', async () => {
+    // Published ports bind 0.0.0.0: free ones picked for this run, never fixed numbers.
+    const [tcpPort, udpPort] = [await freePort('0.0.0.0'), await freePort('0.0.0.0')];
     await m.ctl(
       'service',
       'create',
@@ -74,9 +77,9 @@ describe('meshctl against a real meshd', () => {
       '--network',
       'name=front,alias=www',
       '--publish',
-      'published=18080,target=80,protocol=tcp,mode=ingress',
+      `published=${tcpPort},target=80,protocol=tcp,mode=ingress`,
       '-p',
-      '18081:81/udp',
+      `${udpPort}:81/udp`,
       '--health-type',
       'http',
       '--health-path',
@@ -112,7 +115,9 @@ describe('meshctl against a real meshd', () => {
       m.ctl('service', 'create', '--name', 'bad', '--endpoint-mode', 'dnsrr', '-p', '9000:9000'),
     ).rejects.toThrow("port published with ingress mode can't be used with dnsrr mode");
     const ls = await m.ctl('service', 'ls');
-    expect(ls).toMatch(/web\s+replicated\s+vip\s+0\/0\s+p2c\s+\*:18080->80\/tcp, \*:18081->81\/udp/);
+    expect(ls).toMatch(
+      new RegExp(`web\\s+replicated\\s+vip\\s+0/0\\s+p2c\\s+\\*:${tcpPort}->80/tcp, \\*:${udpPort}->81/udp`),
+    );
     expect(ls).toMatch(/db\s+global\s+dnsrr/);
     const [web] = JSON.parse(await m.ctl('service', 'inspect', 'web')) as Record<string, unknown>[];
     expect(web).toMatchObject({
@@ -136,7 +141,7 @@ describe('meshctl against a real meshd', () => {
       '--lb',
       'least-conn',
       '--publish-rm',
-      '18081',
+      String(udpPort),
       '--idle-timeout',
       '2h',
       'web',
