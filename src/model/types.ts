@@ -148,7 +148,7 @@ export interface ClusterInfo {
   readonly tokenHash?: string;
   /** The CA key, sealed with the cluster key (which only member nodes hold, never the store). */
   readonly caKeySealed?: string;
-  /** The current join token, sealed with the cluster key: any issuer can check joins and print it. */
+  /** The current join token, sealed with the cluster key, so every issuer can check joins and print it. */
   readonly tokenSealed?: string;
   /** Node ids that were issued a certificate through a join: a join never reuses one. */
   readonly certified?: Readonly<Record<string, string>>;

@@ -4,14 +4,12 @@ import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import type { ClusterState } from '../model/cluster-state.js';
 import { MeshError, messageOf } from '../model/errors.js';
-import type { Node } from '../model/types.js';
 import { writeFileDurably } from '../store/durable-file.js';
-import { joinTarget } from './join-target.js';
+import { IssuerClient, type JoinAnswer } from './issuer-client.js';
 import { parseToken } from './join-token.js';
 import {
   certDigest,
   certExpiry,
-  certNodeId,
   createRequest,
   type KeyPair,
   signRequest,
@@ -25,13 +23,6 @@ import { joinAnswerKey, joinProof, proofMatches, seal, unseal } from './seal.js'
 export interface NodeIdentity extends KeyPair {
   readonly ca: string;
   readonly expires: Date;
-}
-
-/** What an issuer hands a joining node: its certificate, the CA, and the sealed cluster key. */
-export interface JoinAnswer {
-  readonly cert: string;
-  readonly ca: string;
-  readonly key: string;
 }
 
 /** A failed renewal is retried after this long at first, doubling up to the cap. */
@@ -60,6 +51,7 @@ export class Identity {
   private refused: (err: Error) => void = () => {};
   /** Why this node has no certificate (or could not renew it), for `/ready` and the log. */
   lastError: string | undefined;
+  private readonly issuers: IssuerClient;
 
   constructor(
     private readonly stateDir: string,
@@ -70,7 +62,9 @@ export class Identity {
     /** Records a join's node id in the cluster record (refused if it already had a certificate). */
     private readonly recordJoin: (node: string) => Promise<void>,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.issuers = new IssuerClient(nodeId, state);
+  }
 
   get identity(): NodeIdentity | undefined {
     return this.current;
@@ -199,12 +193,14 @@ export class Identity {
     } else if (this.current) {
       // Renewal proves itself with the current certificate, not the join token (which may have
       // been rotated since this node joined).
-      cert = await this.askIssuer('/swarm/renew', {
-        node: this.nodeId,
-        csr,
-        cert: this.current.cert,
-        signature: await signWithKey(this.current.key, csr),
-      });
+      cert = (
+        await this.issuers.ask('/swarm/renew', {
+          node: this.nodeId,
+          csr,
+          cert: this.current.cert,
+          signature: await signWithKey(this.current.key, csr),
+        })
+      ).cert;
     } else if (!this.token()) {
       this.lastError =
         'no join token: this node has no cluster certificate, so it carries no data-plane traffic (start with --join-token; meshctl swarm join-token worker on a member prints it)';
@@ -238,7 +234,7 @@ export class Identity {
     }
     const nonce = randomBytes(16).toString('hex');
     const proof = joinProof(parsed.secret, this.nodeId, nonce, csr);
-    const answer = await this.askIssuerRaw('/swarm/join', { node: this.nodeId, csr, nonce, proof });
+    const answer = await this.issuers.ask('/swarm/join', { node: this.nodeId, csr, nonce, proof });
     // The CA the token pins, and a certificate that chains to it.
     if (answer.ca !== cluster.caCert || certDigest(answer.ca) !== parsed.caDigest)
       throw new MeshError(
@@ -260,88 +256,6 @@ export class Identity {
     if (!this.joinToken || read(this.path('join-token'))?.trim() !== token)
       writeFileDurably(this.path('join-token'), `${token}\n`);
     return answer.cert;
-  }
-
-  /**
-   * Nodes that can issue, ready ones first, each with the address its API answers on; and why
-   * the others cannot be asked (for the error, which must name the real cause).
-   */
-  private issuers(): { usable: { node: Node; target: string }[]; unusable: string[] } {
-    const st = this.state();
-    const usable: { node: Node; target: string; ready: boolean }[] = [];
-    const unusable: string[] = [];
-    for (const n of st.nodes.values()) {
-      if (n.id === this.nodeId || !(n.canIssue || st.cluster?.caHolder === n.id)) continue;
-      const t = joinTarget(n);
-      if ('reason' in t) unusable.push(t.reason);
-      else usable.push({ node: n, target: t.target, ready: st.heartbeats.has(n.id) });
-    }
-    usable.sort((a, b) => Number(b.ready) - Number(a.ready) || Math.random() - 0.5);
-    return { usable, unusable };
-  }
-
-  private async askIssuer(path: string, payload: Record<string, string>): Promise<string> {
-    return (await this.askIssuerRaw(path, payload)).cert;
-  }
-
-  /** Asks each issuer in turn; a refusal (403) is final, an unreachable issuer is skipped. */
-  private async askIssuerRaw(path: string, payload: Record<string, string>): Promise<JoinAnswer> {
-    const { usable, unusable } = this.issuers();
-    const errors: string[] = [...unusable];
-    if (usable.length === 0)
-      throw new MeshError(
-        'unavailable',
-        `no node that can issue certificates is reachable${errors.length > 0 ? `: ${errors.join('; ')}` : ' yet'}`,
-      );
-    for (const { node, target } of usable) {
-      try {
-        return await this.ask(node, target, path, payload);
-      } catch (err) {
-        if (err instanceof MeshError && err.code === 'permission_denied') throw err;
-        errors.push(`${node.name} (${target}): ${messageOf(err)}`);
-      }
-    }
-    throw new MeshError('unavailable', `no issuer answered: ${errors.join('; ')}`);
-  }
-
-  private async ask(
-    node: Node,
-    target: string,
-    path: string,
-    payload: Record<string, string>,
-  ): Promise<JoinAnswer> {
-    const caCert = this.state().cluster?.caCert;
-    // undici is loaded when a node first asks an issuer, not at every start.
-    const { Agent, request } = await import('undici');
-    const res = await request(`${node.apiTls ? 'https' : 'http'}://${target}${path}`, {
-      method: 'POST',
-      // An HTTPS issuer's certificate chains to the cluster CA the token pinned.
-      ...(node.apiTls && caCert
-        ? {
-            dispatcher: new Agent({
-              connect: { ca: caCert, rejectUnauthorized: true, checkServerIdentity: () => undefined },
-            }),
-          }
-        : {}),
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(payload),
-      headersTimeout: 10_000,
-      bodyTimeout: 10_000,
-    });
-    const body = (await res.body.json()) as Partial<JoinAnswer> & { message?: string };
-    if (res.statusCode === 403)
-      throw new MeshError(
-        'permission_denied',
-        `join refused by ${node.name}: ${body.message ?? 'invalid join token'}`,
-      );
-    if (res.statusCode >= 400 || !body.cert)
-      throw new MeshError(
-        'unavailable',
-        `HTTP ${res.statusCode}: ${body.message ?? 'no certificate in the answer'}`,
-      );
-    if (certNodeId(body.cert) !== this.nodeId)
-      throw new MeshError('internal', 'the issuer returned a certificate for another node');
-    return { cert: body.cert, ca: body.ca ?? '', key: body.key ?? '' };
   }
 
   private schedule(ms: number, f: () => Promise<void>): void {

@@ -14,6 +14,11 @@ export function writeFileDurably(path: string, text: string, mode = 0o600): void
   } finally {
     closeSync(fd);
   }
+  renameDurably(tmp, path);
+}
+
+/** Renames a synced temp file over its target and fsyncs the directory, so the rename survives a crash. */
+export function renameDurably(tmp: string, path: string): void {
   renameSync(tmp, path);
   const dir = openSync(dirname(path), 'r');
   try {

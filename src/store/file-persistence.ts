@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { MeshError, messageOf } from '../model/errors.js';
+import { renameDurably } from './durable-file.js';
 import type { KeyValue } from './store.js';
 
 const format = 'meshd-store/1';
@@ -65,11 +65,5 @@ export async function writeStoreFile(path: string, state: PersistedState): Promi
   } finally {
     await fh.close();
   }
-  renameSync(tmp, path);
-  const dir = openSync(dirname(path), 'r');
-  try {
-    fsyncSync(dir);
-  } finally {
-    closeSync(dir);
-  }
+  renameDurably(tmp, path);
 }

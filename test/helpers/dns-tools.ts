@@ -59,26 +59,42 @@ export async function startDnsmasq(
     '--log-facility=/dev/null',
     ...Object.entries(records).map(([name, ip]) => `--host-record=${name},${ip}`),
   ];
-  const child = spawn('dnsmasq', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  return runResolver('dnsmasq', args, `${address}:${port}`, Object.keys(records)[0] as string);
+}
+
+/**
+ * Runs a resolver until it answers `probe` at `server`; ended (and `cleanup` run) if it never
+ * does, so a failed start leaves no process behind.
+ */
+async function runResolver(
+  cmd: string,
+  args: string[],
+  server: string,
+  probe: string,
+  cleanup = () => {},
+): Promise<Dnsmasq> {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr.on('data', (d) => {
+  child.stderr?.on('data', (d) => {
     stderr += String(d);
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const server = `${address}:${port}`;
-  const first = Object.keys(records)[0] as string;
-  await eventually(async () => {
-    if (child.exitCode !== null) throw new Error(`dnsmasq exited: ${stderr}`);
-    const out = await digShort(server, first);
-    if (out.length === 0) throw new Error('not answering yet');
-  }, 10_000);
-  return {
-    address: server,
-    async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      await exited;
-    },
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+    cleanup();
   };
+  try {
+    await eventually(async () => {
+      if (child.exitCode !== null) throw new Error(`${cmd} exited: ${stderr}`);
+      const out = await digShort(server, probe);
+      if (out.length === 0) throw new Error('not answering yet');
+    }, 10_000);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { address: server, stop };
 }
 
 type Rcode = 'SERVFAIL' | 'REFUSED' | 'NOERROR';
@@ -158,25 +174,7 @@ export async function startUnbound(
       '',
     ].join('\n'),
   );
-  const child = spawn('unbound', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d) => {
-    stderr += String(d);
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const server = `${address}:${port}`;
-  const first = Object.keys(records)[0] as string;
-  await eventually(async () => {
-    if (child.exitCode !== null) throw new Error(`unbound exited: ${stderr}`);
-    const out = await digShort(server, first);
-    if (out.length === 0) throw new Error('not answering yet');
-  }, 10_000);
-  return {
-    address: server,
-    async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      await exited;
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return runResolver('unbound', ['-c', conf], `${address}:${port}`, Object.keys(records)[0] as string, () =>
+    rmSync(dir, { recursive: true, force: true }),
+  );
 }

@@ -20,6 +20,19 @@ export interface TestHost {
   remove(): Promise<void>;
 }
 
+/** Runs a command in namespace `name`: its exit code and output, never a throw. */
+function execIn(name: string): TestHost['exec'] {
+  return async (...args) => {
+    try {
+      const { stdout, stderr } = await execFileP('ip', ['netns', 'exec', name, ...args], { timeout: 30_000 });
+      return { code: 0, stdout, stderr };
+    } catch (err) {
+      const e = err as { code?: number; stdout?: string; stderr?: string };
+      return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+    }
+  };
+}
+
 /** The namespace, the veth and the addresses of one test host. */
 async function setUpHost(
   name: string,
@@ -71,17 +84,7 @@ export async function createTestHost(
     hostIf,
     hostAddr,
     nsAddr,
-    async exec(...args) {
-      try {
-        const { stdout, stderr } = await execFileP('ip', ['netns', 'exec', name, ...args], {
-          timeout: 20_000,
-        });
-        return { code: 0, stdout, stderr };
-      } catch (err) {
-        const e = err as { code?: number; stdout?: string; stderr?: string };
-        return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-      }
-    },
+    exec: execIn(name),
     async remove() {
       await sh('ip', 'link', 'del', hostIf).catch(() => undefined);
       await sh('ip', 'netns', 'del', name).catch(() => undefined);
@@ -140,17 +143,7 @@ export async function createTestLan(
         hostIf,
         hostAddr: bridgeAddr,
         nsAddr: addr,
-        async exec(...args) {
-          try {
-            const { stdout, stderr } = await execFileP('ip', ['netns', 'exec', name, ...args], {
-              timeout: 30_000,
-            });
-            return { code: 0, stdout, stderr };
-          } catch (err) {
-            const e = err as { code?: number; stdout?: string; stderr?: string };
-            return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-          }
-        },
+        exec: execIn(name),
         async remove() {
           await sh('ip', 'link', 'del', hostIf).catch(() => undefined);
           await sh('ip', 'netns', 'del', name).catch(() => undefined);
