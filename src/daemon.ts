@@ -363,9 +363,15 @@ export class Daemon {
     this.closers.push(() => this.prober?.close());
   }
 
+  /** This node's own listeners, recomputed only when what it bound changes (not per endpoint). */
+  private own: { key: string; list: ReturnType<typeof ownListeners> } | undefined;
+
   /** Whether a task address is one of this node's own listeners: never routed to. */
-  private readonly reserved = (host: string, port: number): boolean =>
-    isOwnListener(ownListeners(this.settings, this.bound), host, port);
+  private readonly reserved = (host: string, port: number): boolean => {
+    const key = `${this.bound.api}|${this.bound.dns}|${this.bound.metrics}`;
+    if (this.own?.key !== key) this.own = { key, list: ownListeners(this.settings, this.bound) };
+    return isOwnListener(this.own.list, host, port);
+  };
 
   /** The current snapshot; the hot paths read it once per query or connection. */
   get current(): Snapshot | undefined {
