@@ -74,6 +74,10 @@ async function main(): Promise<void> {
   const store = ['--store', 'etcd://127.0.0.1:23791'];
   const { ready: a } = await startMeshd(0, join(dir, 'a'), '', [
     ...store,
+    // The plain side of the comparison goes straight to the task (the default, auto, would take
+    // the authenticated tunnel for it too now that both nodes hold a certificate).
+    '--remote-tasks',
+    'direct',
     '--node-name',
     'a',
     '--advertise-addr',
