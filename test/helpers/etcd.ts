@@ -64,11 +64,21 @@ export async function startEtcd(host = '127.0.0.1', alsoOn: readonly string[] = 
         20_000,
         100,
       );
+    } catch (err) {
+      // Never left running when it did not become ready.
+      if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      await exited;
+      throw err;
     } finally {
       client.close();
     }
   };
-  await start();
+  try {
+    await start();
+  } catch (err) {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     endpoint,
     clientPort,

@@ -68,18 +68,28 @@ export async function startEngine(): Promise<EngineService> {
   const socket = join(dir, 'podman.sock');
   let child: ChildProcess | undefined;
   const start = async () => {
-    child = spawn('podman', [...base, 'system', 'service', '--time=0', `unix://${socket}`], {
+    const c = spawn('podman', [...base, 'system', 'service', '--time=0', `unix://${socket}`], {
       env,
       stdio: 'ignore',
     });
-    await eventually(
-      async () => {
-        const { stdout } = await execFileP('curl', ['-s', '--unix-socket', socket, 'http://d/v1.41/_ping']);
-        if (stdout.trim() !== 'OK') throw new Error('engine not up');
-      },
-      20_000,
-      100,
-    );
+    child = c;
+    try {
+      await eventually(
+        async () => {
+          const { stdout } = await execFileP('curl', ['-s', '--unix-socket', socket, 'http://d/v1.41/_ping']);
+          if (stdout.trim() !== 'OK') throw new Error('engine not up');
+        },
+        20_000,
+        100,
+      );
+    } catch (err) {
+      // Never left running when it did not become ready.
+      if (c.exitCode === null && c.signalCode === null) {
+        c.kill('SIGKILL');
+        await new Promise((r) => c.once('exit', r));
+      }
+      throw err;
+    }
   };
   await start();
   return {

@@ -8,7 +8,7 @@ import * as packet from 'dns-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Backend, fetchOnce, httpBackend, udpEcho } from '../helpers/backends.js';
 import { dig, scriptedUpstream } from '../helpers/dns-tools.js';
-import { eventually, sleep } from '../helpers/eventually.js';
+import { eventually } from '../helpers/eventually.js';
 import { type MeshdProcess, startMeshd } from '../helpers/meshd.js';
 import { repoRoot } from '../helpers/paths.js';
 import { freePort } from '../helpers/ports.js';
@@ -156,13 +156,22 @@ declare:
       30_000,
       250,
     );
-    // Keep traffic flowing while Prometheus takes several samples.
-    for (let i = 0; i < 8; i++) {
-      await fetchOnce(`http://127.0.0.1:${webPort}/`);
-      await dig(m.dns, 'web');
-      udp.send('again', udpPort, '127.0.0.1');
-      await sleep(500);
-    }
+    // Keep traffic flowing until Prometheus holds enough samples for rate() over the panels'
+    // windows (observed in Prometheus itself, not assumed from elapsed time).
+    await eventually(
+      async () => {
+        await fetchOnce(`http://127.0.0.1:${webPort}/`);
+        await dig(m.dns, 'web');
+        udp.send('again', udpPort, '127.0.0.1');
+        const q = encodeURIComponent('count_over_time(meshd_build_info[1m])');
+        const r = (await (await fetch(`${promUrl}/api/v1/query?query=${q}`)).json()) as {
+          data: { result: { value: [number, string] }[] };
+        };
+        expect(Number(r.data.result[0]?.value[1] ?? 0)).toBeGreaterThanOrEqual(5);
+      },
+      30_000,
+      300,
+    );
   }, 90_000);
 
   afterAll(async () => {
