@@ -1,6 +1,7 @@
+import { createSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type Backend, fetchOnce, httpBackend, tcpBackend } from '../helpers/backends.js';
+import { type Backend, fetchOnce, httpBackend, tcpBackend, udpEcho } from '../helpers/backends.js';
 import { eventually } from '../helpers/eventually.js';
 import { type MeshdProcess, startMeshd } from '../helpers/meshd.js';
 import { freePort } from '../helpers/ports.js';
@@ -149,5 +150,47 @@ describe('balancing and limits', () => {
     expect(await metrics()).toContain('service="ephemeral"');
     await m.ctl('service', 'rm', 'ephemeral');
     await eventually(async () => expect(await metrics()).not.toContain('service="ephemeral"'));
+  });
+});
+
+describe('UDP through the mesh', () => {
+  it("moves a client's flow off a task that departs, and sends PROXY v2 before each datagram when asked", async () => {
+    const port = await freePort();
+    await service('uflow', '-p', `${port}:5300/udp`, '--proxy-protocol', 'v2');
+    const echoes = await Promise.all([
+      udpEcho('u1', '127.213.6.1', 5300),
+      udpEcho('u2', '127.213.6.2', 5300),
+    ]);
+    cleanups.push(() => {
+      for (const e of echoes) e.close();
+    });
+    const ids = [
+      (await m.ctl('task', 'add', 'uflow', '--ip', '127.213.6.1')).trim(),
+      (await m.ctl('task', 'add', 'uflow', '--ip', '127.213.6.2')).trim(),
+    ];
+    const client = createSocket('udp4');
+    cleanups.push(() => client.close());
+    const replies: string[] = [];
+    client.on('message', (msg) => replies.push(msg.toString('latin1')));
+    await new Promise<void>((r) => client.bind(0, '127.0.0.1', () => r()));
+    await eventually(async () => {
+      client.send('first', port, '127.0.0.1');
+      await new Promise((r) => setTimeout(r, 50));
+      expect(replies.length).toBeGreaterThan(0);
+    });
+    // The task saw a PROXY v2 header (its 12-byte signature) with the client's address, then the payload.
+    const seen = echoes.flatMap((e) => e.seen);
+    const signature = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
+    expect(seen[0]?.subarray(0, 12).equals(signature)).toBe(true);
+    expect(seen[0]?.toString('latin1').endsWith('first')).toBe(true);
+    const owner = (replies.at(-1) as string).split(':')[0] as string;
+    // The task that holds the flow departs: the next datagram from the same client goes to the other.
+    await m.ctl('task', 'rm', ids[owner === 'u1' ? 0 : 1] as string);
+    const other = owner === 'u1' ? 'u2' : 'u1';
+    await eventually(async () => {
+      client.send('again', port, '127.0.0.1');
+      await new Promise((r) => setTimeout(r, 50));
+      expect(replies.at(-1)?.startsWith(`${other}:`)).toBe(true);
+    });
   });
 });
