@@ -1,4 +1,6 @@
+import { createSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
+import * as packet from 'dns-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dig, digShort, digStatus, scriptedUpstream, startUnbound } from '../helpers/dns-tools.js';
 import { eventually } from '../helpers/eventually.js';
@@ -165,4 +167,68 @@ describe('forwarding hardening', () => {
       await Promise.all([m.stop(), good.close()]);
     }
   });
+});
+
+describe('the forward cache', () => {
+  it('caches NXDOMAIN for the SOA minimum, and answers SERVFAIL once the serve-stale window has passed', async () => {
+    // An upstream that says NXDOMAIN with an SOA whose minimum is 1 s, and counts the questions.
+    const upstream = createSocket('udp4');
+    let asked = 0;
+    upstream.on('message', (msg, r) => {
+      asked++;
+      const q = packet.decode(msg);
+      const res = packet.encode({
+        type: 'response',
+        id: q.id,
+        flags: 3, // NXDOMAIN
+        questions: q.questions,
+        authorities: [
+          {
+            type: 'SOA',
+            name: 'test',
+            ttl: 1,
+            class: 'IN',
+            data: {
+              mname: 'ns.test',
+              rname: 'h.test',
+              serial: 1,
+              refresh: 60,
+              retry: 60,
+              expire: 60,
+              minimum: 1,
+            },
+          },
+        ],
+      });
+      upstream.send(res, r.port, r.address);
+    });
+    await new Promise<void>((r) => upstream.bind(0, '127.0.54.3', () => r()));
+    const m = await startMeshd({
+      config: 'dns:\n  serveStale: 1s\n',
+      args: ['--upstream', `127.0.54.3:${upstream.address().port}`],
+    });
+    try {
+      expect(digStatus(await dig(m.dns, 'gone.test'))).toBe('NXDOMAIN');
+      expect(digStatus(await dig(m.dns, 'gone.test'))).toBe('NXDOMAIN');
+      expect(asked).toBe(1); // the second from the cache
+      // After the SOA minimum, asked again.
+      await eventually(
+        async () => {
+          expect(digStatus(await dig(m.dns, 'gone.test'))).toBe('NXDOMAIN');
+          expect(asked).toBe(2);
+        },
+        10_000,
+        200,
+      );
+      // The upstream goes away: a stale answer only within serveStale (1 s), SERVFAIL after.
+      upstream.close();
+      await eventually(
+        async () => expect(digStatus(await dig(m.dns, '+time=2', 'gone.test'))).toBe('SERVFAIL'),
+        15_000,
+        300,
+      );
+    } finally {
+      await m.stop();
+    }
+  }, 60_000);
 });
