@@ -1,7 +1,9 @@
+import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Backend, fetchOnce, httpBackend, tcpBackend, udpEcho } from '../helpers/backends.js';
+import { digShort } from '../helpers/dns-tools.js';
 import { eventually } from '../helpers/eventually.js';
 import { type MeshdProcess, startMeshd } from '../helpers/meshd.js';
 import { freePort } from '../helpers/ports.js';
@@ -192,5 +194,68 @@ describe('UDP through the mesh', () => {
       await new Promise((r) => setTimeout(r, 50));
       expect(replies.at(-1)?.startsWith(`${other}:`)).toBe(true);
     });
+  });
+});
+
+describe('the panic rule', () => {
+  it('with panic: all, routes to every task when none is healthy (refuse is the default)', async () => {
+    const p = await startMeshd({
+      config: `
+mesh:
+  publishAddr: 127.0.0.1
+  panic: all
+declare:
+  networks: [{ name: panic, subnet: 127.214.0.0/16 }]
+`,
+    });
+    cleanups.push(() => p.stop());
+    const port = await freePort();
+    await p.ctl(
+      'service',
+      'create',
+      '--name',
+      'sick',
+      '--network',
+      'panic',
+      '-p',
+      `${port}:8000`,
+      '--health-type',
+      'http',
+      '--health-path',
+      '/healthz',
+      '--health-interval',
+      '200ms',
+      '--health-retries',
+      '1',
+    );
+    const b = await httpBackend('sick-but-up', '127.214.1.1', 8000);
+    b.status = 500; // every probe fails
+    cleanups.push(() => b.kill());
+    await p.ctl('task', 'add', 'sick', '--ip', '127.214.1.1');
+    await eventually(async () => expect(await p.ctl('service', 'ps', 'sick')).toMatch(/unhealthy/), 10_000);
+    const r = await fetchOnce(`http://127.0.0.1:${port}/`);
+    expect(r.body).toBe('sick-but-up');
+  });
+});
+
+describe('IPv6 end to end', () => {
+  it('answers AAAA for a service on an IPv6 network and balances its VIP to an IPv6 task', async () => {
+    const task = 'fd00:214::10';
+    execFileSync('ip', ['-6', 'addr', 'add', `${task}/128`, 'dev', 'lo', 'nodad']);
+    cleanups.push(() => execFileSync('ip', ['-6', 'addr', 'del', `${task}/128`, 'dev', 'lo']));
+    await m.ctl('network', 'create', '--subnet', 'fd00:214::/64', 'six');
+    cleanups.push(() => m.ctl('network', 'rm', 'six').catch(() => undefined));
+    await m.ctl('service', 'create', '--name', 'six', '--network', 'six', '--expose', '8000');
+    cleanups.push(() => m.ctl('service', 'rm', 'six').catch(() => undefined));
+    const b = await httpBackend('v6-task', task, 8000);
+    cleanups.push(() => b.kill());
+    await m.ctl('task', 'add', 'six', '--ip', task);
+    const vip = JSON.parse(await m.ctl('service', 'inspect', 'six'))[0].networks[0].vip as string;
+    expect(vip).toMatch(/^fd00:214::/);
+    expect(await digShort(m.dns, 'AAAA', 'six')).toEqual([vip]);
+    await eventually(
+      async () => expect((await fetchOnce(`http://[${vip}]:8000/`)).body).toBe('v6-task'),
+      10_000,
+    );
   });
 });
