@@ -252,6 +252,36 @@ describe('a three-node cluster on etcd', () => {
     await n1.ctl('service', 'rm', 'compact');
   }, 60_000);
 
+  it('with --local-first, a published port sends to the task on its own node', async () => {
+    const [n1, n2] = nodes as [MeshdProcess, MeshdProcess];
+    const lport = await freePort('127.0.1.1');
+    await n1.ctl(
+      'service',
+      'create',
+      '--name',
+      'near',
+      '--network',
+      'cnet',
+      '-p',
+      `${lport}:8000`,
+      '--local-first',
+    );
+    const here = await httpBackend('on-n1', '127.220.9.1', 8000);
+    const there = await httpBackend('on-n2', '127.220.9.2', 8000);
+    backends.push(here, there);
+    await n1.ctl('task', 'add', 'near', '--ip', '127.220.9.1');
+    await n2.ctl('task', 'add', 'near', '--ip', '127.220.9.2');
+    await eventually(async () => expect(await digShort(n1.dns, 'tasks.near')).toHaveLength(2));
+    for (const [node, want] of [
+      ['127.0.1.1', 'on-n1'],
+      ['127.0.2.1', 'on-n2'],
+    ] as const) {
+      await eventually(async () => expect((await fetchOnce(`http://${node}:${lport}/`)).body).toBe(want));
+      for (let i = 0; i < 6; i++) expect((await fetchOnce(`http://${node}:${lport}/`)).body).toBe(want);
+    }
+    await n1.ctl('service', 'rm', 'near');
+  });
+
   it('runs a global service with one task per node', async () => {
     const [n1] = nodes as [MeshdProcess];
     await n1.ctl(

@@ -406,6 +406,64 @@ describe('a Podman engine as the source of tasks', () => {
     expect(m.logs.some((l) => l.includes('service removed') && l.includes('"service":"gone"'))).toBe(true);
   }, 60_000);
 
+  it('picks up, at the periodic re-list with no event, a container whose meshd network appears later', async () => {
+    // The container runs on an engine network no meshd network covers yet: rejected, said once.
+    await podmanTry('network', 'rm', '-f', `${net}b`);
+    await podman('network', 'create', '--subnet', '10.89.92.0/24', '--ip-range', '10.89.92.0/25', `${net}b`);
+    const ip = (
+      await podman(
+        'run',
+        '-d',
+        '--name',
+        'late-net',
+        '--network',
+        `${net}b`,
+        '--label',
+        'meshd.service=latenet',
+        '--label',
+        'meshd.expose=80',
+        '--label',
+        `meshd-test=${tag}`,
+        image,
+        'sh',
+        '-c',
+        'httpd -f -p 80 -h /',
+      ).then(() =>
+        podman(
+          'inspect',
+          'late-net',
+          '--format',
+          `{{(index .NetworkSettings.Networks "${net}b").IPAddress}}`,
+        ),
+      )
+    ).trim();
+    try {
+      await eventually(
+        async () => expect(await m.ctl('container', 'ls', '--all')).toMatch(/late-net\s+rejected/),
+        15_000,
+        300,
+      );
+      // The meshd network appears; no container event follows: the 10 s re-list finds it.
+      await m.ctl(
+        'network',
+        'create',
+        '--subnet',
+        '10.89.92.0/24',
+        '--vip-range',
+        '10.89.92.192/26',
+        'appsb',
+      );
+      await eventually(
+        async () => expect(await m.ctl('service', 'ps', 'latenet')).toContain(ip),
+        25_000,
+        500,
+      );
+    } finally {
+      await podmanTry('rm', '-f', '-t', '0', 'late-net');
+      await podmanTry('network', 'rm', '-f', `${net}b`);
+    }
+  }, 60_000);
+
   it('keeps serving while the engine is away and catches up when it returns', async () => {
     const before = await digShort(`${dnsAddr}:53`, 'tasks.web');
     expect(before.length).toBeGreaterThan(0);
