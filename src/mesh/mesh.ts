@@ -38,7 +38,7 @@ export class Mesh {
       taskUp: () => this.upGauge(),
     });
     this.ctx = { settings, dataPlane, load: new MeshLoad(settings.ejectMs), tracker, metrics, log };
-    this.listeners = new Listeners(this.ctx, new VipAddresses(settings.manageVipInterfaces));
+    this.listeners = new Listeners(this.ctx, new VipAddresses(settings.manageVipInterfaces, 'lo', log));
   }
 
   get metrics(): MeshMetrics {

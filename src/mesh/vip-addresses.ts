@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
 import { promisify } from 'node:util';
+import type { Logger } from '../log.js';
 import { messageOf } from '../model/errors.js';
 
 const execFileP = promisify(execFile);
@@ -24,6 +25,7 @@ export class VipAddresses {
   constructor(
     private readonly manage: boolean,
     private readonly device = 'lo',
+    private readonly log?: Logger,
   ) {}
 
   /** Resolves when the address can be bound; rejects with a message saying why not. */
@@ -35,6 +37,8 @@ export class VipAddresses {
     try {
       await execFileP('ip', ['addr', 'add', `${address}/${prefix}`, 'dev', this.device]);
       this.added.add(address);
+      // Said, so an operator (or a test harness after a crash) knows what to take off again.
+      this.log?.info('VIP added to an interface', { address, device: this.device });
     } catch (err) {
       throw new Error(
         `VIP ${address} is not a local address and adding it failed (${messageOf(err).split('\n')[0]}): run meshd as root or with CAP_NET_ADMIN`,
@@ -46,6 +50,7 @@ export class VipAddresses {
     if (!this.added.delete(address)) return;
     const prefix = address.includes(':') ? 128 : 32;
     await execFileP('ip', ['addr', 'del', `${address}/${prefix}`, 'dev', this.device]).catch(() => undefined);
+    this.log?.info('VIP taken off an interface', { address, device: this.device });
   }
 
   async releaseAll(): Promise<void> {

@@ -102,7 +102,12 @@ export async function startMeshd(opts: StartOptions = {}): Promise<MeshdProcess>
     throw err;
   }
   const api = `http://${ready.api}`;
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code))).then(
+    async (code) => {
+      await dropVips(logs);
+      return code;
+    },
+  );
   return {
     child,
     api,
@@ -122,6 +127,26 @@ export async function startMeshd(opts: StartOptions = {}): Promise<MeshdProcess>
       await exited;
     },
   };
+}
+
+/**
+ * Takes off the VIPs a meshd added and did not take off itself (it was killed, or crashed), so a
+ * failing test leaves no address on the host's interfaces.
+ */
+async function dropVips(logs: readonly string[]): Promise<void> {
+  const left = new Map<string, string>();
+  for (const line of logs) {
+    const m = /"msg":"VIP (added to|taken off) an interface","address":"([^"]+)","device":"([^"]+)"/.exec(
+      line,
+    );
+    if (!m) continue;
+    if (m[1] === 'added to') left.set(m[2] as string, m[3] as string);
+    else left.delete(m[2] as string);
+  }
+  for (const [address, device] of left) {
+    const prefix = address.includes(':') ? 128 : 32;
+    await execFileP('ip', ['addr', 'del', `${address}/${prefix}`, 'dev', device]).catch(() => undefined);
+  }
 }
 
 /** Runs the compiled meshctl; rejects with its stderr (and exit code) on failure. */

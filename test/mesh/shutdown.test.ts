@@ -64,3 +64,17 @@ describe('SIGTERM', () => {
     expect(onLo()).not.toContain(`${vip}/32`);
   });
 });
+
+describe('a meshd killed mid-test', () => {
+  it('leaves no VIP on lo: the harness takes off what meshd said it added', async () => {
+    const m = await startMeshd({
+      config:
+        'declare:\n  networks: [{ name: crash, subnet: 10.199.8.0/24 }]\n  services: [{ name: web, networks: [{ network: crash }], expose: [80] }]\n',
+    });
+    const vip = JSON.parse(await m.ctl('service', 'inspect', 'web'))[0].networks[0].vip as string;
+    await eventually(async () => expect(onLo()).toContain(`${vip}/32`));
+    await m.kill(); // SIGKILL: meshd cannot take it off itself
+    expect(onLo()).not.toContain(`${vip}/32`);
+    await m.stop();
+  });
+});
