@@ -20,28 +20,19 @@ describe('who the management API serves', () => {
     cleanup.push(() => m.stop());
     const host: TestHost = await createTestHost('meshd-apit', '10.199.1.1', '10.199.1.2');
     cleanup.push(() => host.remove());
+    const status = (host: string) => [
+      'curl',
+      '-sk',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      `https://${host}:${port}/networks`,
+    ];
     // A local operator on loopback needs no token...
-    const local = await sh(
-      'curl',
-      '-sk',
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{http_code}',
-      `https://127.0.0.1:${port}/networks`,
-    );
-    expect(local).toBe('200');
+    expect(await sh(...(status('127.0.0.1') as [string, ...string[]]))).toBe('200');
     // ...a peer from elsewhere, reaching the same listener, does.
-    const remote = await host.exec(
-      'curl',
-      '-sk',
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{http_code}',
-      `https://10.199.1.1:${port}/networks`,
-    );
-    expect(remote.stdout).toBe('401');
+    expect((await host.exec(...status('10.199.1.1'))).stdout).toBe('401');
   });
 
   it("never routes a published port to the node's own API", async () => {
