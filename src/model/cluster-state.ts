@@ -1,3 +1,4 @@
+import { addressClaim, type ClaimIndex } from './claims.js';
 import { MeshError } from './errors.js';
 import type {
   ClusterInfo,
@@ -21,6 +22,8 @@ export interface ClusterState {
   readonly nodes: ReadonlyMap<string, Node>;
   readonly heartbeats: ReadonlyMap<string, NodeHeartbeat>;
   readonly health: ReadonlyMap<string, TaskHealth>;
+  /** Unique things held (names, addresses, slots): kept by the mirror, absent in hand-built states. */
+  readonly claims?: ClaimIndex;
 }
 
 /** The kinds of stored objects; each is a key prefix in the store. */
@@ -42,10 +45,18 @@ export interface Change {
   readonly deletes: { kind: Kind; id: string }[];
   /** Objects that must still be at these versions (0 = must not exist) for the write to apply. */
   readonly expect: { kind: Kind; id: string; version: number }[];
+  /** Claims that must not be held when the write applies (a `removing/...` fence of what it uses). */
+  readonly guards: string[];
+  /**
+   * A claim to take in a write of its own before this change: the controller takes it, catches up,
+   * recomputes the change (so it sees every writer that got in before the fence) and then applies
+   * it, giving the fence up in the same transaction. Removals use it so no new user appears meanwhile.
+   */
+  fence?: string;
 }
 
 export function emptyChange(): Change {
-  return { puts: [], deletes: [], expect: [] };
+  return { puts: [], deletes: [], expect: [], guards: [] };
 }
 
 export function emptyState(): ClusterState {
@@ -85,8 +96,24 @@ export function lookup<T extends Meta & { name: string }>(
   throw new MeshError('not_found', `${what} ${ref} not found`);
 }
 
-/** Every address in use on a network: VIPs, task and container addresses. */
-export function usedAddresses(state: ClusterState, networkId: string): Set<string> {
+/** The addresses in use on one network, as IPAM reads them. */
+export interface AddressesInUse {
+  has(address: string): boolean;
+  readonly size: number;
+}
+
+/**
+ * Every address in use on a network: VIPs, task and container addresses. From the claim index
+ * when the state has one (constant time per lookup), else by a scan.
+ */
+export function usedAddresses(state: ClusterState, networkId: string): AddressesInUse {
+  const claims = state.claims;
+  if (claims) {
+    return {
+      has: (a) => claims.has(addressClaim(networkId, a)),
+      size: claims.count(`addr/${networkId}`),
+    };
+  }
   const used = new Set<string>();
   for (const s of state.services.values()) {
     for (const n of s.networks) if (n.network === networkId && n.vip) used.add(n.vip);

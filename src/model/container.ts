@@ -1,3 +1,4 @@
+import { removingClaim } from './claims.js';
 import {
   type Change,
   type ClusterState,
@@ -84,6 +85,7 @@ export function attachContainer(
   const change = emptyChange();
   change.puts.push({ kind: 'containers', id, value: container });
   change.expect.push({ kind: 'containers', id, version: existing?.version ?? 0 });
+  change.guards.push(removingClaim('networks', net.id));
   return change;
 }
 

@@ -1,4 +1,5 @@
 import { type Cidr, cidrContains, fromBigInt, parseAddress, parseCidr } from './address.js';
+import type { AddressesInUse } from './cluster-state.js';
 import { invalid, MeshError } from './errors.js';
 
 /**
@@ -37,12 +38,7 @@ function reserved(pool: Pool, value: bigint): boolean {
 }
 
 /** Checks an address a user asked for: inside the subnet, not reserved, not taken. */
-export function checkRequested(
-  pool: Pool,
-  address: string,
-  used: ReadonlySet<string>,
-  network: string,
-): string {
+export function checkRequested(pool: Pool, address: string, used: AddressesInUse, network: string): string {
   const a = parseAddress(address);
   if (!cidrContains(pool.subnet, a.text)) {
     throw invalid(`address ${a.text} is not in subnet ${pool.subnet.text} of network ${network}`);
@@ -54,7 +50,7 @@ export function checkRequested(
 }
 
 /** Allocates the first free address of the range. */
-export function allocate(pool: Pool, used: ReadonlySet<string>, network: string): string {
+export function allocate(pool: Pool, used: AddressesInUse, network: string): string {
   const { range, subnet } = pool;
   const size = range.last - range.first + 1n;
   // Addresses in use bound the scan: after used.size + 3 candidates one must be free, or none is.

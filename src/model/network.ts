@@ -1,4 +1,5 @@
 import { cidrsOverlap, parseAddress, parseCidr } from './address.js';
+import { removingClaim } from './claims.js';
 import {
   type Change,
   type ClusterState,
@@ -140,5 +141,7 @@ export function removeNetwork(state: ClusterState, ref: string): Change {
   const change = emptyChange();
   change.deletes.push({ kind: 'networks', id: net.id });
   change.expect.push({ kind: 'networks', id: net.id, version: net.version });
+  // No service or container may join it between the checks above and the delete.
+  change.fence = removingClaim('networks', net.id);
   return change;
 }

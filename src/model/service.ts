@@ -1,3 +1,4 @@
+import { removingClaim } from './claims.js';
 import {
   type Change,
   type ClusterState,
@@ -177,9 +178,11 @@ function attachNetworks(
     if (spec.endpointMode === 'vip') {
       vip = previous?.networks.find((n) => n.network === net.id)?.vip;
       if (!vip) {
-        const used = usedAddresses(state, net.id);
-        for (const o of out) if (o.vip) used.add(o.vip);
-        vip = allocate(makePool(net.subnet, net.gateway, net.vipRange), used, net.name);
+        vip = allocate(
+          makePool(net.subnet, net.gateway, net.vipRange),
+          usedAddresses(state, net.id),
+          net.name,
+        );
       }
     }
     out.push({ network: net.id, aliases: [...new Set(att.aliases)], ...(vip ? { vip } : {}) });
@@ -202,6 +205,7 @@ export function createService(state: ClusterState, spec: ServiceSpec, now: strin
   const service: Omit<Service, 'version'> = { ...spec, id, networks, ports, createdAt: now, updatedAt: now };
   const change = emptyChange();
   change.puts.push({ kind: 'services', id, value: service });
+  for (const n of networks) change.guards.push(removingClaim('networks', n.network));
   return change;
 }
 
@@ -247,6 +251,10 @@ export function updateService(
   };
   change.puts.push({ kind: 'services', id: current.id, value: service });
   change.expect.push({ kind: 'services', id: current.id, version: current.version });
+  for (const n of networks) change.guards.push(removingClaim('networks', n.network));
+  // Leaving a network rewrites the tasks' addresses: a task registered meanwhile must be seen.
+  if (current.networks.some((n) => !kept.has(n.network)))
+    change.fence = removingClaim('services', current.id);
   return change;
 }
 
@@ -262,6 +270,8 @@ export function removeService(state: ClusterState, ref: string): Change {
     }
   }
   change.expect.push({ kind: 'services', id: svc.id, version: svc.version });
+  // No task may be registered for it between reading its tasks and deleting them.
+  change.fence = removingClaim('services', svc.id);
   return change;
 }
 

@@ -1,4 +1,5 @@
 import { cidrContains, parseAddress, parseCidr } from './address.js';
+import { claimed, globalClaim, nameClaim, removingClaim, slotClaim } from './claims.js';
 import {
   type Change,
   type ClusterState,
@@ -84,20 +85,24 @@ export function addTask(
 ): Change {
   const svc = lookup(state.services, spec.service, 'service');
   const node = spec.node ? lookup(state.nodes, spec.node, 'node').id : localNode;
-  const siblings = [...state.tasks.values()].filter((t) => t.service === svc.id);
+  // Uniqueness reads the claim index (constant time) where the state has one: a registration
+  // must not cost a scan of every task in a cluster of a hundred thousand.
+  const siblings = () => [...state.tasks.values()].filter((t) => t.service === svc.id);
   let slot = 0;
   if (svc.mode === 'global') {
-    if (siblings.some((t) => t.node === node)) {
+    if (claimed(state, globalClaim(svc.id, node), () => siblings().some((t) => t.node === node))) {
       throw new MeshError('already_exists', `global service ${svc.name} already has a task on node ${node}`);
     }
   } else {
-    const slots = new Set(siblings.map((t) => t.slot));
+    const slots = state.claims ? undefined : new Set(siblings().map((t) => t.slot));
     slot = 1;
-    while (slots.has(slot)) slot++;
+    while (claimed(state, slotClaim(svc.id, slot), () => slots?.has(slot) === true)) slot++;
   }
   const name = spec.name ?? `${svc.name}.${svc.mode === 'global' ? node : slot}.${id}`;
   checkObjectName(name, 'task name');
-  if ([...state.tasks.values()].some((t) => t.name === name)) {
+  if (
+    claimed(state, nameClaim('tasks', name), () => [...state.tasks.values()].some((t) => t.name === name))
+  ) {
     throw new MeshError('already_exists', `task name ${name} is already in use`);
   }
   const task: Omit<Task, 'version'> = {
@@ -115,6 +120,7 @@ export function addTask(
   const change = emptyChange();
   change.puts.push({ kind: 'tasks', id, value: task });
   change.expect.push({ kind: 'services', id: svc.id, version: svc.version });
+  change.guards.push(removingClaim('services', svc.id));
   return change;
 }
 

@@ -1,5 +1,6 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../log.js';
+import { emptyChange } from '../model/cluster-state.js';
 import { attachContainer, detachContainer } from '../model/container.js';
 import { messageOf } from '../model/errors.js';
 import { createService, removeService, updateService } from '../model/service.js';
@@ -214,9 +215,7 @@ export class DockerProvider {
       if (now - since < this.serviceGraceMs) continue;
       const name = this.controller.state.services.get(id)?.name ?? id;
       try {
-        await this.controller.apply((s) =>
-          s.services.has(id) ? removeService(s, id) : { puts: [], deletes: [], expect: [] },
-        );
+        await this.controller.apply((s) => (s.services.has(id) ? removeService(s, id) : emptyChange()));
         this.emptySince.delete(id);
         this.log.info('service removed: its last container has been gone for the grace period', {
           service: name,
@@ -257,9 +256,7 @@ export class DockerProvider {
           await this.controller.apply((s) => addTask(s, a.spec, this.nodeId, now()));
           return;
         case 'remove-task':
-          await this.controller.apply((s) =>
-            s.tasks.has(a.id) ? removeTask(s, a.id) : { puts: [], deletes: [], expect: [] },
-          );
+          await this.controller.apply((s) => (s.tasks.has(a.id) ? removeTask(s, a.id) : emptyChange()));
           return;
         case 'set-health':
           await this.controller.apply((s) => setReportedHealth(s, a.id, a.health, now()));

@@ -1,3 +1,4 @@
+import { ClaimIndex } from '../model/claims.js';
 import { type ClusterState, emptyState, type Kind } from '../model/cluster-state.js';
 import { messageOf } from '../model/errors.js';
 import type {
@@ -11,7 +12,8 @@ import type {
   TaskHealth,
 } from '../model/types.js';
 import { CompactedError, type KeyValue, type Store, type Watch, type WatchEvent } from '../store/store.js';
-import { keyOf, parseKey, seqKind } from './keys.js';
+import type { Changed, StateDelta } from './delta.js';
+import { parseKey } from './keys.js';
 
 /** Mutable maps behind the ClusterState the rest of the daemon reads. */
 interface Tables {
@@ -23,6 +25,7 @@ interface Tables {
   nodes: Map<string, Node>;
   heartbeats: Map<string, NodeHeartbeat>;
   health: Map<string, TaskHealth>;
+  claims: ClaimIndex;
 }
 
 export interface MirrorEvents {
@@ -32,7 +35,7 @@ export interface MirrorEvents {
   onConnection(connected: boolean, reason: string): void;
   /** An object in the store could not be decoded; it is left out (and named). */
   onBadObject(key: string, reason: string): void;
-  /** A batch of watch events arrived; `writtenAt` is the writer's clock of the latest validated write in it. */
+  /** A batch of watch events arrived; `writtenAt` is the writer's clock of the latest write in it. */
   onWatchEvents?(count: number, writtenAt: number | undefined): void;
   /** The store's history no longer reaches this node's revision: it lists everything again. */
   onRelist?(afterRevision: number): void;
@@ -51,7 +54,9 @@ const retryMaxMs = 1000;
 export class Mirror {
   private tables: Tables = emptyTables();
   private revisionSeen = 0;
-  private seqRevision = 0;
+  /** What changed since the last `takeDelta`, each with its value before the first change. */
+  private changed = new Map<string, Changed>();
+  private fullChange = true;
   private watch: Watch | undefined;
   private waiters: { revision: number; resolve: () => void }[] = [];
   private closed = false;
@@ -73,9 +78,12 @@ export class Mirror {
     return this.revisionSeen;
   }
 
-  /** The modRevision of the sequence key as last seen: what a validated write compares against. */
-  get seq(): number {
-    return this.seqRevision;
+  /** What changed since the last call: the snapshot scheduler applies just that. */
+  takeDelta(): StateDelta {
+    const delta = { full: this.fullChange, changes: [...this.changed.values()] };
+    this.changed = new Map();
+    this.fullChange = false;
+    return delta;
   }
 
   get hasSynced(): boolean {
@@ -91,13 +99,10 @@ export class Mirror {
     const { revision, items } = await this.store.list(this.prefix);
     if (this.closed) return;
     const tables = emptyTables();
-    let seq = 0;
-    for (const kv of items) {
-      const s = this.decode(tables, kv.key, kv);
-      if (s !== undefined) seq = s;
-    }
+    for (const kv of items) this.decode(tables, kv.key, kv);
     this.tables = tables;
-    this.seqRevision = seq;
+    this.changed = new Map();
+    this.fullChange = true;
     this.advance(revision);
     this.synced = true;
     this.events.onConnection(true, '');
@@ -120,26 +125,33 @@ export class Mirror {
   private apply(events: readonly WatchEvent[], revision: number): void {
     let writtenAt: number | undefined;
     for (const e of events) {
-      const k0 = parseKey(this.prefix, e.key);
-      if (k0?.kind === seqKind && e.value) writtenAt = Number(e.value) || undefined;
+      const k = parseKey(this.prefix, e.key);
+      if (!k) continue;
+      this.note(k.kind, k.id);
       if (e.type === 'put') {
-        const s = this.decode(this.tables, e.key, {
+        const obj = this.decode(this.tables, e.key, {
           key: e.key,
           value: e.value ?? '',
           modRevision: e.modRevision,
           createRevision: 0,
           lease: '',
         });
-        if (s !== undefined) this.seqRevision = s;
-      } else {
-        const k = parseKey(this.prefix, e.key);
-        if (k && k.kind !== seqKind) remove(this.tables, k.kind, k.id);
-      }
+        // Validated writes carry the writer's clock: what the convergence metric measures from.
+        const at = obj && Date.parse(String(obj.updatedAt ?? obj.since ?? ''));
+        if (at && (writtenAt === undefined || at > writtenAt)) writtenAt = at;
+      } else remove(this.tables, k.kind, k.id);
     }
     this.retryMs = retryMinMs;
     this.events.onWatchEvents?.(events.length, writtenAt);
     this.advance(Math.max(revision, events.at(-1)?.modRevision ?? 0));
     this.events.onChange(this.revisionSeen);
+  }
+
+  /** Remembers an object's value before its first change in this delta. */
+  private note(kind: Kind, id: string): void {
+    const key = `${kind}/${id}`;
+    if (this.fullChange || this.changed.has(key)) return;
+    this.changed.set(key, { kind, id, before: objectAt(this.tables, kind, id) });
   }
 
   /** The watch broke: say so, keep the last state, and come back with backoff. */
@@ -163,11 +175,10 @@ export class Mirror {
     this.retryMs = Math.min(this.retryMs * 2, retryMaxMs);
   }
 
-  /** Decodes one key into the tables; returns the seq revision when the key is the sequence key. */
-  private decode(tables: Tables, key: string, kv: KeyValue): number | undefined {
+  /** Decodes one key into the tables; returns the object, or undefined when it does not decode. */
+  private decode(tables: Tables, key: string, kv: KeyValue): Record<string, unknown> | undefined {
     const k = parseKey(this.prefix, key);
     if (!k) return undefined;
-    if (k.kind === seqKind) return kv.modRevision;
     let obj: Record<string, unknown>;
     try {
       obj = JSON.parse(kv.value) as Record<string, unknown>;
@@ -177,7 +188,7 @@ export class Mirror {
       return undefined;
     }
     put(tables, k.kind, k.id, { ...obj, version: kv.modRevision });
-    return undefined;
+    return obj;
   }
 
   private advance(revision: number): void {
@@ -200,11 +211,6 @@ export class Mirror {
     });
   }
 
-  /** The key of the sequence record, for controllers. */
-  seqKey(): string {
-    return keyOf(this.prefix, seqKind, 'writes');
-  }
-
   close(): void {
     this.closed = true;
     clearTimeout(this.retryTimer);
@@ -216,7 +222,12 @@ export class Mirror {
 
 function emptyTables(): Tables {
   // emptyState() makes fresh Maps; the mirror is the one place allowed to fill them.
-  return emptyState() as Tables;
+  return { ...(emptyState() as Omit<Tables, 'claims'>), claims: new ClaimIndex() };
+}
+
+function objectAt(t: Tables, kind: Kind, id: string): object | undefined {
+  if (kind === 'cluster') return id === 'info' ? t.cluster : undefined;
+  return (t[kind] as Map<string, object>).get(id);
 }
 
 function put(t: Tables, kind: Kind, id: string, obj: Record<string, unknown>): void {
@@ -230,8 +241,11 @@ function put(t: Tables, kind: Kind, id: string, obj: Record<string, unknown>): v
     case 'health':
       t.health.set(id, obj as unknown as TaskHealth);
       return;
-    default:
-      (t[kind] as Map<string, unknown>).set(id, { ...obj, id });
+    default: {
+      const value = { ...obj, id };
+      t.claims.replace(kind, id, t[kind].get(id), value);
+      (t[kind] as Map<string, unknown>).set(id, value);
+    }
   }
 }
 
@@ -240,5 +254,6 @@ function remove(t: Tables, kind: Kind, id: string): void {
     if (id === 'info') t.cluster = undefined;
     return;
   }
+  if (kind !== 'heartbeats' && kind !== 'health') t.claims.replace(kind, id, t[kind].get(id), undefined);
   t[kind].delete(id);
 }
