@@ -3,7 +3,7 @@ import { Fields } from '../../src/model/fields.js';
 import { createNetwork, readNetworkSpec, removeNetwork } from '../../src/model/network.js';
 import { initCluster } from '../../src/model/node.js';
 import { createService, readServiceSpec, removeService } from '../../src/model/service.js';
-import { addTask } from '../../src/model/task.js';
+import { addTask, removeTask } from '../../src/model/task.js';
 import { Controller } from '../../src/state/controller.js';
 import { claimKey } from '../../src/state/keys.js';
 import { Mirror } from '../../src/state/mirror.js';
@@ -96,15 +96,24 @@ describe('controller', () => {
 
   it('takes over a claim no object holds (a hand edit of the store) instead of refusing for ever', async () => {
     const { store, a } = await twoNodes();
-    const stale = claimKey(
-      prefix,
-      'addr/' + [...a.mirror.state.networks.values()].find((n) => n.name === 'apps')?.id + '/10.20.0.3',
+    const stale = claimKey(prefix, 'name/networks/db');
+    await store.txn([], [{ type: 'put', key: stale, value: 'networks/gone' }]);
+    await a.controller.apply((s) =>
+      createNetwork(s, readNetworkSpec(Fields.of({ name: 'db', subnet: '10.30.0.0/24' }, '')), now),
     );
-    await store.txn([], [{ type: 'put', key: stale, value: 'tasks/gone' }]);
-    await a.controller.apply(task('n1'));
+    const db = [...a.mirror.state.networks.values()].find((n) => n.name === 'db');
+    expect(db).toBeDefined();
+    expect((await store.get(stale))?.value).toBe(`networks/${db?.id}`);
+  });
+
+  it('hands out addresses serially, as Docker does, and finds a free one past those in use', async () => {
+    const { a } = await twoNodes();
+    for (let i = 0; i < 3; i++) await a.controller.apply(task('n1'));
+    const first = [...a.mirror.state.tasks.values()].find((t) => t.slot === 1);
+    await a.controller.apply((s) => removeTask(s, first?.id as string));
     await a.controller.apply(task('n1'));
     const addrs = [...a.mirror.state.tasks.values()].map((t) => t.addresses[0]?.address).sort();
-    // .2 is web's VIP; the stale claim on .3 was dropped and reused.
-    expect(addrs).toEqual(['10.20.0.3', '10.20.0.4']);
+    // .2 is web's VIP, .3 was released: the next task gets .6, not the address just given up.
+    expect(addrs).toEqual(['10.20.0.4', '10.20.0.5', '10.20.0.6']);
   });
 });
