@@ -4,8 +4,8 @@ import type { ApiServer } from './api/server.js';
 import { startApi } from './api/setup.js';
 import { formatHostPort } from './config/listen.js';
 import type { Settings } from './config/settings.js';
-import type { Responder } from './dns/responder.js';
 import { type RunningDns, startDns } from './dns/setup.js';
+import { DnsIndex } from './dns/zone.js';
 import { Prober } from './health/prober.js';
 import { logger } from './log.js';
 import { DataPlaneServer, tlsOptions } from './mesh/data-plane.js';
@@ -29,7 +29,7 @@ import { Mirror } from './state/mirror.js';
 import { loadNodeId } from './state/node-identity.js';
 import { PeerWatch } from './state/peers.js';
 import { type Readiness, readiness } from './state/readiness.js';
-import { buildSnapshot, type Snapshot } from './state/snapshot.js';
+import { SnapshotScheduler } from './state/scheduler.js';
 import { serviceStatus, taskHealth } from './state/status.js';
 import { StoreHealth } from './state/store-health.js';
 import { TaskHistory } from './state/task-history.js';
@@ -64,10 +64,7 @@ export class Daemon {
   readonly nodeId: string;
   bound: Bound = { api: '', dns: '', metrics: '' };
   readonly registry: Registry;
-  private snapshot: Snapshot | undefined;
-  private rebuildQueued = false;
-  private lastBuildMs = 0;
-  private responder: Responder | undefined;
+  private readonly snapshots: SnapshotScheduler;
   private mesh: Mesh | undefined;
   identity: Identity | undefined;
   private dataPlane: DataPlaneServer | undefined;
@@ -96,6 +93,20 @@ export class Daemon {
     this.peers = new PeerWatch(this.nodeId, logger('membership'));
     this.registry = registry;
     this.dataPlaneMetrics = new DataPlaneMetrics(registry);
+    this.snapshots = new SnapshotScheduler(mirror, logger('state'), () => stateMetrics.snapshotBuilds.inc());
+    this.snapshots.subscribe({
+      name: 'membership',
+      apply: (snap, change) => {
+        this.peers.update(snap.state);
+        this.history.update(snap.state, change, new Date().toISOString());
+        if (change.full || change.nodes.size > 0) this.dataPlane?.dropRemoved(snap);
+        if (this.lastWriteAt !== undefined) {
+          // The writer stamped its write with its clock: this is write-to-serving time.
+          this.stateMetrics.convergence.observe(Math.max(0, Date.now() - this.lastWriteAt) / 1000);
+          this.lastWriteAt = undefined;
+        }
+      },
+    });
   }
 
   static async start(settings: Settings): Promise<Daemon> {
@@ -111,7 +122,7 @@ export class Daemon {
     });
     const store = new InstrumentedStore(await openStore(settings.store), stateMetrics.storeRequests);
     const mirror = new Mirror(store, settings.storePrefix, {
-      onChange: () => daemon?.stateChanged(),
+      onChange: () => daemon?.snapshots.changed(),
       onConnection: (up, reason) => {
         daemon?.storeHealth.watch(up, reason);
         controller.setStoreConnected(up, reason);
@@ -221,8 +232,12 @@ export class Daemon {
           revision: this.mirror.revision,
         }),
         serviceStatus: (svc) =>
-          serviceStatus(this.mirror.state, this.snapshot, svc.id, this.mesh?.errors(svc.id) ?? [], (t) =>
-            this.mesh?.reach(t),
+          serviceStatus(
+            this.mirror.state,
+            this.snapshots.current,
+            svc.id,
+            this.mesh?.errors(svc.id) ?? [],
+            (t) => this.mesh?.reach(t),
           ),
         identity: this.identity,
         endedTasks: (svc) => this.history.of(svc),
@@ -231,7 +246,7 @@ export class Daemon {
         taskHealth: (task) => {
           const reach = this.mesh?.reach(task);
           return {
-            health: taskHealth(this.mirror.state, this.snapshot, task, reach),
+            health: taskHealth(this.mirror.state, this.snapshots.current, task, reach),
             route: reach?.path ?? 'direct',
           };
         },
@@ -273,8 +288,15 @@ export class Daemon {
     const dns = this.settings.dns;
     if (!dns.listen) return;
     const running = await startDns({ ...dns, listen: dns.listen }, this.registry);
-    this.responder = running.responder;
     this.dns = running;
+    const view = new DnsIndex(dns.domain);
+    this.snapshots.subscribe({
+      name: 'dns',
+      apply: (snap, change) => {
+        view.apply(snap, change);
+        running.responder.setView(view);
+      },
+    });
     this.closers.push(() => running.close());
   }
 
@@ -314,7 +336,7 @@ export class Daemon {
     const dp = new DataPlaneServer(
       this.settings.mesh.dataListen,
       this.nodeId,
-      () => this.snapshot,
+      () => this.snapshots.current,
       this.settings.node.datapathAddr,
       {
         maxStreams: this.settings.mesh.maxConnsPerListener,
@@ -361,6 +383,9 @@ export class Daemon {
       logger('health'),
     );
     this.closers.push(() => this.prober?.close());
+    const prober = this.prober;
+    this.snapshots.subscribe({ name: 'health', apply: (snap, change) => prober.update(snap, change) });
+    this.snapshots.subscribe({ name: 'mesh', apply: (snap, change) => mesh.update(snap, change) });
   }
 
   /** This node's own listeners, recomputed only when what it bound changes (not per endpoint). */
@@ -373,50 +398,10 @@ export class Daemon {
     return isOwnListener(this.own.list, host, port);
   };
 
-  /** The current snapshot; the hot paths read it once per query or connection. */
-  get current(): Snapshot | undefined {
-    return this.snapshot;
-  }
-
-  private stateChanged(): void {
-    // Coalesce a burst of store events into one rebuild.
-    if (this.rebuildQueued) return;
-    this.rebuildQueued = true;
-    // A rebuild blocks the event loop for as long as it takes (about 0.7 s at 100k tasks): wait
-    // at least that long between rebuilds, so queries and connections are served in between.
-    // Small clusters rebuild in well under a millisecond and see no delay.
-    const wait = Math.min(1000, Math.max(0, this.lastBuildMs - 1));
-    const run = () => {
-      this.rebuildQueued = false;
-      void this.rebuild();
-    };
-    if (wait === 0) setImmediate(run);
-    else setTimeout(run, wait);
-  }
-
-  /** Builds a snapshot from the mirror and hands it to DNS, the mesh and the prober. */
-  private async rebuild(): Promise<void> {
-    if (!this.mirror.hasSynced || this.status === 'stopping') return;
-    const started = performance.now();
-    const snap = buildSnapshot(this.mirror.state, this.mirror.revision, this.settings.dns.domain);
-    this.snapshot = snap;
-    this.responder?.setView(snap.dns);
-    this.stateMetrics.snapshotBuilds.inc();
-    this.peers.update(this.mirror.state);
-    this.history.update(this.mirror.state, new Date().toISOString());
-    this.lastBuildMs = performance.now() - started;
-    this.dataPlane?.dropRemoved(snap);
-    if (this.lastWriteAt !== undefined) {
-      // The writer stamped the sequence key with its clock: this is write-to-serving time.
-      this.stateMetrics.convergence.observe(Math.max(0, Date.now() - this.lastWriteAt) / 1000);
-      this.lastWriteAt = undefined;
-    }
-    this.prober?.update(snap);
-    try {
-      await this.mesh?.update(snap);
-    } catch (err) {
-      log.error('mesh update failed', { error: messageOf(err) });
-    }
+  /** Builds a snapshot from the mirror now and hands it to every subsystem. */
+  private rebuild(): Promise<void> {
+    if (this.status === 'stopping') return Promise.resolve();
+    return this.snapshots.flush();
   }
 
   readiness(): Readiness {
@@ -456,6 +441,7 @@ export class Daemon {
   async close(): Promise<void> {
     if (this.status === 'stopping') return;
     this.status = 'stopping';
+    this.snapshots.stop();
     for (const c of this.closers.reverse()) {
       try {
         await c();

@@ -1,6 +1,8 @@
-import { type Cidr, parseCidr, reverseName } from '../model/address.js';
+import { addressOfReverseName, type Cidr, parseCidr } from '../model/address.js';
 import type { ClusterState } from '../model/cluster-state.js';
-import type { Network } from '../model/types.js';
+import type { Container, Service, Task } from '../model/types.js';
+import type { Snapshot, SnapshotChange } from '../state/snapshot.js';
+import { Contributions } from './contributions.js';
 
 /** The addresses a name answers on one network; an empty list is a known name with no records. */
 export interface NameRecords {
@@ -20,17 +22,22 @@ export interface PtrRecord {
   readonly network: string;
 }
 
+/** Looks a name up; the index answers some names (tasks) from its indexes at query time. */
+export interface NameLookup {
+  get(name: string): NameRecords | undefined;
+}
+
 /** Every name one network answers. */
 export interface NetworkZone {
   readonly id: string;
   readonly name: string;
   readonly internal: boolean;
   readonly subnet: Cidr;
-  readonly names: ReadonlyMap<string, NameRecords>;
+  readonly names: NameLookup;
   readonly srv: ReadonlyMap<string, readonly SrvTarget[]>;
 }
 
-/** What the DNS answers from: built once per snapshot, read by every query. */
+/** What the DNS answers from: updated from each snapshot change, read by every query. */
 export interface DnsView {
   /** Zones with names, user networks in creation order (ingress carries no names). */
   readonly zones: readonly NetworkZone[];
@@ -38,147 +45,380 @@ export interface DnsView {
   /** Every network (ingress too) for scoping a client by subnet. */
   readonly subnets: readonly { readonly id: string; readonly cidr: Cidr }[];
   /** An endpoint address -> the networks its endpoint is attached to. */
-  readonly endpointNetworks: ReadonlyMap<string, readonly string[]>;
+  readonly endpointNetworks: { get(address: string): readonly string[] | undefined };
   /** Reverse name -> the name it points to (without the trailing dot) and the network it is on. */
-  readonly ptr: ReadonlyMap<string, PtrRecord>;
+  readonly ptr: { get(reverseName: string): PtrRecord | undefined };
   /** Names known on some network, for NXDOMAIN (not forwarding) to clients outside it. */
-  readonly known: ReadonlySet<string>;
+  readonly known: { has(name: string): boolean };
 }
 
-class ZoneBuilder {
-  readonly names = new Map<string, { v4: string[]; v6: string[] }>();
-  readonly srv = new Map<string, SrvTarget[]>();
+/** One zone's names and SRV records, merged from what each service and container contributes. */
+interface ZoneParts {
+  readonly zone: NetworkZone;
+  readonly names: Contributions<NameRecords, NameRecords>;
+  readonly srv: Contributions<readonly SrvTarget[], readonly SrvTarget[]>;
+}
 
-  constructor(readonly network: Network) {}
+/** What an owner contributed, flat as [target, key, target, key, ...]: one array per owner. */
+type Entries = (Retractable | string)[];
+
+/** What an owner's contribution can be taken back from. */
+interface Retractable {
+  delete(key: string, owner: string): void;
+}
+
+const noAddresses: readonly string[] = Object.freeze([]);
+
+/** What one owner (a service, a container, a task) contributes, collected before it is applied. */
+class Fragment {
+  readonly names = new Map<string, { zone: ZoneParts; name: string; v4: Set<string>; v6: Set<string> }>();
+  readonly srv = new Map<string, { zone: ZoneParts; name: string; targets: SrvTarget[] }>();
 
   /** Declares a name even with no address, so it answers NODATA rather than NXDOMAIN. */
-  declare(name: string): void {
+  name(zone: ZoneParts, name: string, address?: string): void {
     const key = name.toLowerCase();
-    if (!this.names.has(key)) this.names.set(key, { v4: [], v6: [] });
+    const k = `${zone.zone.id}\u0000${key}`;
+    let rec = this.names.get(k);
+    if (!rec) {
+      rec = { zone, name: key, v4: new Set(), v6: new Set() };
+      this.names.set(k, rec);
+    }
+    if (address) (address.includes(':') ? rec.v6 : rec.v4).add(address);
   }
 
-  add(name: string, address: string): void {
+  addSrv(zone: ZoneParts, name: string, t: SrvTarget): void {
     const key = name.toLowerCase();
-    this.declare(key);
-    const rec = this.names.get(key) as { v4: string[]; v6: string[] };
-    const list = address.includes(':') ? rec.v6 : rec.v4;
-    if (!list.includes(address)) list.push(address);
-  }
-
-  addSrv(name: string, t: SrvTarget): void {
-    const key = name.toLowerCase();
-    const list = this.srv.get(key) ?? [];
-    list.push(t);
-    this.srv.set(key, list);
+    const k = `${zone.zone.id}\u0000${key}`;
+    let rec = this.srv.get(k);
+    if (!rec) {
+      rec = { zone, name: key, targets: [] };
+      this.srv.set(k, rec);
+    }
+    rec.targets.push(t);
   }
 }
 
-/** Builds the DNS view. `up` says which tasks are in rotation; `domain` qualifies SRV targets. */
-export function buildDnsView(state: ClusterState, up: (taskId: string) => boolean, domain: string): DnsView {
-  const builders = new Map<string, ZoneBuilder>();
-  const subnets: { id: string; cidr: Cidr }[] = [];
-  for (const n of state.networks.values()) {
-    subnets.push({ id: n.id, cidr: parseCidr(n.subnet) });
-    if (!n.ingress) builders.set(n.id, new ZoneBuilder(n));
+function mergeNames(values: NameRecords[]): NameRecords {
+  if (values.length === 1) return values[0] as NameRecords;
+  const v4 = new Set<string>();
+  const v6 = new Set<string>();
+  for (const v of values) {
+    for (const a of v.v4) v4.add(a);
+    for (const a of v.v6) v6.add(a);
   }
-  const endpointNetworks = new Map<string, string[]>();
-  const ptr = new Map<string, PtrRecord>();
-  const fqdn = (name: string) => (domain ? `${name}.${domain}.` : `${name}.`);
-  const tasksBySvc = new Map<string, typeof state.tasks extends ReadonlyMap<string, infer T> ? T[] : never>();
-  for (const t of state.tasks.values()) {
-    const list = tasksBySvc.get(t.service) ?? [];
-    list.push(t);
-    tasksBySvc.set(t.service, list);
-    const nets = t.addresses.map((a) => a.network);
-    for (const a of t.addresses) endpointNetworks.set(a.address, nets);
+  return { v4: [...v4], v6: [...v6] };
+}
+
+function mergeSrv(values: (readonly SrvTarget[])[]): readonly SrvTarget[] {
+  return values.length === 1 ? (values[0] as readonly SrvTarget[]) : values.flat();
+}
+
+/**
+ * The DNS view, kept up to date from snapshot changes: each service, container and task
+ * contributes its records, and a change recomputes only the contributions of what it touched.
+ * A network change (rare) rebuilds everything. Queries read the merged maps directly.
+ */
+export class DnsIndex implements DnsView {
+  zones: NetworkZone[] = [];
+  zoneByName = new Map<string, NetworkZone>();
+  subnets: { id: string; cidr: Cidr }[] = [];
+  readonly known = {
+    has: (name: string) => (this.knownCounts.get(name) ?? 0) > 0 || this.upTask(name) !== undefined,
+  };
+  readonly endpointNetworks = { get: (address: string) => this.networksOf(address) };
+  readonly ptr = { get: (name: string) => this.reverse(name) };
+  private readonly knownCounts = new Map<string, number>();
+  private parts = new Map<string, ZoneParts>();
+  private readonly fragments = new Map<string, Entries>();
+  /**
+   * Tasks by name and endpoints (tasks, containers, VIPs) by address: a task's own name, its
+   * reverse name and its client scope are answered from these at query time, so a task costs
+   * two map entries here rather than records in every map.
+   */
+  private readonly taskNames = new Map<string, Task>();
+  private readonly endpoints = new Map<string, Task | Container | Service>();
+  private snap: Snapshot | undefined;
+
+  /** `domain` qualifies SRV targets. */
+  constructor(private readonly domain: string) {}
+
+  /** Applies one snapshot change. */
+  apply(snap: Snapshot, change: SnapshotChange): void {
+    const { state } = snap;
+    this.snap = snap;
+    if (change.full) this.reset(state);
+    for (const t of change.previousTasks) this.dropTask(t);
+    for (const s of change.removedServices) this.dropService(s);
+    for (const id of change.services) this.service(snap, id);
+    for (const s of change.removedServices) this.service(snap, s.id);
+    for (const id of change.containers) this.container(state.containers.get(id), id);
+    for (const id of change.full ? state.tasks.keys() : change.tasks) {
+      const t = state.tasks.get(id);
+      if (!t) continue;
+      this.taskNames.set(lower(t.name), t);
+      for (const a of t.addresses) this.endpoints.set(a.address, t);
+    }
   }
-  for (const svc of state.services.values()) {
-    const tasks = (tasksBySvc.get(svc.id) ?? []).filter((t) => up(t.id));
-    for (const att of svc.networks) {
-      const z = builders.get(att.network);
-      if (!z) continue;
-      const names = [svc.name, ...att.aliases];
-      for (const name of names) {
-        z.declare(name);
-        z.declare(`tasks.${name}`);
-        if (att.vip) z.add(name, att.vip);
-      }
-      if (att.vip)
-        ptr.set(reverseName(att.vip), { target: `${svc.name}.${z.network.name}`, network: z.network.id });
+
+  private reset(state: ClusterState): void {
+    for (const [owner, entries] of this.fragments) forget(owner, entries, 0);
+    this.fragments.clear();
+    this.taskNames.clear();
+    this.endpoints.clear();
+    this.parts = new Map();
+    this.subnets = [];
+    for (const n of state.networks.values()) {
+      this.subnets.push({ id: n.id, cidr: parseCidr(n.subnet) });
+      if (n.ingress) continue;
+      const merged = new Map<string, NameRecords>();
+      const zone: NetworkZone = {
+        id: n.id,
+        name: n.name.toLowerCase(),
+        internal: n.internal,
+        subnet: parseCidr(n.subnet),
+        names: { get: (name) => merged.get(name) ?? this.taskRecords(n.id, name) },
+        srv: new Map(),
+      };
+      const presence = (key: string, present: boolean) => this.count(key, present);
+      this.parts.set(n.id, {
+        zone,
+        names: new Contributions(merged, mergeNames, presence),
+        srv: new Contributions(zone.srv as Map<string, readonly SrvTarget[]>, mergeSrv, presence),
+      });
+    }
+    this.zones = [...this.parts.values()].map((p) => p.zone);
+    this.zoneByName = new Map(this.zones.map((z) => [z.name, z]));
+  }
+
+  private count(name: string, present: boolean): void {
+    const n = (this.knownCounts.get(name) ?? 0) + (present ? 1 : -1);
+    if (n > 0) this.knownCounts.set(name, n);
+    else this.knownCounts.delete(name);
+  }
+
+  private dropTask(t: Task): void {
+    const name = lower(t.name);
+    if (this.taskNames.get(name)?.id === t.id) this.taskNames.delete(name);
+    for (const a of t.addresses)
+      if (this.endpoints.get(a.address)?.id === t.id) this.endpoints.delete(a.address);
+  }
+
+  private dropService(s: Service): void {
+    for (const n of s.networks)
+      if (n.vip && this.endpoints.get(n.vip)?.id === s.id) this.endpoints.delete(n.vip);
+  }
+
+  /** A task in rotation by its name, as the current snapshot has it. */
+  private upTask(name: string): Task | undefined {
+    const t = this.taskNames.get(name);
+    const snap = this.snap;
+    if (!t || !snap?.up.has(t.id) || !snap.state.services.has(t.service)) return undefined;
+    return t;
+  }
+
+  /** A task's own name on one network: its address there, while it is in rotation. */
+  private taskRecords(network: string, name: string): NameRecords | undefined {
+    const t = this.upTask(name);
+    if (!t) return undefined;
+    let found: NameRecords | undefined;
+    for (const a of t.addresses) {
+      if (a.network !== network) continue;
+      found ??= { v4: [], v6: [] };
+      (a.address.includes(':') ? (found.v6 as string[]) : (found.v4 as string[])).push(a.address);
+    }
+    return found;
+  }
+
+  /** The endpoint that holds `address` now, checked against the current state (entries are not
+   * rewritten when a task or service merely moves an address, so a stale one is skipped). */
+  private endpointAt(address: string): Task | Container | Service | undefined {
+    const e = this.endpoints.get(address);
+    const state = this.snap?.state;
+    if (!e || !state) return undefined;
+    if ('slot' in e) {
+      const t = state.tasks.get(e.id);
+      return t?.addresses.some((a) => a.address === address) ? t : undefined;
+    }
+    if ('endpointMode' in e) {
+      const s = state.services.get(e.id);
+      return s?.networks.some((n) => n.vip === address) ? s : undefined;
+    }
+    const c = state.containers.get(e.id);
+    return c?.addresses.some((a) => a.address === address) ? c : undefined;
+  }
+
+  private networksOf(address: string): readonly string[] | undefined {
+    const e = this.endpointAt(address);
+    if (!e || 'endpointMode' in e) return undefined;
+    return e.addresses.map((a) => a.network);
+  }
+
+  /** The name an address points back to: a VIP its service, a task (in rotation) or container its own. */
+  private reverse(name: string): PtrRecord | undefined {
+    const address = addressOfReverseName(name);
+    const e = address && this.endpointAt(address);
+    if (!e) return undefined;
+    if ('endpointMode' in e) {
+      const att = e.networks.find((n) => n.vip === address);
+      const z = att && this.parts.get(att.network);
+      return z && { target: `${e.name}.${z.zone.name}`, network: z.zone.id };
+    }
+    if ('slot' in e && !this.upTask(lower(e.name))) return undefined;
+    const net = e.addresses.find((a) => a.address === address)?.network;
+    const z = net === undefined ? undefined : this.parts.get(net);
+    return z && { target: `${e.name}.${z.zone.name}`, network: z.zone.id };
+  }
+
+  /** A service's records: its names and VIPs, its tasks in rotation, and SRV. */
+  private service(snap: Snapshot, id: string): void {
+    const f = new Fragment();
+    const svc = snap.state.services.get(id);
+    if (svc) {
+      const tasks: Task[] = [];
+      for (const t of snap.tasksOf(id)) if (snap.up.has(t.id)) tasks.push(t);
+      const fqdn = (name: string) => (this.domain ? `${name}.${this.domain}.` : `${name}.`);
       const ports = [
         ...svc.ports.map((p) => ({ key: p.target, proto: p.protocol, target: p.target })),
         ...svc.ports.map((p) => ({ key: p.published, proto: p.protocol, target: p.target })),
         ...svc.expose.map((p) => ({ key: p, proto: 'tcp' as const, target: p })),
       ];
-      const srvSeen = new Set<string>();
-      for (const t of tasks) {
-        const addr = t.addresses.find((a) => a.network === att.network)?.address;
-        if (!addr) continue;
+      for (const att of svc.networks) {
+        const z = this.parts.get(att.network);
+        if (att.vip) this.endpoints.set(att.vip, svc);
+        if (!z) continue;
+        const names = [svc.name, ...att.aliases];
         for (const name of names) {
-          z.add(`tasks.${name}`, addr);
-          if (svc.endpointMode === 'dnsrr') z.add(name, addr);
+          f.name(z, name, att.vip);
+          f.name(z, `tasks.${name}`);
         }
-        if (svc.endpointMode === 'dnsrr') {
+        const srvSeen = new Set<string>();
+        for (const t of tasks) {
+          const addr = t.addresses.find((a) => a.network === att.network)?.address;
+          if (!addr) continue;
+          for (const name of names) {
+            f.name(z, `tasks.${name}`, addr);
+            if (svc.endpointMode === 'dnsrr') f.name(z, name, addr);
+          }
+          if (svc.endpointMode !== 'dnsrr') continue;
           for (const p of ports) {
             const key = `_${p.key}._${p.proto}.${svc.name}|${t.id}`;
             if (srvSeen.has(key)) continue;
             srvSeen.add(key);
-            z.addSrv(`_${p.key}._${p.proto}.${svc.name}`, {
+            f.addSrv(z, `_${p.key}._${p.proto}.${svc.name}`, {
               target: fqdn(t.name),
               port: p.target,
               address: addr,
             });
           }
         }
-      }
-      if (att.vip) {
-        for (const p of ports) {
-          const key = `_${p.key}._${p.proto}.${svc.name}`;
-          if (srvSeen.has(key)) continue;
-          srvSeen.add(key);
-          z.addSrv(key, { target: fqdn(svc.name), port: p.target, address: att.vip });
+        if (att.vip) {
+          for (const p of ports) {
+            const key = `_${p.key}._${p.proto}.${svc.name}`;
+            if (srvSeen.has(key)) continue;
+            srvSeen.add(key);
+            f.addSrv(z, key, { target: fqdn(svc.name), port: p.target, address: att.vip });
+          }
         }
       }
     }
-    for (const t of tasks) {
-      for (const a of t.addresses) {
-        const z = builders.get(a.network);
+    this.commit(`s:${id}`, f);
+  }
+
+  private container(c: Container | undefined, id: string): void {
+    const f = new Fragment();
+    if (c) {
+      for (const a of c.addresses) {
+        this.endpoints.set(a.address, c);
+        const z = this.parts.get(a.network);
         if (!z) continue;
-        z.add(t.name, a.address);
-        ptr.set(reverseName(a.address), { target: `${t.name}.${z.network.name}`, network: z.network.id });
+        for (const name of [c.name, ...c.aliases]) f.name(z, name, a.address);
       }
     }
+    this.commit(`c:${id}`, f);
   }
-  for (const c of state.containers.values()) {
-    const nets = c.addresses.map((a) => a.network);
-    for (const a of c.addresses) {
-      endpointNetworks.set(a.address, nets);
-      const z = builders.get(a.network);
-      if (!z) continue;
-      for (const name of [c.name, ...c.aliases]) z.add(name, a.address);
-      ptr.set(reverseName(a.address), { target: `${c.name}.${z.network.name}`, network: z.network.id });
+
+  /** Replaces what `owner` contributed with `f`. */
+  private commit(owner: string, f: Fragment): void {
+    const entries: Entries = [];
+    const put = <V>(to: Contributions<V, V>, key: string, value: V) => {
+      to.set(key, owner, value);
+      entries.push(to, key);
+    };
+    for (const n of f.names.values())
+      put(n.zone.names, n.name, {
+        v4: n.v4.size > 0 ? [...n.v4] : noAddresses,
+        v6: n.v6.size > 0 ? [...n.v6] : noAddresses,
+      });
+    for (const s of f.srv.values()) put(s.zone.srv, s.name, s.targets);
+    this.replace(owner, entries);
+  }
+
+  /** Records `entries` (already set) as what `owner` contributes, taking back what it no longer does. */
+  private replace(owner: string, entries: Entries): void {
+    const old = this.fragments.get(owner);
+    if (old) {
+      if (entries.length <= 16) {
+        for (let i = 0; i < old.length; i += 2) {
+          let kept = false;
+          for (let j = 0; j < entries.length && !kept; j += 2)
+            kept = entries[j] === old[i] && entries[j + 1] === old[i + 1];
+          if (!kept) (old[i] as Retractable).delete(old[i + 1] as string, owner);
+        }
+      } else {
+        const now = new Map<unknown, Set<string>>();
+        for (let j = 0; j < entries.length; j += 2) {
+          let keys = now.get(entries[j]);
+          if (!keys) {
+            keys = new Set();
+            now.set(entries[j], keys);
+          }
+          keys.add(entries[j + 1] as string);
+        }
+        for (let i = 0; i < old.length; i += 2)
+          if (!now.get(old[i])?.has(old[i + 1] as string))
+            (old[i] as Retractable).delete(old[i + 1] as string, owner);
+      }
     }
+    if (entries.length > 0) this.fragments.set(owner, entries);
+    else this.fragments.delete(owner);
   }
-  const zones: NetworkZone[] = [];
-  const known = new Set<string>();
-  for (const b of builders.values()) {
-    for (const k of b.names.keys()) known.add(k);
-    for (const k of b.srv.keys()) known.add(k);
-    zones.push({
-      id: b.network.id,
-      name: b.network.name.toLowerCase(),
-      internal: b.network.internal,
-      subnet: parseCidr(b.network.subnet),
-      names: b.names,
-      srv: b.srv,
-    });
+}
+
+/** A name as the index keys it; the same string when it is already lower case. */
+function lower(name: string): string {
+  const l = name.toLowerCase();
+  return l === name ? name : l;
+}
+
+/** Takes back every contribution of `owner` from index `from` on. */
+function forget(owner: string, entries: Entries, from: number): void {
+  for (let i = from; i < entries.length; i += 2)
+    (entries[i] as Retractable).delete(entries[i + 1] as string, owner);
+}
+
+/** Builds a DNS view of a whole state at once (tests, and tools that need no updates). */
+export function buildDnsView(state: ClusterState, up: (taskId: string) => boolean, domain: string): DnsView {
+  const byService = new Map<string, Task[]>();
+  const upSet = new Set<string>();
+  for (const t of state.tasks.values()) {
+    const list = byService.get(t.service) ?? [];
+    list.push(t);
+    byService.set(t.service, list);
+    if (up(t.id)) upSet.add(t.id);
   }
-  return {
-    zones,
-    zoneByName: new Map(zones.map((z) => [z.name, z])),
-    subnets,
-    endpointNetworks,
-    ptr,
-    known,
-  };
+  const index = new DnsIndex(domain);
+  index.apply(
+    { revision: 0, state, up: upSet, tasksOf: (id) => byService.get(id) ?? [] },
+    {
+      full: true,
+      services: new Set(state.services.keys()),
+      tasks: new Set(state.tasks.keys()),
+      containers: new Set(state.containers.keys()),
+      nodes: new Set(),
+      previousTasks: [],
+      removedTasks: [],
+      removedServices: [],
+    },
+  );
+  return index;
 }

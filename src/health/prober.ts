@@ -1,7 +1,7 @@
 import type { Logger } from '../log.js';
 import type { MeshMetrics } from '../mesh/metrics.js';
 import type { Healthcheck, Service, Task } from '../model/types.js';
-import type { Snapshot } from '../state/snapshot.js';
+import type { Snapshot, SnapshotChange } from '../state/snapshot.js';
 import { httpProbe, type ProbeResult, tcpProbe } from './probes.js';
 import { initialState, nextDelay, nextState, type ProbeState } from './state-machine.js';
 
@@ -36,20 +36,26 @@ export class Prober {
     private readonly log: Logger,
   ) {}
 
-  update(snap: Snapshot): void {
-    const wanted = new Set<string>();
-    for (const t of snap.state.tasks.values()) {
-      if (t.node !== this.nodeId) continue;
-      const svc = snap.state.services.get(t.service);
-      if (!svc || svc.healthcheck.type === 'none') continue;
+  /** Starts, restarts or stops the loops of the tasks a snapshot change touched. */
+  update(snap: Snapshot, change: SnapshotChange): void {
+    const { state } = snap;
+    const touched = new Set<string>(change.full ? this.loops.keys() : change.tasks);
+    for (const t of change.removedTasks) touched.add(t.id);
+    for (const id of change.full ? state.services.keys() : change.services)
+      for (const t of snap.tasksOf(id)) touched.add(t.id);
+    for (const id of touched) {
+      const t = state.tasks.get(id);
+      const svc = t && t.node === this.nodeId ? state.services.get(t.service) : undefined;
+      if (!t || !svc || svc.healthcheck.type === 'none') {
+        if (this.loops.has(id)) this.stop(id);
+        continue;
+      }
       const key = `${JSON.stringify(svc.healthcheck)}|${probePort(svc)}|${t.addresses[0]?.address}`;
-      wanted.add(t.id);
-      const loop = this.loops.get(t.id);
+      const loop = this.loops.get(id);
       if (loop && loop.key === key) continue;
-      if (loop) this.stop(t.id);
+      if (loop) this.stop(id);
       this.start(t, svc, key);
     }
-    for (const id of this.loops.keys()) if (!wanted.has(id)) this.stop(id);
   }
 
   private start(task: Task, svc: Service, key: string): void {

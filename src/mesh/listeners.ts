@@ -31,6 +31,13 @@ export class Listeners {
   private readonly open = new Map<string, Open>();
   /** Errors per service id, shown by `service inspect`. */
   readonly errors = new Map<string, string[]>();
+  /** What should be open, by key, and the keys each service asked for. */
+  private readonly wanted = new Map<string, ListenerSpec>();
+  private readonly keysOf = new Map<string, readonly string[]>();
+  /** Keys that could not be opened: tried again on every update. */
+  private readonly failed = new Set<string>();
+  /** Open listeners per VIP: the address leaves `lo` with the last one. */
+  private readonly vipUsers = new Map<string, number>();
   private chain: Promise<void> = Promise.resolve();
 
   constructor(
@@ -38,22 +45,55 @@ export class Listeners {
     private readonly vips: VipAddresses,
   ) {}
 
-  /** Brings the open sockets in line with `specs`; calls are serialised. */
-  reconcile(specs: readonly ListenerSpec[]): Promise<void> {
-    this.chain = this.chain.then(() => this.apply(specs));
+  /**
+   * Brings the sockets of the services in `changed` in line with their specs (an empty list
+   * closes them); with `full`, every service not in `changed` is closed. Calls are serialised.
+   */
+  update(changed: ReadonlyMap<string, readonly ListenerSpec[]>, full: boolean): Promise<void> {
+    this.chain = this.chain.then(() => this.apply(changed, full));
     return this.chain;
   }
 
-  private async apply(specs: readonly ListenerSpec[]): Promise<void> {
-    const wanted = new Map(specs.map((s) => [s.key, s]));
-    const errors = new Map<string, string[]>();
-    for (const [key, l] of this.open) {
-      if (wanted.has(key)) continue;
-      this.open.delete(key);
-      this.closeOne(l);
+  private async apply(changed: ReadonlyMap<string, readonly ListenerSpec[]>, full: boolean): Promise<void> {
+    const touched = new Set(this.failed);
+    const services = new Set(changed.keys());
+    if (full) for (const svc of this.keysOf.keys()) services.add(svc);
+    for (const key of this.failed) {
+      const svc = this.wanted.get(key)?.route.service.id;
+      if (svc) services.add(svc);
     }
-    for (const spec of wanted.values()) {
-      const existing = this.open.get(spec.key);
+    this.failed.clear();
+    const previous = new Map<string, string[]>();
+    for (const svc of services) {
+      previous.set(svc, this.errors.get(svc) ?? []);
+      this.errors.delete(svc);
+      if (!changed.has(svc) && !full) continue;
+      for (const key of this.keysOf.get(svc) ?? []) {
+        if (this.wanted.get(key)?.route.service.id === svc) this.wanted.delete(key);
+        touched.add(key);
+      }
+      const specs = changed.get(svc) ?? [];
+      for (const spec of specs) {
+        this.wanted.set(spec.key, spec);
+        touched.add(spec.key);
+      }
+      if (specs.length > 0)
+        this.keysOf.set(
+          svc,
+          specs.map((x) => x.key),
+        );
+      else this.keysOf.delete(svc);
+    }
+    for (const key of touched) {
+      const spec = this.wanted.get(key);
+      const existing = this.open.get(key);
+      if (!spec) {
+        if (existing) {
+          this.open.delete(key);
+          this.closeOne(existing);
+        }
+        continue;
+      }
       if (existing) {
         if (existing.kind === 'tcp') existing.route = spec.route;
         else existing.udp.route = spec.route;
@@ -62,13 +102,15 @@ export class Listeners {
       try {
         if (spec.kind === 'vip') await this.vips.ensure(spec.host);
         this.open.set(spec.key, spec.proto === 'tcp' ? await this.openTcp(spec) : await this.openUdp(spec));
+        if (spec.kind === 'vip') this.vipUsers.set(spec.host, (this.vipUsers.get(spec.host) ?? 0) + 1);
       } catch (err) {
+        this.failed.add(key);
         const svc = spec.route.service;
-        const list = errors.get(svc.id) ?? [];
+        const list = this.errors.get(svc.id) ?? [];
         list.push(`${spec.proto} ${spec.host}:${spec.port}: ${describe(err)}`);
-        errors.set(svc.id, list);
+        this.errors.set(svc.id, list);
         // Log a failing port once, not on every change while it keeps failing.
-        if (!(this.errors.get(svc.id) ?? []).includes(list.at(-1) as string))
+        if (!(previous.get(svc.id) ?? []).includes(list.at(-1) as string))
           this.ctx.log.warn('cannot listen for a service', {
             service: svc.name,
             address: `${spec.host}:${spec.port}`,
@@ -77,8 +119,6 @@ export class Listeners {
           });
       }
     }
-    this.errors.clear();
-    for (const [k, v] of errors) this.errors.set(k, v);
   }
 
   private openTcp(spec: ListenerSpec): Promise<TcpListener> {
@@ -117,7 +157,11 @@ export class Listeners {
     } else {
       l.udp.close();
     }
-    if (l.spec.kind === 'vip' && ![...this.open.values()].some((o) => o.spec.host === l.spec.host)) {
+    if (l.spec.kind !== 'vip') return;
+    const users = (this.vipUsers.get(l.spec.host) ?? 1) - 1;
+    if (users > 0) this.vipUsers.set(l.spec.host, users);
+    else {
+      this.vipUsers.delete(l.spec.host);
       void this.vips.release(l.spec.host);
     }
   }

@@ -57,7 +57,7 @@ export class MeshLoad implements Load {
     if (this.ejections.size > 0) this.ejections.delete(task);
   }
 
-  prune(live: ReadonlySet<string>): void {
+  prune(live: { has(task: string): boolean }): void {
     for (const k of this.ejections.keys()) if (!live.has(k)) this.ejections.delete(k);
   }
 }

@@ -2,13 +2,13 @@ import type { Registry } from 'prom-client';
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../log.js';
 import type { Task } from '../model/types.js';
-import type { Snapshot } from '../state/snapshot.js';
+import type { Snapshot, SnapshotChange } from '../state/snapshot.js';
 import { ConnTracker } from './connections.js';
 import type { DataPlaneAccess, MeshContext } from './context.js';
 import { Listeners } from './listeners.js';
 import { MeshLoad } from './load.js';
 import { MeshMetrics } from './metrics.js';
-import { buildListeners, type TaskPath, taskPath } from './routes.js';
+import { type ListenerSpec, serviceListeners, type TaskPath, taskPath } from './routes.js';
 import { VipAddresses } from './vip-addresses.js';
 
 /**
@@ -59,26 +59,37 @@ export class Mesh {
     return ejected ? { path, ejected } : { path };
   }
 
-  /** Applies a new snapshot; resolves once listeners are open or closed accordingly. */
-  update(snap: Snapshot): Promise<void> {
-    const prev = this.snapshot;
+  /**
+   * Applies a snapshot change: routes are rebuilt for the services it touched (all of them when
+   * it is full, or when this node's own record changed: its certificate decides every remote
+   * path). Resolves once listeners are open or closed accordingly.
+   */
+  update(snap: Snapshot, change: SnapshotChange): Promise<void> {
     this.snapshot = snap;
-    if (prev) {
-      // Tasks and services that are gone: no new connections (their routes are rebuilt without
-      // them), and the open ones get the service's grace period.
-      for (const t of prev.state.tasks.values()) {
-        if (snap.state.tasks.has(t.id)) continue;
-        const svc = prev.state.services.get(t.service);
-        this.ctx.tracker.drain((c) => c.task === t.id, svc?.drainMs ?? 0);
-      }
-      for (const s of prev.state.services.values()) {
-        if (!snap.state.services.has(s.id)) this.ctx.metrics.forgetService(s.name);
-      }
+    const { state } = snap;
+    // Tasks and services that are gone: no new connections (their routes are rebuilt without
+    // them), and the open ones get the service's grace period.
+    const gone = new Map(change.removedServices.map((s) => [s.id, s]));
+    for (const t of change.removedTasks) {
+      const svc = state.services.get(t.service) ?? gone.get(t.service);
+      this.ctx.tracker.drain((c) => c.task === t.id, svc?.drainMs ?? 0);
     }
-    this.ctx.load.prune(new Set(snap.state.tasks.keys()));
-    return this.listeners.reconcile(
-      buildListeners(snap, this.nodeId, this.settings.publishAddr, this.settings.remoteTasks, this.reserved),
-    );
+    for (const s of change.removedServices) this.ctx.metrics.forgetService(s.name);
+    if (change.removedTasks.length > 0 || change.full) this.ctx.load.prune(state.tasks);
+    const full = change.full || change.nodes.has(this.nodeId);
+    const opts = {
+      nodeId: this.nodeId,
+      publishAddr: this.settings.publishAddr,
+      remote: this.settings.remoteTasks,
+      reserved: this.reserved,
+    };
+    const specs = new Map<string, ListenerSpec[]>();
+    for (const id of full ? state.services.keys() : change.services) {
+      const svc = state.services.get(id);
+      specs.set(id, svc ? serviceListeners(snap, svc, opts) : []);
+    }
+    for (const s of change.removedServices) if (!specs.has(s.id)) specs.set(s.id, []);
+    return this.listeners.update(specs, full);
   }
 
   private activeGauge() {

@@ -16,8 +16,8 @@ export interface Route {
   readonly localPicker: Picker | undefined;
   /** Every task, whatever its health: what the panic rule `all` falls back to. */
   readonly panicPicker: Picker;
-  /** Ids of the tasks this route may send to (for moving UDP flows off departed tasks). */
-  readonly live: ReadonlySet<string>;
+  /** Whether this route may send to a task (for moving UDP flows off departed tasks). */
+  isLive(task: string): boolean;
 }
 
 /** A socket meshd should have open, and the route behind it. */
@@ -72,7 +72,6 @@ export function taskPath(
 
 function endpoints(
   snap: Snapshot,
-  byService: ReadonlyMap<string, readonly Task[]>,
   svc: Service,
   targetPort: number,
   nodeId: string,
@@ -82,7 +81,7 @@ function endpoints(
 ) {
   const all: Endpoint[] = [];
   const up: Endpoint[] = [];
-  for (const t of byService.get(svc.id) ?? []) {
+  for (const t of snap.tasksOf(svc.id)) {
     const addr = (networkId && t.addresses.find((a) => a.network === networkId)) || t.addresses[0];
     if (!addr) continue;
     const local = t.node === nodeId;
@@ -114,80 +113,86 @@ function route(
   eps: { all: Endpoint[]; up: Endpoint[] },
   localOnly: boolean,
 ): Route {
-  const keep = (e: Endpoint) => !localOnly || e.local;
-  const up = eps.up.filter(keep);
-  const all = eps.all.filter(keep);
-  const local = up.filter((e) => e.local);
+  // Copies only where they differ: at 100,000 tasks every endpoint array counts.
+  const up = localOnly ? eps.up.filter((e) => e.local) : eps.up;
+  const all = localOnly ? eps.all.filter((e) => e.local) : eps.all;
+  const local = svc.localFirst ? up.filter((e) => e.local) : [];
+  let live: Set<string> | undefined;
+  const picker = makePicker(svc.lb, up);
   return {
     service: svc,
     port,
     proto,
-    picker: makePicker(svc.lb, up),
-    localPicker: svc.localFirst && local.length > 0 ? makePicker(svc.lb, local) : undefined,
-    panicPicker: makePicker(svc.lb, all),
-    live: new Set(all.map((e) => e.task)),
+    picker,
+    localPicker: local.length > 0 ? makePicker(svc.lb, local) : undefined,
+    // With every task up, panicking changes nothing: one picker serves both.
+    panicPicker: all.length === up.length ? picker : makePicker(svc.lb, all),
+    isLive: (task) => {
+      live ??= new Set(all.map((e) => e.task));
+      return live.has(task);
+    },
   };
 }
 
+/** How routes are built on this node: the same for every service. */
+export interface RouteOptions {
+  readonly nodeId: string;
+  readonly publishAddr: string;
+  readonly remote: RemotePath;
+  /** This node's own listeners, which no route may lead to. */
+  readonly reserved: (host: string, port: number) => boolean;
+}
+
 /**
- * Every listener this node needs: each ingress-published port on every node; each host-published
- * port only where a task of the service runs (routing to those local tasks only); and VIP:port
- * for every target and exposed port of a vip-mode service.
+ * The listeners one service needs on this node: each ingress-published port on every node; each
+ * host-published port only where a task of the service runs (routing to those local tasks only);
+ * and VIP:port for every target and exposed port of a vip-mode service.
  */
-export function buildListeners(
-  snap: Snapshot,
-  nodeId: string,
-  publishAddr: string,
-  remote: RemotePath = 'auto',
-  reserved: (host: string, port: number) => boolean = () => false,
-): ListenerSpec[] {
+export function serviceListeners(snap: Snapshot, svc: Service, o: RouteOptions): ListenerSpec[] {
   const out: ListenerSpec[] = [];
-  // Tasks grouped once, so building every route is linear in tasks, not services x tasks.
-  const byService = new Map<string, Task[]>();
-  for (const t of snap.state.tasks.values()) {
-    const list = byService.get(t.service);
-    if (list) list.push(t);
-    else byService.set(t.service, [t]);
+  for (const p of svc.ports) {
+    const eps = endpoints(snap, svc, p.target, o.nodeId, undefined, o.remote, o.reserved);
+    const host = p.mode === 'host';
+    if (host && !eps.all.some((e) => e.local)) continue;
+    out.push({
+      key: `${p.protocol}|${o.publishAddr}|${p.published}`,
+      proto: p.protocol,
+      host: o.publishAddr,
+      port: p.published,
+      kind: 'publish',
+      route: route(svc, String(p.published), p.protocol, eps, host),
+    });
   }
-  for (const svc of snap.state.services.values()) {
-    for (const p of svc.ports) {
-      const eps = endpoints(snap, byService, svc, p.target, nodeId, undefined, remote, reserved);
-      const host = p.mode === 'host';
-      if (host && !eps.all.some((e) => e.local)) continue;
+  if (svc.endpointMode !== 'vip') return out;
+  const vipPorts = new Map<string, { port: number; proto: Protocol }>();
+  for (const p of svc.ports) vipPorts.set(`${p.protocol}/${p.target}`, { port: p.target, proto: p.protocol });
+  for (const port of svc.expose) vipPorts.set(`tcp/${port}`, { port, proto: 'tcp' });
+  for (const att of svc.networks) {
+    const vip = att.vip && canonicalAddress(att.vip);
+    if (!vip) continue;
+    for (const { port, proto } of vipPorts.values()) {
       out.push({
-        key: `${p.protocol}|${publishAddr}|${p.published}`,
-        proto: p.protocol,
-        host: publishAddr,
-        port: p.published,
-        kind: 'publish',
-        route: route(svc, String(p.published), p.protocol, eps, host),
+        key: `${proto}|${vip}|${port}`,
+        proto,
+        host: vip,
+        port,
+        kind: 'vip',
+        route: route(
+          svc,
+          String(port),
+          proto,
+          endpoints(snap, svc, port, o.nodeId, att.network, o.remote, o.reserved),
+          false,
+        ),
       });
     }
-    if (svc.endpointMode !== 'vip') continue;
-    const vipPorts = new Map<string, { port: number; proto: Protocol }>();
-    for (const p of svc.ports)
-      vipPorts.set(`${p.protocol}/${p.target}`, { port: p.target, proto: p.protocol });
-    for (const port of svc.expose) vipPorts.set(`tcp/${port}`, { port, proto: 'tcp' });
-    for (const att of svc.networks) {
-      const vip = att.vip && canonicalAddress(att.vip);
-      if (!vip) continue;
-      for (const { port, proto } of vipPorts.values()) {
-        out.push({
-          key: `${proto}|${vip}|${port}`,
-          proto,
-          host: vip,
-          port,
-          kind: 'vip',
-          route: route(
-            svc,
-            String(port),
-            proto,
-            endpoints(snap, byService, svc, port, nodeId, att.network, remote, reserved),
-            false,
-          ),
-        });
-      }
-    }
   }
+  return out;
+}
+
+/** Every listener this node needs, for every service (start-up; tests and benchmarks). */
+export function buildListeners(snap: Snapshot, o: RouteOptions): ListenerSpec[] {
+  const out: ListenerSpec[] = [];
+  for (const svc of snap.state.services.values()) out.push(...serviceListeners(snap, svc, o));
   return out;
 }

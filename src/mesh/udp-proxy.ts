@@ -59,7 +59,7 @@ export class UdpListener {
     const key = `${rinfo.address}|${rinfo.port}`;
     let flow = this.flows.get(key);
     const route = this.route;
-    if (flow && !route.live.has(flow.task)) {
+    if (flow && !route.isLive(flow.task)) {
       this.flows.delete(key);
       flow = undefined;
     }

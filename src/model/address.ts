@@ -81,3 +81,19 @@ export function reverseName(address: string): string {
   const hex = a.value.toString(16).padStart(32, '0');
   return `${hex.split('').reverse().join('.')}.ip6.arpa`;
 }
+
+/** The address a reverse name (`4.3.2.10.in-addr.arpa`, 32 nibbles of `ip6.arpa`) stands for. */
+export function addressOfReverseName(name: string): string | undefined {
+  const n = name.toLowerCase().replace(/\.$/, '');
+  if (n.endsWith('.in-addr.arpa')) {
+    const labels = n.slice(0, -'.in-addr.arpa'.length).split('.');
+    if (labels.length !== 4 || labels.some((l) => !/^\d{1,3}$/.test(l) || Number(l) > 255)) return undefined;
+    return labels.reverse().map(Number).join('.');
+  }
+  if (n.endsWith('.ip6.arpa')) {
+    const nibbles = n.slice(0, -'.ip6.arpa'.length).split('.');
+    if (nibbles.length !== 32 || nibbles.some((x) => !/^[0-9a-f]$/.test(x))) return undefined;
+    return fromBigInt(BigInt(`0x${nibbles.reverse().join('')}`), 6);
+  }
+  return undefined;
+}

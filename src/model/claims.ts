@@ -82,8 +82,6 @@ export class ClaimIndex {
   private readonly counts = new Map<string, number>();
   private readonly pending = new Map<string, number>();
   private readonly pendingCounts = new Map<string, number>();
-  /** The address claimed last per network: IPAM hands out the next one (Docker's serial allocation). */
-  private readonly latest = new Map<string, string>();
 
   has(key: string): boolean {
     return this.owners.has(key) || this.pending.has(key);
@@ -99,11 +97,6 @@ export class ClaimIndex {
     return (this.counts.get(group) ?? 0) + (this.pendingCounts.get(group) ?? 0);
   }
 
-  /** The address on `network` claimed most recently, visible or in flight. */
-  lastAddress(network: string): string | undefined {
-    return this.latest.get(`addr/${network}`);
-  }
-
   /** An object changed from `before` to `after` (either may be absent). */
   replace(kind: Kind, id: string, before: object | undefined, after: object | undefined): void {
     const owner = `${kind}/${id}`;
@@ -116,7 +109,6 @@ export class ClaimIndex {
       if (this.owners.has(key)) continue;
       this.owners.set(key, owner);
       this.bump(groupOf(key), 1);
-      this.noteAddress(key);
     }
   }
 
@@ -125,7 +117,6 @@ export class ClaimIndex {
     for (const k of keys) {
       bump(this.pending, k, 1);
       bump(this.pendingCounts, groupOf(k), 1);
-      this.noteAddress(k);
     }
   }
 
@@ -134,12 +125,6 @@ export class ClaimIndex {
       bump(this.pending, k, -1);
       bump(this.pendingCounts, groupOf(k), -1);
     }
-  }
-
-  private noteAddress(key: string): void {
-    if (!key.startsWith('addr/')) return;
-    const cut = key.lastIndexOf('/');
-    this.latest.set(key.slice(0, cut), key.slice(cut + 1));
   }
 
   private bump(group: string, by: number): void {

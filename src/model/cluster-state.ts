@@ -100,8 +100,6 @@ export function lookup<T extends Meta & { name: string }>(
 export interface AddressesInUse {
   has(address: string): boolean;
   readonly size: number;
-  /** The address handed out last, when known: allocation continues after it. */
-  readonly last?: string;
 }
 
 /**
@@ -114,7 +112,6 @@ export function usedAddresses(state: ClusterState, networkId: string): Addresses
     return {
       has: (a) => claims.has(addressClaim(networkId, a)),
       size: claims.count(`addr/${networkId}`),
-      last: claims.lastAddress(networkId),
     };
   }
   const used = new Set<string>();

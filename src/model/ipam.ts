@@ -50,24 +50,18 @@ export function checkRequested(pool: Pool, address: string, used: AddressesInUse
 }
 
 /**
- * Allocates the next free address of the range after the one handed out last (from the start
- * when none is known), wrapping around: Docker's serial allocation, which does not hand a
- * just-released address to the next task, and which finds a free address in a few steps
- * however many are in use.
+ * Allocates the first free address of the range. (Swarm allocates serially, after the address
+ * handed out last; meshd keeps first-free because tasks and containers often bring addresses of
+ * their own from an engine that numbers from the start of the subnet, and a VIP placed after the
+ * last of them would take the address the engine hands out next.)
  */
 export function allocate(pool: Pool, used: AddressesInUse, network: string): string {
   const { range, subnet } = pool;
   const size = range.last - range.first + 1n;
-  let start = 0n;
-  if (used.last !== undefined) {
-    const last = parseAddress(used.last);
-    if (last.family === subnet.family && last.value >= range.first && last.value < range.last)
-      start = last.value - range.first + 1n;
-  }
   // Addresses in use bound the scan: after used.size + 3 candidates one must be free, or none is.
   const limit = size < BigInt(used.size + 4) ? size : BigInt(used.size + 4);
   for (let i = 0n; i < limit; i++) {
-    const value = range.first + ((start + i) % size);
+    const value = range.first + i;
     if (reserved(pool, value)) continue;
     const text = fromBigInt(value, subnet.family);
     if (!used.has(text)) return text;

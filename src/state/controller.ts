@@ -8,8 +8,12 @@ import type { Mirror } from './mirror.js';
 /** Validated writes retried this many times when another writer got in first. */
 const maxAttempts = 30;
 
-/** Kinds whose objects hold claims; a write to one always compares its version. */
-const claimedKinds: ReadonlySet<Kind> = new Set(['services', 'tasks', 'containers', 'networks']);
+/**
+ * Keys one node alone writes (its heartbeat, its tasks' probe results): last write wins. Every
+ * other write compares the version it read, so two writes to one object, even from one node,
+ * never apply out of order (the later computed one recomputes instead).
+ */
+const ownedKinds: ReadonlySet<Kind> = new Set(['heartbeats', 'health']);
 
 /** One change turned into a store transaction. */
 interface Plan {
@@ -115,7 +119,7 @@ export class Controller {
         value: JSON.stringify(p.value),
         ...(p.lease ? { lease: this.lease } : {}),
       });
-      if (!claimedKinds.has(p.kind)) continue;
+      if (ownedKinds.has(p.kind)) continue;
       const before = current(state, p.kind, p.id);
       expect(p.kind, p.id, before?.version ?? 0);
       const had = new Set(claimsOf(p.kind, before));
@@ -125,7 +129,7 @@ export class Controller {
     }
     for (const d of change.deletes) {
       ops.push({ type: 'delete', key: keyOf(this.prefix, d.kind, d.id) });
-      if (!claimedKinds.has(d.kind)) continue;
+      if (ownedKinds.has(d.kind)) continue;
       const before = current(state, d.kind, d.id);
       if (!before) continue;
       expect(d.kind, d.id, before.version);

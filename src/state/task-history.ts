@@ -1,5 +1,6 @@
 import type { ClusterState } from '../model/cluster-state.js';
 import type { Task } from '../model/types.js';
+import type { SnapshotChange } from './snapshot.js';
 
 /** A task that left: shown by `service ps` after its running tasks, as swarm shows its history. */
 export interface EndedTask {
@@ -14,22 +15,17 @@ const maxServices = 1000;
 /** The recent tasks of each service that are gone, seen by this node between two states. */
 export class TaskHistory {
   private readonly ended = new Map<string, EndedTask[]>();
-  private last: ReadonlyMap<string, Task> | undefined;
 
-  /** Notes the tasks of `state` that the previous state had and this one does not. */
-  update(state: ClusterState, now: string): void {
-    const prev = this.last;
-    // The mirror updates its maps in place: keep a copy to compare the next state with.
-    this.last = new Map(state.tasks);
-    if (!prev) return;
-    for (const [id, t] of prev) {
-      if (state.tasks.has(id) || !state.services.has(t.service)) continue;
+  /** Notes the tasks a snapshot change removed, and forgets services that are gone. */
+  update(state: ClusterState, change: SnapshotChange, now: string): void {
+    for (const t of change.removedTasks) {
+      if (!state.services.has(t.service)) continue;
       const list = [{ task: t, endedAt: now }, ...(this.ended.get(t.service) ?? [])].slice(0, perService);
       this.ended.delete(t.service);
       this.ended.set(t.service, list);
       if (this.ended.size > maxServices) this.ended.delete(this.ended.keys().next().value as string);
     }
-    for (const svc of this.ended.keys()) if (!state.services.has(svc)) this.ended.delete(svc);
+    for (const s of change.removedServices) this.ended.delete(s.id);
   }
 
   of(service: string): readonly EndedTask[] {

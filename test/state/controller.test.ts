@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Fields } from '../../src/model/fields.js';
 import { createNetwork, readNetworkSpec, removeNetwork } from '../../src/model/network.js';
-import { initCluster } from '../../src/model/node.js';
+import { initCluster, registerNode } from '../../src/model/node.js';
 import { createService, readServiceSpec, removeService } from '../../src/model/service.js';
 import { addTask, removeTask } from '../../src/model/task.js';
 import { Controller } from '../../src/state/controller.js';
@@ -106,14 +106,41 @@ describe('controller', () => {
     expect((await store.get(stale))?.value).toBe(`networks/${db?.id}`);
   });
 
-  it('hands out addresses serially, as Docker does, and finds a free one past those in use', async () => {
+  it('hands out the first free address, past those in flight from concurrent writers', async () => {
     const { a } = await twoNodes();
-    for (let i = 0; i < 3; i++) await a.controller.apply(task('n1'));
+    await Promise.all([1, 2, 3].map(() => a.controller.apply(task('n1'))));
     const first = [...a.mirror.state.tasks.values()].find((t) => t.slot === 1);
     await a.controller.apply((s) => removeTask(s, first?.id as string));
     await a.controller.apply(task('n1'));
     const addrs = [...a.mirror.state.tasks.values()].map((t) => t.addresses[0]?.address).sort();
-    // .2 is web's VIP, .3 was released: the next task gets .6, not the address just given up.
-    expect(addrs).toEqual(['10.20.0.4', '10.20.0.5', '10.20.0.6']);
+    // .2 is web's VIP; the three writers got .3-.5 at once; .3, released, is handed out again.
+    expect(addrs).toEqual(['10.20.0.3', '10.20.0.4', '10.20.0.5']);
+  });
+
+  it('never lets an earlier write to one object land after a later one from the same node', async () => {
+    const { store, a } = await twoNodes();
+    // The store answers the first write late, as a loaded etcd can: the second overtakes it.
+    const txn = store.txn.bind(store);
+    let first = true;
+    store.txn = async (compares, ops) => {
+      if (first && ops.some((o) => o.key.includes('/nodes/'))) {
+        first = false;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return txn(compares, ops);
+    };
+    const self = {
+      id: 'n1',
+      name: 'n1',
+      advertiseAddr: '127.0.0.1',
+      datapathAddr: '127.0.0.1',
+      dataListen: '',
+      apiListen: ':0',
+    };
+    const early = a.controller.apply((s) => registerNode(s, self, now));
+    self.apiListen = '127.0.0.1:2377';
+    const late = a.controller.apply((s) => registerNode(s, self, now));
+    await Promise.all([early, late]);
+    expect(a.mirror.state.nodes.get('n1')?.apiListen).toBe('127.0.0.1:2377');
   });
 });
