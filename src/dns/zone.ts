@@ -1,7 +1,7 @@
 import { addressOfReverseName, type Cidr, parseCidr } from '../model/address.js';
 import type { ClusterState } from '../model/cluster-state.js';
 import type { Container, Service, Task } from '../model/types.js';
-import type { Snapshot, SnapshotChange } from '../state/snapshot.js';
+import { type Snapshot, SnapshotBuilder, type SnapshotChange } from '../state/snapshot.js';
 import { Contributions } from './contributions.js';
 
 /** The addresses a name answers on one network; an empty list is a known name with no records. */
@@ -409,16 +409,7 @@ export function buildDnsView(state: ClusterState, up: (taskId: string) => boolea
   const index = new DnsIndex(domain);
   index.apply(
     { revision: 0, state, up: upSet, tasksOf: (id) => byService.get(id) ?? [] },
-    {
-      full: true,
-      services: new Set(state.services.keys()),
-      tasks: new Set(state.tasks.keys()),
-      containers: new Set(state.containers.keys()),
-      nodes: new Set(),
-      previousTasks: [],
-      removedTasks: [],
-      removedServices: [],
-    },
+    new SnapshotBuilder().everything(state),
   );
   return index;
 }

@@ -41,7 +41,9 @@ export class Prober {
     const { state } = snap;
     const touched = new Set<string>(change.full ? this.loops.keys() : change.tasks);
     for (const t of change.removedTasks) touched.add(t.id);
-    for (const id of change.full ? state.services.keys() : change.services)
+    // A probe depends on the task and its service's healthcheck: only a service's own change
+    // touches all its tasks.
+    for (const id of change.full ? state.services.keys() : change.specs)
       for (const t of snap.tasksOf(id)) touched.add(t.id);
     for (const id of touched) {
       const t = state.tasks.get(id);

@@ -1,3 +1,4 @@
+import { parseAddress } from './address.js';
 import type { ClusterState, Kind } from './cluster-state.js';
 import type { Container, Network, Service, Task } from './types.js';
 
@@ -82,6 +83,12 @@ export class ClaimIndex {
   private readonly counts = new Map<string, number>();
   private readonly pending = new Map<string, number>();
   private readonly pendingCounts = new Map<string, number>();
+  /**
+   * Where first-free scans (addresses, slots) may start: per group and range, every candidate of
+   * the range below the hint is taken. Giving a claim up lowers the hint to it, so allocation
+   * stays first-free and costs a few steps however many are taken.
+   */
+  private readonly hints = new Map<string, Map<string, bigint>>();
 
   has(key: string): boolean {
     return this.owners.has(key) || this.pending.has(key);
@@ -97,15 +104,42 @@ export class ClaimIndex {
     return (this.counts.get(group) ?? 0) + (this.pendingCounts.get(group) ?? 0);
   }
 
+  /** The value a first-free scan of `range` in `group` may start from, if known. */
+  scanFrom(group: string, range: string): bigint | undefined {
+    return this.hints.get(group)?.get(range);
+  }
+
+  /** A scan of `range` in `group` found every candidate below `value` taken. */
+  scanned(group: string, range: string, value: bigint): void {
+    let ranges = this.hints.get(group);
+    if (!ranges) {
+      ranges = new Map();
+      this.hints.set(group, ranges);
+    }
+    ranges.set(range, value);
+  }
+
+  /** A claim was given up: scans of its group must look at it again. */
+  private freed(key: string): void {
+    const cut = key.lastIndexOf('/');
+    const ranges = this.hints.get(key.slice(0, cut));
+    if (!ranges) return;
+    const text = key.slice(cut + 1);
+    const value = key.startsWith('addr/') ? parseAddress(text).value : BigInt(Number(text) || 0);
+    for (const [range, hint] of ranges) if (value < hint) ranges.set(range, value);
+  }
+
   /** An object changed from `before` to `after` (either may be absent). */
   replace(kind: Kind, id: string, before: object | undefined, after: object | undefined): void {
     const owner = `${kind}/${id}`;
+    const kept = new Set(claimsOf(kind, after));
     for (const key of claimsOf(kind, before)) {
-      if (this.owners.get(key) !== owner) continue;
+      if (kept.has(key) || this.owners.get(key) !== owner) continue;
       this.owners.delete(key);
       this.bump(groupOf(key), -1);
+      this.freed(key);
     }
-    for (const key of claimsOf(kind, after)) {
+    for (const key of kept) {
       if (this.owners.has(key)) continue;
       this.owners.set(key, owner);
       this.bump(groupOf(key), 1);
@@ -124,6 +158,7 @@ export class ClaimIndex {
     for (const k of keys) {
       bump(this.pending, k, -1);
       bump(this.pendingCounts, groupOf(k), -1);
+      this.freed(k);
     }
   }
 

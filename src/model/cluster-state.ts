@@ -100,6 +100,11 @@ export function lookup<T extends Meta & { name: string }>(
 export interface AddressesInUse {
   has(address: string): boolean;
   readonly size: number;
+  /** Where a first-free scan of a range may start, and where the last one ended (claim index). */
+  readonly hint?: {
+    from(range: string): bigint | undefined;
+    found(range: string, value: bigint): void;
+  };
 }
 
 /**
@@ -112,6 +117,10 @@ export function usedAddresses(state: ClusterState, networkId: string): Addresses
     return {
       has: (a) => claims.has(addressClaim(networkId, a)),
       size: claims.count(`addr/${networkId}`),
+      hint: {
+        from: (range) => claims.scanFrom(`addr/${networkId}`, range),
+        found: (range, value) => claims.scanned(`addr/${networkId}`, range, value),
+      },
     };
   }
   const used = new Set<string>();

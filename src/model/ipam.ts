@@ -60,11 +60,15 @@ export function allocate(pool: Pool, used: AddressesInUse, network: string): str
   const size = range.last - range.first + 1n;
   // Addresses in use bound the scan: after used.size + 3 candidates one must be free, or none is.
   const limit = size < BigInt(used.size + 4) ? size : BigInt(used.size + 4);
-  for (let i = 0n; i < limit; i++) {
-    const value = range.first + i;
+  // Every address below the hint is taken: start there (the claim index keeps it honest).
+  const from = used.hint?.from(range.text);
+  const start = from !== undefined && from > range.first && from <= range.last ? from : range.first;
+  for (let value = start, i = 0n; value <= range.last && i < limit; value++, i++) {
     if (reserved(pool, value)) continue;
     const text = fromBigInt(value, subnet.family);
-    if (!used.has(text)) return text;
+    if (used.has(text)) continue;
+    used.hint?.found(range.text, value);
+    return text;
   }
   throw new MeshError('exhausted', `no available IP addresses in network ${network} (${range.text})`);
 }

@@ -95,8 +95,10 @@ export function addTask(
     }
   } else {
     const slots = state.claims ? undefined : new Set(siblings().map((t) => t.slot));
-    slot = 1;
+    const group = `slot/${svc.id}`;
+    slot = Number(state.claims?.scanFrom(group, 'slots') ?? 1n);
     while (claimed(state, slotClaim(svc.id, slot), () => slots?.has(slot) === true)) slot++;
+    state.claims?.scanned(group, 'slots', BigInt(slot));
   }
   const name = spec.name ?? `${svc.name}.${svc.mode === 'global' ? node : slot}.${id}`;
   checkObjectName(name, 'task name');

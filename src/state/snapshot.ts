@@ -25,6 +25,8 @@ export interface SnapshotChange {
   readonly full: boolean;
   /** Services whose names or routes may differ: the service, its tasks, their health or their nodes changed. */
   readonly services: ReadonlySet<string>;
+  /** Services whose own record changed (a subset of `services`). */
+  readonly specs: ReadonlySet<string>;
   /** Tasks added, changed or removed. */
   readonly tasks: ReadonlySet<string>;
   readonly containers: ReadonlySet<string>;
@@ -81,6 +83,7 @@ export class SnapshotBuilder {
     return {
       full: true,
       services: new Set(state.services.keys()),
+      specs: new Set(state.services.keys()),
       tasks: new Set(state.tasks.keys()),
       containers: new Set(state.containers.keys()),
       nodes: new Set(state.nodes.keys()),
@@ -108,6 +111,7 @@ export class SnapshotBuilder {
 
   private update(state: ClusterState, delta: StateDelta): SnapshotChange {
     const services = new Set<string>();
+    const specs = new Set<string>();
     const tasks = new Set<string>();
     const containers = new Set<string>();
     const nodes = new Set<string>();
@@ -142,6 +146,7 @@ export class SnapshotBuilder {
         }
         case 'services': {
           services.add(c.id);
+          specs.add(c.id);
           for (const t of this.byService.get(c.id) ?? []) recheck.add(t.id);
           const after = state.services.get(c.id);
           if (after) this.services.set(c.id, after);
@@ -177,7 +182,17 @@ export class SnapshotBuilder {
       if (t && !taskUp(state, t)) this.down.add(id);
       else this.down.delete(id);
     }
-    return { full: false, services, tasks, containers, nodes, removedTasks, previousTasks, removedServices };
+    return {
+      full: false,
+      services,
+      specs,
+      tasks,
+      containers,
+      nodes,
+      removedTasks,
+      previousTasks,
+      removedServices,
+    };
   }
 
   private index(t: Task): void {
