@@ -8,7 +8,7 @@ import { type RunningDns, startDns } from './dns/setup.js';
 import { DnsIndex } from './dns/zone.js';
 import { Prober } from './health/prober.js';
 import { logger } from './log.js';
-import { DataPlaneServer, tlsOptions } from './mesh/data-plane.js';
+import { DataPlaneServer } from './mesh/data-plane.js';
 import { DataPlaneMetrics } from './mesh/data-plane-metrics.js';
 import { Mesh } from './mesh/mesh.js';
 import { isOwnListener, ownListeners } from './mesh/own-ports.js';
@@ -18,9 +18,11 @@ import { MetricsServer } from './metrics/server.js';
 import { MeshError, messageOf } from './model/errors.js';
 import { deregisterNode, recordJoin } from './model/node.js';
 import type { DockerProvider } from './provider/provider.js';
+import { startWorkloads } from './provider/setup.js';
 import { initClusterSecurely } from './security/bootstrap.js';
 import { Identity } from './security/identity.js';
 import { certIssued } from './security/pki.js';
+import { tlsOptions } from './security/tls.js';
 import { checkAdvertise } from './state/advertise.js';
 import { Controller } from './state/controller.js';
 import { Membership } from './state/membership.js';
@@ -33,7 +35,6 @@ import { SnapshotScheduler } from './state/scheduler.js';
 import { serviceStatus, taskHealth } from './state/status.js';
 import { StoreHealth } from './state/store-health.js';
 import { TaskHistory } from './state/task-history.js';
-import { startWorkloads } from './state/workloads.js';
 import { InstrumentedStore } from './store/instrumented.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
@@ -379,7 +380,7 @@ export class Daemon {
           { task: task.id, healthy, since: new Date().toISOString(), output },
           false,
         ),
-      mesh.metrics,
+      (service, outcome) => mesh.metrics.checks.child(service, outcome).value++,
       logger('health'),
     );
     this.closers.push(() => this.prober?.close());

@@ -4,8 +4,8 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { HostPort } from '../config/listen.js';
-import { tlsOptions } from '../mesh/data-plane.js';
 import { invalid, MeshError } from '../model/errors.js';
+import { tlsOptions } from '../security/tls.js';
 import { sendError, sendJson } from './http-util.js';
 import type { Route } from './routes.js';
 

@@ -1,5 +1,4 @@
 import type { Logger } from '../log.js';
-import type { MeshMetrics } from '../mesh/metrics.js';
 import type { Healthcheck, Service, Task } from '../model/types.js';
 import type { Snapshot, SnapshotChange } from '../state/snapshot.js';
 import { httpProbe, type ProbeResult, tcpProbe } from './probes.js';
@@ -32,7 +31,8 @@ export class Prober {
   constructor(
     private readonly nodeId: string,
     private readonly report: HealthReport,
-    private readonly metrics: MeshMetrics,
+    /** Counts each probe's outcome (meshd_health_checks_total). */
+    private readonly checked: (service: string, outcome: 'success' | 'failure') => void,
     private readonly log: Logger,
   ) {}
 
@@ -73,7 +73,7 @@ export class Prober {
     const run = async () => {
       const result = await this.probe(task, svc, hc);
       if (loop.stopped) return;
-      this.metrics.checks.child(svc.name, result.ok ? 'success' : 'failure').value++;
+      this.checked(svc.name, result.ok ? 'success' : 'failure');
       loop.state = nextState(loop.state, result.ok, result.output, Date.now(), hc);
       const healthy = loop.state.status === 'healthy';
       const verdict = loop.state.status === 'starting' ? undefined : healthy;

@@ -1,16 +1,10 @@
 import { connect } from 'node:net';
 import { type SecureContext, type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { tlsOptions } from '../security/tls.js';
 import type { DataPlaneMetrics } from './data-plane-metrics.js';
 
 /** The client side of the data plane: the header, plain connections, and the TLS upgrade. */
 export const dataPlaneMagic = 'MESHD/1';
-
-/** TLS 1.3 with AES-GCM only, as Docker's overlay encryption uses AES-GCM. */
-export const tlsOptions = {
-  minVersion: 'TLSv1.3',
-  maxVersion: 'TLSv1.3',
-  ciphers: 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384',
-} as const;
 
 export function dataPlaneHeader(task: string, port: number): Buffer {
   return Buffer.from(`${dataPlaneMagic} ${task} ${port}\n`, 'latin1');

@@ -6,11 +6,10 @@ import type { HostPort } from '../config/listen.js';
 import type { Logger } from '../log.js';
 import type { Service, Task } from '../model/types.js';
 import { verifyPeer } from '../security/pki.js';
+import { tlsOptions } from '../security/tls.js';
 import type { Snapshot } from '../state/snapshot.js';
-import { dataPlaneMagic, startTls, startTlsOk, tlsOptions } from './data-plane-client.js';
+import { dataPlaneMagic, startTls, startTlsOk } from './data-plane-client.js';
 import type { DataPlaneMetrics } from './data-plane-metrics.js';
-
-export { dataPlaneHeader, dataPlaneMagic, dialSecure, tlsOptions } from './data-plane-client.js';
 
 import { readDatagrams, writeDatagram } from './datagrams.js';
 import { Mux, type MuxStream } from './mux.js';

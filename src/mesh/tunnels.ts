@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { SecureContext } from 'node:tls';
-import { dataPlaneHeader, dialSecure } from './data-plane.js';
+import { dataPlaneHeader, dialSecure } from './data-plane-client.js';
 import type { DataPlaneMetrics } from './data-plane-metrics.js';
 import { Mux } from './mux.js';
 

@@ -1,5 +1,5 @@
 import { parseAddress } from './address.js';
-import type { ClusterState, Kind } from './cluster-state.js';
+import type { Kind } from './kinds.js';
 import type { Container, Network, Service, Task } from './types.js';
 
 /**
@@ -171,12 +171,4 @@ function bump(counts: Map<string, number>, key: string, by: number): void {
   const n = (counts.get(key) ?? 0) + by;
   if (n > 0) counts.set(key, n);
   else counts.delete(key);
-}
-
-/**
- * Whether a claim is taken in `state`: from its index when it has one (the mirror's), else by
- * the scan `fallback` (states built by hand in tests and benchmarks).
- */
-export function claimed(state: ClusterState, key: string, fallback: () => boolean): boolean {
-  return state.claims ? state.claims.has(key) : fallback();
 }

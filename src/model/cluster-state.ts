@@ -1,5 +1,6 @@
 import { addressClaim, type ClaimIndex } from './claims.js';
 import { MeshError } from './errors.js';
+import type { Kind } from './kinds.js';
 import type {
   ClusterInfo,
   Container,
@@ -26,18 +27,7 @@ export interface ClusterState {
   readonly claims?: ClaimIndex;
 }
 
-/** The kinds of stored objects; each is a key prefix in the store. */
-export const kinds = [
-  'cluster',
-  'networks',
-  'services',
-  'tasks',
-  'containers',
-  'nodes',
-  'heartbeats',
-  'health',
-] as const;
-export type Kind = (typeof kinds)[number];
+export { type Kind, kinds } from './kinds.js';
 
 /** A write computed by a pure operation, applied by the controller as one store transaction. */
 export interface Change {
@@ -169,4 +159,12 @@ export function checkObjectName(name: string, what: string): string {
     );
   }
   return name;
+}
+
+/**
+ * Whether a claim is taken in `state`: from its index when it has one (the mirror's), else by
+ * the scan `fallback` (states built by hand in tests and benchmarks).
+ */
+export function claimed(state: ClusterState, key: string, fallback: () => boolean): boolean {
+  return state.claims ? state.claims.has(key) : fallback();
 }

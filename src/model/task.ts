@@ -1,9 +1,10 @@
 import { cidrContains, parseAddress, parseCidr } from './address.js';
-import { claimed, globalClaim, nameClaim, removingClaim, slotClaim } from './claims.js';
+import { globalClaim, nameClaim, removingClaim, slotClaim } from './claims.js';
 import {
   type Change,
   type ClusterState,
   checkObjectName,
+  claimed,
   emptyChange,
   lookup,
   usedAddresses,

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSecureContext, type TLSSocket } from 'node:tls';
-import { dialSecure, tlsOptions } from '../../src/mesh/data-plane.js';
+import { dialSecure } from '../../src/mesh/data-plane-client.js';
+import { tlsOptions } from '../../src/security/tls.js';
 
 /** Mux frame types, as src/mesh/mux.ts writes them. */
 export const frameType = { OPEN: 1, DATA: 2, END: 3, RESET: 4, CREDIT: 5 } as const;

@@ -4,8 +4,8 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tlsOptions } from '../../src/mesh/data-plane.js';
 import { createCa, createRequest, signRequest } from '../../src/security/pki.js';
+import { tlsOptions } from '../../src/security/tls.js';
 import {
   type Backend,
   echoAfterFin,

@@ -1,10 +1,10 @@
 import type { Registry } from 'prom-client';
 import type { Settings } from '../config/settings.js';
 import { logger } from '../log.js';
-import type { DockerProvider } from '../provider/provider.js';
 import { SampleBackends } from '../sample/backends.js';
-import type { Controller } from './controller.js';
-import { applyDeclared } from './declare.js';
+import type { Controller } from '../state/controller.js';
+import { applyDeclared } from '../state/declare.js';
+import type { DockerProvider } from './provider.js';
 
 /**
  * What runs on this node beyond meshd itself: the config file's declared networks, services and
@@ -26,8 +26,8 @@ export async function startWorkloads(
     closers.push(() => samples.close());
   }
   if (s.provider.kind === 'docker') {
-    const { EngineClient } = await import('../provider/engine.js');
-    const { DockerProvider } = await import('../provider/provider.js');
+    const { EngineClient } = await import('./engine.js');
+    const { DockerProvider } = await import('./provider.js');
     const provider = new DockerProvider(
       new EngineClient(s.provider.dockerSocket),
       controller,
