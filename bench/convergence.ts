@@ -1,7 +1,6 @@
 // bench/convergence: how fast a write on node 1 is served by node 3 (three meshd nodes on one
 // etcd), for single changes and a burst of 1,000 task registrations; and the snapshot rebuild
 // time and memory for 10,000 services x 10 tasks.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,11 +10,12 @@ import { Etcd3 } from 'etcd3';
 import { DnsIndex } from '../src/dns/zone.js';
 import { buildListeners, type RouteOptions, serviceListeners } from '../src/mesh/routes.js';
 import type { ClusterState } from '../src/model/cluster-state.js';
-import { defaultHealthcheck } from '../src/model/service.js';
-import type { Network, Service, Task } from '../src/model/types.js';
+import type { Task } from '../src/model/types.js';
 import type { Changed } from '../src/state/delta.js';
 import { SnapshotBuilder } from '../src/state/snapshot.js';
-import { median, sleep, startMeshd, stopAll } from './lib.js';
+import { bigState } from './big-state.js';
+import { startEtcd } from './etcd.js';
+import { median, startMeshd, stopAll } from './lib.js';
 
 const singles = Number(process.env.BENCH_SINGLES ?? 50);
 const burst = Number(process.env.BENCH_BURST ?? 1000);
@@ -65,34 +65,9 @@ function waitForAnswer(dns: string, name: string, count: number, tcp = false): P
   });
 }
 
-async function startEtcd(dir: string): Promise<{ child: ChildProcess; endpoint: string }> {
-  const child = spawn(
-    'etcd',
-    [
-      '--data-dir',
-      join(dir, 'etcd'),
-      '--listen-client-urls',
-      'http://127.0.0.1:23790',
-      '--advertise-client-urls',
-      'http://127.0.0.1:23790',
-      '--listen-peer-urls',
-      'http://127.0.0.1:23800',
-      '--initial-advertise-peer-urls',
-      'http://127.0.0.1:23800',
-      '--initial-cluster',
-      'default=http://127.0.0.1:23800',
-      '--log-level',
-      'error',
-    ],
-    { stdio: 'ignore' },
-  );
-  await sleep(1500);
-  return { child, endpoint: '127.0.0.1:23790' };
-}
-
 async function cluster(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'meshd-bench-conv-'));
-  const etcd = await startEtcd(dir);
+  const etcd = await startEtcd(dir, 23790);
   try {
     const nodes = [];
     for (let i = 1; i <= 3; i++) {
@@ -195,85 +170,6 @@ async function rawPuts(endpoint: string, count: number): Promise<number> {
   } finally {
     client.close();
   }
-}
-
-/** Builds a synthetic state of `services` services with `tasks` tasks each, on 100 networks. */
-function bigState(services: number, tasks: number): ClusterState {
-  const now = new Date().toISOString();
-  const networks = new Map<string, Network>();
-  for (let n = 0; n < 100; n++) {
-    const id = `net${n}`;
-    networks.set(id, {
-      id,
-      version: 1,
-      createdAt: now,
-      updatedAt: now,
-      name: id,
-      driver: 'overlay',
-      subnet: `10.${n}.0.0/16`,
-      gateway: `10.${n}.0.1`,
-      attachable: false,
-      ingress: false,
-      internal: false,
-      encrypted: false,
-      mtu: 1500,
-      labels: {},
-    });
-  }
-  const svcs = new Map<string, Service>();
-  const taskMap = new Map<string, Task>();
-  for (let s = 0; s < services; s++) {
-    const id = `svc${s}`;
-    const net = `net${s % 100}`;
-    const base = Math.floor(s / 100) * (tasks + 1);
-    const addr = (k: number) => `10.${s % 100}.${(base + k) >> 8}.${(base + k) & 255}`;
-    svcs.set(id, {
-      id,
-      version: 1,
-      createdAt: now,
-      updatedAt: now,
-      name: `s${s}`,
-      mode: 'replicated',
-      endpointMode: 'vip',
-      networks: [{ network: net, aliases: [`a${s}`], vip: addr(0) }],
-      ports: [],
-      expose: [80],
-      healthcheck: defaultHealthcheck,
-      lb: 'round-robin',
-      localFirst: false,
-      proxyProtocol: 'none',
-      idleTimeoutMs: 3_600_000,
-      drainMs: 10_000,
-      maxConnsPerTask: 0,
-      labels: {},
-    });
-    for (let t = 1; t <= tasks; t++) {
-      const tid = `t${s}-${t}`;
-      taskMap.set(tid, {
-        id: tid,
-        version: 1,
-        createdAt: now,
-        updatedAt: now,
-        name: `s${s}.${t}.${tid}`,
-        service: id,
-        slot: t,
-        node: 'node1',
-        addresses: [{ network: net, address: addr(t) }],
-        reportedHealth: 'none',
-        labels: {},
-      });
-    }
-  }
-  return {
-    cluster: { id: 'c', createdAt: now },
-    networks,
-    services: svcs,
-    tasks: taskMap,
-    containers: new Map(),
-    nodes: new Map(),
-    heartbeats: new Map([['node1', { node: 'node1', lastSeen: now }]]),
-    health: new Map(),
-  };
 }
 
 /**

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { ConsecutiveBreaker, circuitBreaker, handleWhen, retry } from 'cockatiel';
-import { Etcd3, type IKeyValue, isRecoverableError, type Lease } from 'etcd3';
+import { Etcd3, type IKeyValue, isRecoverableError, type Lease, Range } from 'etcd3';
 import { MeshError, messageOf } from '../model/errors.js';
 import {
   CompactedError,
@@ -17,6 +17,9 @@ import {
 
 /** How etcd and the client say a lease has lapsed. */
 const leaseGone = /lease.*(not found|expired|revoked|invalid)/i;
+
+/** Keys per page when listing: well under gRPC's 4 MB limit for objects of a few hundred bytes. */
+const listPage = 2000;
 
 /** Each call to etcd gets this long before the store counts as unreachable for it. */
 const callTimeoutMs = 3000;
@@ -96,10 +99,27 @@ export class EtcdStore implements Store {
     }
   }
 
+  /**
+   * Lists a prefix in pages, every page at the revision of the first: one response for a large
+   * cluster would pass gRPC's 4 MB message limit (10,000 tasks already do), and a consistent
+   * revision is what the watch resumes from.
+   */
   async list(prefix: string): Promise<{ revision: number; items: KeyValue[] }> {
     try {
-      const res = await this.client.getAll().prefix(prefix).sort('Key', 'Ascend').exec();
-      return { revision: Number(res.header.revision), items: res.kvs.map(toKv) };
+      const all = Range.prefix(prefix);
+      const items: KeyValue[] = [];
+      let revision = 0;
+      let start: Buffer = all.start;
+      for (;;) {
+        let q = this.client.getAll().inRange(new Range(start, all.end)).sort('Key', 'Ascend').limit(listPage);
+        if (revision) q = q.revision(revision);
+        const res = await q.exec();
+        if (!revision) revision = Number(res.header.revision);
+        items.push(...res.kvs.map(toKv));
+        const last = res.kvs.at(-1);
+        if (!res.more || !last) return { revision, items };
+        start = Buffer.concat([last.key, Buffer.from([0])]);
+      }
     } catch (err) {
       throw unavailable(err);
     }

@@ -1,0 +1,49 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
+import { sleep } from './lib.js';
+
+/** Starts a single-member etcd on 127.0.0.1 (client port `port`, peer port `port + 10`), ready to use. */
+export async function startEtcd(
+  dir: string,
+  port: number,
+): Promise<{ child: ChildProcess; endpoint: string }> {
+  const child = spawn(
+    'etcd',
+    [
+      '--data-dir',
+      join(dir, 'etcd'),
+      '--listen-client-urls',
+      `http://127.0.0.1:${port}`,
+      '--advertise-client-urls',
+      `http://127.0.0.1:${port}`,
+      '--listen-peer-urls',
+      `http://127.0.0.1:${port + 10}`,
+      '--initial-advertise-peer-urls',
+      `http://127.0.0.1:${port + 10}`,
+      '--initial-cluster',
+      `default=http://127.0.0.1:${port + 10}`,
+      '--quota-backend-bytes',
+      String(4 * 1024 * 1024 * 1024),
+      '--log-level',
+      'error',
+    ],
+    { stdio: 'ignore' },
+  );
+  const endpoint = `127.0.0.1:${port}`;
+  const client = new Etcd3({ hosts: [`http://${endpoint}`] });
+  try {
+    for (let i = 0; ; i++) {
+      try {
+        await client.get('/ping').string();
+        break;
+      } catch (err) {
+        if (i > 100) throw err;
+        await sleep(100);
+      }
+    }
+  } finally {
+    client.close();
+  }
+  return { child, endpoint };
+}
