@@ -4,7 +4,11 @@ import { defaultHealthcheck } from '../src/model/service.js';
 import type { Network, Service, Task } from '../src/model/types.js';
 
 /** Builds a synthetic state of `services` services with `tasks` tasks each, on 100 networks. */
-export function bigState(services: number, tasks: number): ClusterState {
+export function bigState(
+  services: number,
+  tasks: number,
+  endpointMode: 'vip' | 'dnsrr' = 'vip',
+): ClusterState {
   const now = new Date().toISOString();
   const networks = new Map<string, Network>();
   for (let n = 0; n < 100; n++) {
@@ -40,8 +44,8 @@ export function bigState(services: number, tasks: number): ClusterState {
       updatedAt: now,
       name: `s${s}`,
       mode: 'replicated',
-      endpointMode: 'vip',
-      networks: [{ network: net, aliases: [`a${s}`], vip: addr(0) }],
+      endpointMode,
+      networks: [{ network: net, aliases: [`a${s}`], ...(endpointMode === 'vip' ? { vip: addr(0) } : {}) }],
       ports: [],
       expose: [80],
       healthcheck: defaultHealthcheck,

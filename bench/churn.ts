@@ -28,7 +28,8 @@ function pct(xs: number[], p: number): number {
 /** Writes the synthetic state straight into etcd, with its claims, 100 keys per transaction. */
 async function load(endpoint: string): Promise<void> {
   const client = new Etcd3({ hosts: [`http://${endpoint}`] });
-  const state = bigState(services, tasksEach);
+  // dnsrr: the three nodes share this host's `lo`, where each would bind every VIP of its own.
+  const state = bigState(services, tasksEach, 'dnsrr');
   const puts: [string, string][] = [];
   const add = (kind: Kind, id: string, value: object) => {
     const { version: _v, ...stored } = value as { version?: number };

@@ -54,6 +54,8 @@ export async function startMeshd(
   const cfg = join(dir, 'meshd.yaml');
   writeFileSync(cfg, config);
   const child = pinned(cpu, process.execPath, [
+    // BENCH_PROF=DIR writes a CPU profile of each meshd there when it exits.
+    ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : []),
     join(root, 'dist/src/bin/meshd.js'),
     '--config',
     cfg,

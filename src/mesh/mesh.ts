@@ -123,31 +123,47 @@ export class Mesh {
     return [...counts].map(([service, value]) => ({ service, value }));
   }
 
+  /**
+   * Per-task series are bounded by what this node has to say: its own tasks (at 0 when idle) and
+   * the tasks it has connections to. A cluster of 100,000 tasks would otherwise cost every node
+   * 100,000 series per gauge and a scrape of hundreds of milliseconds.
+   */
   private taskGauge() {
     const counts = new Map<string, { service: string; task: string; value: number }>();
     const snap = this.snapshot;
-    if (snap) {
-      for (const t of snap.state.tasks.values()) {
-        const svc = snap.state.services.get(t.service);
-        if (svc) counts.set(t.id, { service: svc.name, task: t.name, value: 0 });
-      }
+    if (!snap) return [];
+    for (const t of this.localTasks(snap)) {
+      const svc = snap.state.services.get(t.service);
+      if (svc) counts.set(t.id, { service: svc.name, task: t.name, value: 0 });
     }
     for (const c of this.ctx.tracker.connections()) {
-      const e = counts.get(c.task);
-      if (e) e.value++;
+      let e = counts.get(c.task);
+      if (!e) {
+        const t = snap.state.tasks.get(c.task);
+        const svc = t && snap.state.services.get(t.service);
+        if (!t || !svc) continue;
+        e = { service: svc.name, task: t.name, value: 0 };
+        counts.set(c.task, e);
+      }
+      e.value++;
     }
     return [...counts.values()];
   }
 
+  /** Each node reports its own tasks (swarm's node reports its tasks); dashboards take the max. */
   private upGauge() {
     const snap = this.snapshot;
     if (!snap) return [];
     const out: { service: string; task: string; value: number }[] = [];
-    for (const t of snap.state.tasks.values()) {
+    for (const t of this.localTasks(snap)) {
       const svc = snap.state.services.get(t.service);
       if (svc) out.push({ service: svc.name, task: t.name, value: snap.up.has(t.id) ? 1 : 0 });
     }
     return out;
+  }
+
+  private *localTasks(snap: Snapshot): Iterable<Task> {
+    for (const t of snap.state.tasks.values()) if (t.node === this.nodeId) yield t;
   }
 
   /** Stops accepting, lets open connections finish within `graceMs`, then closes what is left. */

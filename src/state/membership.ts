@@ -68,7 +68,14 @@ export class Membership {
   /** Changes what this node says of itself (it gained a certificate) and registers it again. */
   async update(change: Partial<NodeSelf>): Promise<void> {
     this.self = { ...this.self, ...change };
-    await this.controller.apply((s) => registerNode(s, this.self, new Date().toISOString()));
+    try {
+      await this.controller.apply((s) => registerNode(s, this.self, new Date().toISOString()));
+    } catch (err) {
+      // The lease lapsed (a node starved of CPU for a TTL): register with a new one, not fail.
+      if (!(err instanceof MeshError && err.code === 'not_found') || this.closed) throw err;
+      this.log.warn('lease lost; registering again', { lease: this.lease });
+      await this.register();
+    }
   }
 
   /** Checks the lease now (the watch came back: say so as soon as the lease answers too). */
