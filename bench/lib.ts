@@ -73,7 +73,7 @@ export async function startMeshd(
   ]);
   const logs: string[] = [];
   const ready = await new Promise<Record<string, string>>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`meshd not ready:\n${logs.join('\n')}`)), 60_000);
+    const timer = setTimeout(() => reject(new Error(`meshd not ready:\n${logs.join('\n')}`)), 300_000);
     createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', (line) => {
       logs.push(line);
       if (line.includes('meshd is ready')) {

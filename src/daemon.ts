@@ -362,11 +362,7 @@ export class Daemon {
       this.nodeId,
       this.registry,
       logger('mesh'),
-      {
-        secure,
-        metrics: this.dataPlaneMetrics,
-        tunnels,
-      },
+      { tunnels },
       this.reserved,
     );
     this.mesh = mesh;

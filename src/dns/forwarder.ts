@@ -41,10 +41,6 @@ export class Forwarder {
     private readonly hooks: ForwarderHooks,
   ) {}
 
-  get cacheSize(): number {
-    return this.cache.size;
-  }
-
   async resolve(buf: Buffer, q: Query, tcp: boolean, limit: number): Promise<ForwardResult> {
     const key = `${q.name}|${q.qtype}|${q.qclass}|${q.dnssecOk ? 1 : 0}`;
     const now = Date.now();

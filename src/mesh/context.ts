@@ -1,19 +1,15 @@
-import type { SecureContext } from 'node:tls';
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../log.js';
 import type { ConnTracker } from './connections.js';
-import type { DataPlaneMetrics } from './data-plane-metrics.js';
 import type { Endpoint } from './endpoint.js';
 import type { MeshLoad } from './load.js';
 import type { MeshMetrics } from './metrics.js';
-import type { Route } from './routes.js';
+import type { ServiceRoute } from './routes.js';
 import type { Tunnels } from './tunnels.js';
 
 /** What the proxies share: settings, live load, the connection tracker, metrics. */
-/** How this node reaches other nodes' data planes: its TLS context (once it has a certificate). */
+/** How this node reaches other nodes' data planes. */
 export interface DataPlaneAccess {
-  secure(): SecureContext | undefined;
-  readonly metrics: DataPlaneMetrics;
   /** Shared encrypted tunnels to peer nodes. */
   readonly tunnels: Tunnels;
 }
@@ -34,7 +30,7 @@ export interface MeshContext {
  */
 export function chooseEndpoint(
   ctx: MeshContext,
-  route: Route,
+  route: ServiceRoute,
   client: string,
   tried: ReadonlySet<string>,
 ): Endpoint | undefined {

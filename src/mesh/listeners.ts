@@ -2,7 +2,7 @@ import { createSocket } from 'node:dgram';
 import { createServer, type Server } from 'node:net';
 import { messageOf } from '../model/errors.js';
 import type { MeshContext } from './context.js';
-import type { ListenerSpec, Route } from './routes.js';
+import type { ListenerSpec, ServiceRoute } from './routes.js';
 import { proxyTcp } from './tcp-proxy.js';
 import { UdpListener } from './udp-proxy.js';
 import type { VipAddresses } from './vip-addresses.js';
@@ -10,7 +10,7 @@ import type { VipAddresses } from './vip-addresses.js';
 interface TcpListener {
   readonly kind: 'tcp';
   readonly spec: ListenerSpec;
-  route: Route;
+  route: ServiceRoute;
   readonly server: Server;
 }
 
@@ -172,7 +172,7 @@ export class Listeners {
   }
 
   /** The route behind every open listener. */
-  routes(): Route[] {
+  routes(): ServiceRoute[] {
     return [...this.open.values()].map((l) => (l.kind === 'tcp' ? l.route : l.udp.route));
   }
 

@@ -124,10 +124,6 @@ export class Mux {
     socket.on('error', () => socket.destroy());
   }
 
-  get size(): number {
-    return this.streams.size;
-  }
-
   /** Opens a stream whose first frame names its destination. */
   open(header: string): MuxStream {
     const id = this.nextId;

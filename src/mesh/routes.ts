@@ -5,7 +5,7 @@ import type { Endpoint } from './endpoint.js';
 import { makePicker, type Picker } from './picker.js';
 
 /** Where connections arriving on one listener go. Immutable; replaced on every snapshot. */
-export interface Route {
+export interface ServiceRoute {
   readonly service: Service;
   /** The port label for metrics: the published port, or the VIP's target port. */
   readonly port: string;
@@ -27,7 +27,7 @@ export interface ListenerSpec {
   readonly host: string;
   readonly port: number;
   readonly kind: 'publish' | 'vip';
-  readonly route: Route;
+  readonly route: ServiceRoute;
 }
 
 /**
@@ -112,7 +112,7 @@ function route(
   proto: Protocol,
   eps: { all: Endpoint[]; up: Endpoint[] },
   localOnly: boolean,
-): Route {
+): ServiceRoute {
   // Copies only where they differ: at 100,000 tasks every endpoint array counts.
   const up = localOnly ? eps.up.filter((e) => e.local) : eps.up;
   const all = localOnly ? eps.all.filter((e) => e.local) : eps.all;

@@ -5,7 +5,7 @@ import type { Conn } from './connections.js';
 import { chooseEndpoint, type MeshContext } from './context.js';
 import type { Endpoint } from './endpoint.js';
 import { proxyV1, proxyV2 } from './proxy-protocol.js';
-import type { Route } from './routes.js';
+import type { ServiceRoute } from './routes.js';
 
 const noop = () => {};
 
@@ -14,7 +14,7 @@ const noop = () => {};
  * ones that fail, so a client never sees a refusal while a healthy task is left), optional PROXY
  * header, then both directions piped with backpressure and half-close, an idle timeout, keepalive.
  */
-export function proxyTcp(ctx: MeshContext, client: Socket, route: Route, listener: string): void {
+export function proxyTcp(ctx: MeshContext, client: Socket, route: ServiceRoute, listener: string): void {
   const svc = route.service;
   client.on('error', noop);
   const release = ctx.tracker.admit(listener, ctx.settings.maxConnsPerListener);
@@ -129,7 +129,7 @@ function splice(
   client: Socket,
   upstream: Duplex,
   e: Endpoint,
-  route: Route,
+  route: ServiceRoute,
   listener: string,
 ): void {
   const svc = route.service;

@@ -4,7 +4,7 @@ import { LRUCache } from 'lru-cache';
 import { chooseEndpoint, type MeshContext } from './context.js';
 import { readDatagrams, writeDatagram } from './datagrams.js';
 import { proxyV2 } from './proxy-protocol.js';
-import type { Route } from './routes.js';
+import type { ServiceRoute } from './routes.js';
 
 /** A client's flow: to the task directly (a connected socket), or through a tunnel stream. */
 interface Flow {
@@ -28,14 +28,14 @@ const literalLookup = (a: string, _o: unknown, cb: (e: Error | null, a: string, 
  * service moves to another task on its next datagram instead of being black-holed (moby#36878).
  */
 export class UdpListener {
-  route: Route;
+  route: ServiceRoute;
   private readonly flows: LRUCache<string, Flow>;
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
     private readonly ctx: MeshContext,
     readonly sock: Socket,
-    route: Route,
+    route: ServiceRoute,
   ) {
     this.route = route;
     this.flows = new LRUCache<string, Flow>({
@@ -77,7 +77,7 @@ export class UdpListener {
     }
   }
 
-  private open(key: string, rinfo: RemoteInfo, route: Route): Flow | undefined {
+  private open(key: string, rinfo: RemoteInfo, route: ServiceRoute): Flow | undefined {
     const svc = route.service;
     const e = chooseEndpoint(this.ctx, route, rinfo.address, new Set());
     if (!e) {
@@ -167,13 +167,6 @@ export class UdpListener {
         },
       );
     return flow;
-  }
-
-  /** Flows per task, for the gauges. */
-  tasks(): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const f of this.flows.values()) out.set(f.task, (out.get(f.task) ?? 0) + 1);
-    return out;
   }
 
   close(): void {

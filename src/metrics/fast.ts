@@ -40,11 +40,6 @@ abstract class FastMetric<C extends Child> {
     return c;
   }
 
-  /** Drops the series with these label values (for deleted services and tasks). */
-  remove(...values: string[]): void {
-    this.children.delete(values.join('\u0000'));
-  }
-
   /** Drops every series whose label `name` is `value`. */
   removeWhere(name: string, value: string): void {
     for (const [k, c] of this.children) if (c.labels[name] === value) this.children.delete(k);

@@ -131,11 +131,6 @@ export function ingressNetwork(state: ClusterState): Network | undefined {
   return undefined;
 }
 
-/** A node is ready while its heartbeat (a leased key) exists. */
-export function nodeReady(state: ClusterState, nodeId: string): boolean {
-  return state.heartbeats.has(nodeId);
-}
-
 const dnsLabel = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
 const objectName = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 

@@ -13,7 +13,7 @@ import type {
 } from '../model/types.js';
 import { CompactedError, type KeyValue, type Store, type Watch, type WatchEvent } from '../store/store.js';
 import type { Changed, StateDelta } from './delta.js';
-import { parseKey } from './keys.js';
+import { claimKey, parseKey } from './keys.js';
 
 /** Mutable maps behind the ClusterState the rest of the daemon reads. */
 interface Tables {
@@ -96,7 +96,9 @@ export class Mirror {
   }
 
   private async relist(): Promise<void> {
-    const { revision, items } = await this.store.list(this.prefix);
+    // Claims mirror what the objects say: they are not read back (at 100,000 tasks they are most
+    // of the keys).
+    const { revision, items } = await this.store.list(this.prefix, claimKey(this.prefix, ''));
     if (this.closed) return;
     const tables = emptyTables();
     for (const kv of items) this.decode(tables, kv.key, kv);

@@ -104,22 +104,29 @@ export class EtcdStore implements Store {
    * cluster would pass gRPC's 4 MB message limit (10,000 tasks already do), and a consistent
    * revision is what the watch resumes from.
    */
-  async list(prefix: string): Promise<{ revision: number; items: KeyValue[] }> {
+  async list(prefix: string, except?: string): Promise<{ revision: number; items: KeyValue[] }> {
     try {
       const all = Range.prefix(prefix);
+      // Leaving a sub-prefix out is two ranges: before it, and from just past it.
+      const ranges = except
+        ? [new Range(all.start, except), new Range(Range.prefix(except).end, all.end)]
+        : [all];
       const items: KeyValue[] = [];
       let revision = 0;
-      let start: Buffer = all.start;
-      for (;;) {
-        let q = this.client.getAll().inRange(new Range(start, all.end)).sort('Key', 'Ascend').limit(listPage);
-        if (revision) q = q.revision(revision);
-        const res = await q.exec();
-        if (!revision) revision = Number(res.header.revision);
-        items.push(...res.kvs.map(toKv));
-        const last = res.kvs.at(-1);
-        if (!res.more || !last) return { revision, items };
-        start = Buffer.concat([last.key, Buffer.from([0])]);
+      for (const range of ranges) {
+        let start: Buffer = range.start;
+        for (;;) {
+          let q = this.client.getAll().inRange(new Range(start, range.end)).sort('Key', 'Ascend').limit(listPage);
+          if (revision) q = q.revision(revision);
+          const res = await q.exec();
+          if (!revision) revision = Number(res.header.revision);
+          items.push(...res.kvs.map(toKv));
+          const last = res.kvs.at(-1);
+          if (!res.more || !last) break;
+          start = Buffer.concat([last.key, Buffer.from([0])]);
+        }
       }
+      return { revision, items };
     } catch (err) {
       throw unavailable(err);
     }

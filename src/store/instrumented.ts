@@ -27,8 +27,8 @@ export class InstrumentedStore implements Store {
     return this.count('get', () => this.inner.get(key));
   }
 
-  list(prefix: string) {
-    return this.count('list', () => this.inner.list(prefix));
+  list(prefix: string, except?: string) {
+    return this.count('list', () => this.inner.list(prefix, except));
   }
 
   txn(compares: readonly Compare[], ops: readonly Op[]): Promise<TxnResult> {

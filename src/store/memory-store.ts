@@ -91,10 +91,11 @@ export class MemoryStore implements Store {
     return this.data.get(key);
   }
 
-  async list(prefix: string): Promise<{ revision: number; items: KeyValue[] }> {
+  async list(prefix: string, except?: string): Promise<{ revision: number; items: KeyValue[] }> {
     this.checkOpen();
     const items: KeyValue[] = [];
-    for (const kv of this.data.values()) if (kv.key.startsWith(prefix)) items.push(kv);
+    for (const kv of this.data.values())
+      if (kv.key.startsWith(prefix) && !(except && kv.key.startsWith(except))) items.push(kv);
     items.sort((a, b) => (a.key < b.key ? -1 : 1));
     return { revision: this.revision, items };
   }

@@ -57,7 +57,8 @@ export interface Watch {
 export interface Store {
   readonly description: string;
   get(key: string): Promise<KeyValue | undefined>;
-  list(prefix: string): Promise<{ revision: number; items: KeyValue[] }>;
+  /** Every key under `prefix` at one revision, in key order; keys under `except` are left out. */
+  list(prefix: string, except?: string): Promise<{ revision: number; items: KeyValue[] }>;
   /** Applies every op if and only if every compare holds, atomically. */
   txn(compares: readonly Compare[], ops: readonly Op[]): Promise<TxnResult>;
   /** Delivers events with modRevision > afterRevision under prefix. */

@@ -30,6 +30,16 @@ export function storeContract(name: string, open: () => Promise<Store>, prefix =
       expect(list.revision).toBeGreaterThanOrEqual(r2.revision);
     });
 
+    it('lists a prefix leaving out a sub-prefix, keys on both sides of it kept', async () => {
+      const keys = ['/t/a', '/t/claims/x', '/t/claims/y/z', '/t/claimsz', '/t/tasks/1'];
+      await store.txn(
+        [],
+        keys.map((key) => ({ type: 'put' as const, key: k(key), value: '1' })),
+      );
+      const list = await store.list(k('/t/'), k('/t/claims/'));
+      expect(list.items.map((i) => i.key)).toEqual([k('/t/a'), k('/t/claimsz'), k('/t/tasks/1')]);
+    });
+
     it('applies a transaction only when every compare holds', async () => {
       const r1 = await store.txn(
         [{ key: k('/t/x'), modRevision: 0 }],
