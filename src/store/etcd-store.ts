@@ -116,7 +116,11 @@ export class EtcdStore implements Store {
       for (const range of ranges) {
         let start: Buffer = range.start;
         for (;;) {
-          let q = this.client.getAll().inRange(new Range(start, range.end)).sort('Key', 'Ascend').limit(listPage);
+          let q = this.client
+            .getAll()
+            .inRange(new Range(start, range.end))
+            .sort('Key', 'Ascend')
+            .limit(listPage);
           if (revision) q = q.revision(revision);
           const res = await q.exec();
           if (!revision) revision = Number(res.header.revision);

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { MeshError } from '../model/errors.js';
 import { readStoreFile, writeStoreFile } from './file-persistence.js';
@@ -14,6 +14,7 @@ import {
   type WatchEvent,
   type WatchHandlers,
 } from './store.js';
+import { WriteLog } from './write-log.js';
 
 /** Events kept for watches that resume from an older revision; older ones are compacted. */
 const historyLimit = 10_000;
@@ -60,6 +61,10 @@ export class MemoryStore implements Store {
   private closed = false;
   private flushing: Promise<void> | undefined;
   private waiting: Staged[] = [];
+  /** The write-ahead log beside the file; the file is the snapshot it starts from. */
+  private log: WriteLog | undefined;
+  /** Size of the file when last written: the log is folded into it once it grows past that. */
+  private snapshotBytes = 0;
 
   private constructor(private readonly path: string | undefined) {
     this.description = path ? `file:${path}` : 'memory';
@@ -74,7 +79,15 @@ export class MemoryStore implements Store {
       if (state) {
         for (const kv of state.items) store.data.set(kv.key, { ...kv, lease: '' });
         store.revision = state.revision;
+        store.snapshotBytes = statSync(path).size;
       }
+      const { records, bytes } = WriteLog.read(`${path}.log`, store.revision);
+      for (const r of records) {
+        applyOps(store.data, r.ops, r.revision);
+        store.revision = r.revision;
+      }
+      store.log = new WriteLog(`${path}.log`);
+      store.log.bytes = bytes;
     }
     // Without a file, nothing waits to be durable: staged and visible are one map.
     store.staged = path ? new Map(store.data) : store.data;
@@ -202,16 +215,32 @@ export class MemoryStore implements Store {
     void this.commit([...lease.keys].map((key) => ({ type: 'delete', key }) as const)).catch(() => undefined);
   }
 
-  /** Writes the staged state; the writes it holds become visible only once it is on disk. */
+  /** Appends the staged writes to the log; they become visible only once they are on disk. */
   private flushSoon(): void {
-    if (this.flushing || !this.path || this.waiting.length === 0) return;
-    const path = this.path;
+    if (this.flushing || !this.log || this.waiting.length === 0) return;
     const revision = this.stagedRevision;
-    const items = [...this.staged.values()].filter((kv) => kv.lease === '');
-    this.flushing = writeStoreFile(path, { revision, items }).then(
+    // Leased keys are never persisted (they die with the process); deletes always are.
+    const records = this.waiting.map((w) => ({
+      revision: w.revision,
+      ops: w.ops.filter((op) => op.type === 'delete' || !op.lease),
+    }));
+    this.flushing = this.log.append(records).then(
       () => this.flushed(revision),
       (err: Error) => this.flushed(revision, err),
     );
+  }
+
+  /**
+   * Folds the log into a new snapshot file once the log outgrows it: snapshot first (renamed into
+   * place atomically), then the log emptied; a crash in between replays records the snapshot
+   * already holds, which are skipped by revision.
+   */
+  private async compact(): Promise<void> {
+    const log = this.log as WriteLog;
+    const items = [...this.data.values()].filter((kv) => kv.lease === '');
+    await writeStoreFile(this.path as string, { revision: this.revision, items });
+    this.snapshotBytes = statSync(this.path as string).size;
+    await log.truncate();
   }
 
   private flushed(revision: number, err?: Error): void {
@@ -231,6 +260,22 @@ export class MemoryStore implements Store {
       this.publish(w.ops, w.revision);
       w.resolve();
     }
+    const log = this.log as WriteLog;
+    if (log.bytes > Math.max(8 << 20, this.snapshotBytes)) {
+      // Writes that arrive meanwhile wait for the next flush, after the log is emptied.
+      this.flushing = this.compact().then(
+        () => {
+          this.flushing = undefined;
+          this.flushSoon();
+        },
+        () => {
+          // The log still holds everything: try again after the next flush.
+          this.flushing = undefined;
+          this.flushSoon();
+        },
+      );
+      return;
+    }
     this.flushSoon();
   }
 
@@ -238,6 +283,10 @@ export class MemoryStore implements Store {
     if (this.closed) return;
     while (this.flushing) await this.flushing;
     this.closed = true;
+    // A clean stop folds the log into the file, so the next start reads one file and replays
+    // nothing; if that fails, the log still holds every write.
+    if (this.log && this.log.bytes > 0) await this.compact().catch(() => undefined);
+    await this.log?.close();
     for (const [id, lease] of this.leases) {
       clearTimeout(lease.timer);
       this.leases.delete(id);

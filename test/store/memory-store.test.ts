@@ -16,41 +16,59 @@ let n = 0;
 storeContract('file', async () => MemoryStore.open(join(dir, `contract-${n++}.json`)));
 
 describe('file persistence', () => {
-  it('never shows or saves a change whose write failed (a read-only state directory)', async () => {
-    const sub = mkdtempSync(join(dir, 'ro-'));
-    const path = join(sub, 'store.json');
-    const store = MemoryStore.open(path);
-    const seen: string[] = [];
-    store.watch('/k/', 0, {
-      onEvents: (evs) => seen.push(...evs.map((e) => `${e.type} ${e.key} ${e.value ?? ''}`)),
-      onError: () => undefined,
-    });
-    await store.txn([], [{ type: 'put', key: '/k/a', value: 'one' }]);
-    // The directory turns read-only (root ignores file modes, so a read-only bind mount).
-    execFileSync('mount', ['--bind', sub, sub]);
+  it('never shows or saves a change whose write failed (a full disk)', async () => {
+    // The state directory is a 256 KB file system: a write bigger than that cannot be logged.
+    const sub = mkdtempSync(join(dir, 'full-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', sub]);
     try {
-      execFileSync('mount', ['-o', 'remount,ro,bind', sub]);
-      await expect(store.txn([], [{ type: 'put', key: '/k/a', value: 'two' }])).rejects.toMatchObject({
+      const path = join(sub, 'store.json');
+      const store = MemoryStore.open(path);
+      const seen: string[] = [];
+      store.watch('/k/', 0, {
+        onEvents: (evs) => seen.push(...evs.map((e) => `${e.type} ${e.key} ${e.value?.length}`)),
+        onError: () => undefined,
+      });
+      await store.txn([], [{ type: 'put', key: '/k/a', value: 'one' }]);
+      const big = 'x'.repeat(512 * 1024);
+      await expect(store.txn([], [{ type: 'put', key: '/k/a', value: big }])).rejects.toMatchObject({
         code: 'unavailable',
       });
-      await expect(store.txn([], [{ type: 'put', key: '/k/b', value: 'new' }])).rejects.toMatchObject({
+      await expect(store.txn([], [{ type: 'put', key: '/k/b', value: big }])).rejects.toMatchObject({
         code: 'unavailable',
       });
       // Not visible to readers, nor to watchers.
       expect((await store.get('/k/a'))?.value).toBe('one');
       expect(await store.get('/k/b')).toBeUndefined();
-      expect(seen).toEqual(['put /k/a one']);
+      expect(seen).toEqual(['put /k/a 3']);
+      // The next successful write does not carry the failed ones to disk either, nor does a
+      // partly written record of theirs come back when the log is read.
+      await store.txn([], [{ type: 'put', key: '/k/c', value: 'three' }]);
+      await store.close();
+      const again = MemoryStore.open(path);
+      expect((await again.get('/k/a'))?.value).toBe('one');
+      expect(await again.get('/k/b')).toBeUndefined();
+      expect((await again.get('/k/c'))?.value).toBe('three');
+      await again.close();
     } finally {
       execFileSync('umount', [sub]);
     }
-    // The next successful write does not carry the failed ones to disk either.
-    await store.txn([], [{ type: 'put', key: '/k/c', value: 'three' }]);
-    await store.close();
-    const again = MemoryStore.open(path);
-    expect((await again.get('/k/a'))?.value).toBe('one');
-    expect(await again.get('/k/b')).toBeUndefined();
-    expect((await again.get('/k/c'))?.value).toBe('three');
-    await again.close();
+  });
+
+  it('replays its log after a crash: a torn last record is dropped, a damaged one before others refused', async () => {
+    const path = join(dir, 'log.json');
+    const store = MemoryStore.open(path);
+    await store.txn([], [{ type: 'put', key: '/l/a', value: '1' }]);
+    await store.txn([], [{ type: 'put', key: '/l/b', value: '2' }]);
+    // No close: the log holds both writes, as after kill -9.
+    const log = readFileSync(`${path}.log`, 'utf8');
+    const [first, second] = log.split('\n') as [string, string];
+    writeFileSync(`${path}.log`, `${first}\n${second.slice(0, 20)}`);
+    const torn = MemoryStore.open(path);
+    expect((await torn.get('/l/a'))?.value).toBe('1');
+    expect(await torn.get('/l/b')).toBeUndefined();
+    await torn.close();
+    writeFileSync(`${path}.log`, `${first.replace('"1"', '"9"')}\n${second}\n`);
+    expect(() => MemoryStore.open(path)).toThrow(/store log .* is corrupt at line 1/);
   });
 
   it('keeps every acknowledged write across kill -9 at any moment', async () => {
