@@ -2,7 +2,6 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // Integration tests start real processes on fixed 127.x addresses; files run in parallel
@@ -12,5 +11,11 @@ export default defineConfig({
     // after the run.
     setupFiles: ['test/setup/per-file.ts'],
     globalSetup: ['test/setup/global.ts'],
+    projects: [
+      // In-process: no root, no child process, no socket; seconds in all (`npm run test:unit`).
+      { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      // Real processes, dig, etcd, namespaces, Podman, Prometheus.
+      { extends: true, test: { name: 'integration', include: ['test/integration/**/*.test.ts'] } },
+    ],
   },
 });
