@@ -129,8 +129,10 @@ export class Daemon {
         controller.setStoreConnected(up, reason);
         if (up) daemon?.membership?.checkNow();
       },
-      onBadObject: (key, reason) =>
-        log.warn('ignoring an object the store holds that does not decode', { key, reason }),
+      onBadObject: (key, reason) => {
+        stateMetrics.badObjects.inc();
+        log.warn('ignoring an object the store holds that does not decode', { key, reason });
+      },
       onRelist: (rev) =>
         log.info("the store's history was compacted past this node's revision: listing everything again", {
           revision: rev,

@@ -4,6 +4,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 export class StateMetrics {
   readonly storeRequests: Counter<'op' | 'result'>;
   readonly watchEvents: Counter;
+  readonly badObjects: Counter;
   readonly snapshotBuilds: Counter;
   readonly convergence: Histogram;
   readonly lastSync: Gauge;
@@ -19,6 +20,11 @@ export class StateMetrics {
     this.watchEvents = new Counter({
       name: 'meshd_store_watch_events_total',
       help: 'Events received from the store watch.',
+      registers,
+    });
+    this.badObjects = new Counter({
+      name: 'meshd_store_bad_objects_total',
+      help: "Objects in the store that do not decode or check, left out of this node's view.",
       registers,
     });
     this.snapshotBuilds = new Counter({

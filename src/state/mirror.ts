@@ -1,6 +1,7 @@
 import { ClaimIndex } from '../model/claims.js';
 import { type ClusterState, emptyState, type Kind } from '../model/cluster-state.js';
 import { messageOf } from '../model/errors.js';
+import { checkStored } from '../model/stored.js';
 import type {
   ClusterInfo,
   Container,
@@ -184,9 +185,13 @@ export class Mirror {
     let obj: Record<string, unknown>;
     try {
       obj = JSON.parse(kv.value) as Record<string, unknown>;
-      if (typeof obj !== 'object' || obj === null) throw new Error('not an object');
+      if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new Error('not an object');
+      const why = checkStored(k.kind, obj);
+      if (why) throw new Error(why);
     } catch (err) {
       this.events.onBadObject(key, messageOf(err));
+      // What the store holds under this key is not usable: neither is an older value of it.
+      remove(tables, k.kind, k.id);
       return undefined;
     }
     put(tables, k.kind, k.id, { ...obj, version: kv.modRevision });
