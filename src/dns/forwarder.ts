@@ -1,7 +1,7 @@
 import type { Packet } from 'dns-packet';
 import { packet } from './codec.js';
 import type { ForwardCache } from './forward-cache.js';
-import { exchange, type Upstream } from './upstream.js';
+import { exchange, type Upstream, UpstreamTimeout } from './upstream.js';
 import { errorResponse, type Query, rcode, responseHeader } from './wire.js';
 
 export interface ForwardResult {
@@ -92,7 +92,7 @@ export class Forwarder {
       try {
         res = await exchange(u, buf, this.timeoutMs, tcp);
       } catch (err) {
-        this.hooks.upstreamResult(u.label, (err as Error).message === 'timeout' ? 'timeout' : 'error');
+        this.hooks.upstreamResult(u.label, err instanceof UpstreamTimeout ? 'timeout' : 'error');
         continue;
       }
       const h = responseHeader(res);

@@ -3,6 +3,13 @@ import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { responseHeader } from './wire.js';
 
+/** An upstream that did not answer in time: told apart from other failures by type, not text. */
+export class UpstreamTimeout extends Error {
+  constructor(ms: number) {
+    super(`no answer within ${ms} ms`);
+  }
+}
+
 /** One upstream resolver. */
 export interface Upstream {
   readonly host: string;
@@ -39,7 +46,7 @@ function overUdp(u: Upstream, q: Buffer, id: number, timeoutMs: number): Promise
       if (err) reject(err);
       else resolve(res as Buffer);
     };
-    const timer = setTimeout(() => done(new Error('timeout')), timeoutMs);
+    const timer = setTimeout(() => done(new UpstreamTimeout(timeoutMs)), timeoutMs);
     sock.on('error', (err) => done(err));
     sock.on('message', (msg, rinfo) => {
       // Only the upstream we asked, with our id, may answer; anything else is ignored.
@@ -54,7 +61,7 @@ function overTcp(u: Upstream, q: Buffer, id: number, timeoutMs: number): Promise
   return new Promise((resolve, reject) => {
     const sock = connect({ host: u.host, port: u.port });
     let buf = Buffer.alloc(0);
-    const timer = setTimeout(() => fail(new Error('timeout')), timeoutMs);
+    const timer = setTimeout(() => fail(new UpstreamTimeout(timeoutMs)), timeoutMs);
     const fail = (err: Error) => {
       clearTimeout(timer);
       sock.destroy();

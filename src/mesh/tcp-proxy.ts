@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { FastHistogram } from '../metrics/fast.js';
+import { ConnectError, type ConnectFailure, connectFailure } from './connect-failure.js';
 import type { Conn } from './connections.js';
 import { chooseEndpoint, type MeshContext } from './context.js';
 import type { Endpoint } from './endpoint.js';
@@ -40,45 +41,62 @@ export function proxyTcp(ctx: MeshContext, client: Socket, route: ServiceRoute, 
       return;
     }
     tried.add(e.task);
-    if (e.via) {
-      // A task reached through its node's data plane: a stream through the shared tunnel.
-      const via = e.via;
-      const timer = setTimeout(
-        () => failed(Object.assign(new Error('connect timeout'), { code: undefined })),
-        ctx.settings.connectTimeoutMs,
-      );
-      let done = false;
-      const failed = (err: NodeJS.ErrnoException) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        ejectFailed(ctx, e.task, svc.name, err);
+    dial(ctx, e).then(
+      (upstream) => {
+        FastHistogram.observe(
+          ctx.metrics.connectDuration,
+          ctx.metrics.connectDuration.child(),
+          (performance.now() - started) / 1000,
+        );
+        if (client.destroyed) upstream.destroy();
+        else splice(ctx, client, upstream, e, route, listener);
+      },
+      (err: unknown) => {
+        ejectFailed(ctx, e.task, svc.name, connectFailure(err, e.via !== undefined));
         if (tried.size <= ctx.settings.connectRetries) attempt();
         else client.resetAndDestroy();
-      };
+      },
+    );
+  };
+  attempt();
+}
+
+/**
+ * Connects to a task, the one way for every path: straight to its address, or a stream through
+ * the shared tunnel to its node's data plane. Settles once, within the connect timeout.
+ */
+function dial(ctx: MeshContext, e: Endpoint): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    let socket: Socket | undefined;
+    const fail = (err: unknown) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket?.destroy();
+      reject(err);
+    };
+    const ok = (s: Duplex) => {
+      if (settled) {
+        s.destroy();
+        return;
+      }
+      settled = true;
+      clearTimeout(timer);
+      resolve(s);
+    };
+    const timer = setTimeout(
+      () => fail(new ConnectError('timeout', 'connect timeout')),
+      ctx.settings.connectTimeoutMs,
+    );
+    const via = e.via;
+    if (via) {
       ctx.dataPlane.tunnels
         .open({ node: e.node, nodeName: via.nodeName, host: via.host, port: via.port }, e.task, e.port)
-        .then(
-          (stream) => {
-            if (done) {
-              stream.destroy();
-              return;
-            }
-            done = true;
-            clearTimeout(timer);
-            FastHistogram.observe(
-              ctx.metrics.connectDuration,
-              ctx.metrics.connectDuration.child(),
-              (performance.now() - started) / 1000,
-            );
-            if (client.destroyed) stream.destroy();
-            else splice(ctx, client, stream, e, route, listener);
-          },
-          (err: NodeJS.ErrnoException) => failed(err),
-        );
+        .then(ok, fail);
       return;
     }
-    const upstream: Socket = connect({
+    const s = connect({
       host: e.host,
       port: e.port,
       noDelay: true,
@@ -86,39 +104,17 @@ export function proxyTcp(ctx: MeshContext, client: Socket, route: ServiceRoute, 
       keepAliveInitialDelay: ctx.settings.keepAliveMs,
       allowHalfOpen: true,
     });
-    const timer = setTimeout(
-      () => upstream.destroy(new Error('connect timeout')),
-      ctx.settings.connectTimeoutMs,
-    );
-    const failed = (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      upstream.destroy();
-      ejectFailed(ctx, e.task, svc.name, err);
-      if (tried.size <= ctx.settings.connectRetries) attempt();
-      else client.resetAndDestroy();
-    };
-    upstream.once('error', failed);
-    upstream.once('connect', () => {
-      clearTimeout(timer);
-      upstream.off('error', failed);
-      FastHistogram.observe(
-        ctx.metrics.connectDuration,
-        ctx.metrics.connectDuration.child(),
-        (performance.now() - started) / 1000,
-      );
-      if (client.destroyed) {
-        upstream.destroy();
-        return;
-      }
-      splice(ctx, client, upstream, e, route, listener);
+    socket = s;
+    s.once('error', fail);
+    s.once('connect', () => {
+      s.off('error', fail);
+      ok(s);
     });
-  };
-  attempt();
+  });
 }
 
 /** A failed connect: the task is ejected (with the reason `service ps` shows) and counted. */
-function ejectFailed(ctx: MeshContext, task: string, service: string, err: NodeJS.ErrnoException): void {
-  const reason = err.code === undefined ? 'timeout' : err.code.toLowerCase();
+function ejectFailed(ctx: MeshContext, task: string, service: string, reason: ConnectFailure): void {
   ctx.load.eject(task, Date.now(), reason);
   ctx.metrics.ejections.child(service).value++;
   ctx.metrics.connectErrors.child(service, reason).value++;

@@ -79,7 +79,7 @@ describe('TCP mesh', () => {
     expect(results.every((s) => s === 200)).toBe(true);
     const metrics = await (await fetch(`http://${m.metrics}/metrics`)).text();
     expect(metrics).toMatch(/meshd_mesh_ejections_total\{service="retry"\} [1-9]/);
-    expect(metrics).toMatch(/meshd_mesh_connect_errors_total\{service="retry",reason="econnrefused"\} [1-9]/);
+    expect(metrics).toMatch(/meshd_mesh_connect_errors_total\{service="retry",reason="refused"\} [1-9]/);
   });
 
   it('keeps out tasks whose http probe fails, in the mesh and in DNS; refuses when none is healthy', async () => {
