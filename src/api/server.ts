@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { HostPort } from '../config/listen.js';
+import { type HostPort, listenOn } from '../config/listen.js';
 import { invalid, MeshError } from '../model/errors.js';
 import { tlsOptions } from '../security/tls.js';
 import { sendError, sendJson } from './http-util.js';
@@ -87,13 +87,7 @@ export class ApiServer {
     server.headersTimeout = 10_000;
     server.requestTimeout = 30_000;
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.listen.port, this.listen.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOn(server, this.listen);
     return server.address() as AddressInfo;
   }
 

@@ -1,3 +1,4 @@
+import type { Server } from 'node:net';
 import { canonicalAddress } from '../model/address.js';
 import { invalid } from '../model/errors.js';
 
@@ -34,4 +35,18 @@ export function parseHostPort(text: string, what: string, defaultPort?: number):
 
 export function formatHostPort(hp: HostPort): string {
   return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+}
+
+/** Listens and resolves once bound, or rejects with the bind error (the error handler removed). */
+export function listenOn(
+  server: Server,
+  at: { host: string; port: number; backlog?: number },
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: at.host, port: at.port, ...(at.backlog ? { backlog: at.backlog } : {}) }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }

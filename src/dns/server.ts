@@ -1,6 +1,6 @@
 import type { Socket as UdpSocket } from 'node:dgram';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
-import type { HostPort } from '../config/listen.js';
+import { type HostPort, listenOn } from '../config/listen.js';
 import type { Logger } from '../log.js';
 import type { DnsMetrics } from './metrics.js';
 import type { Responder } from './responder.js';
@@ -73,14 +73,8 @@ export class DnsServer {
     tcp.maxConnections = this.opts.tcpMaxConnections;
     tcp.on('drop', () => this.metrics.dropped.labels('tcp_limit').inc());
     this.tcp = tcp;
-    await new Promise<void>((resolve, reject) => {
-      tcp.once('error', reject);
-      // Same port as UDP, so `--dns-listen HOST:0` still gives one port for both.
-      tcp.listen(bound, host, () => {
-        tcp.off('error', reject);
-        resolve();
-      });
-    });
+    // Same port as UDP, so `--dns-listen HOST:0` still gives one port for both.
+    await listenOn(tcp, { host, port: bound });
     return { address: host, family: host.includes(':') ? 'IPv6' : 'IPv4', port: bound };
   }
 

@@ -2,7 +2,7 @@ import { createSocket } from 'node:dgram';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type SecureContext, TLSSocket } from 'node:tls';
-import type { HostPort } from '../config/listen.js';
+import { type HostPort, listenOn } from '../config/listen.js';
 import type { Logger } from '../log.js';
 import type { Service, Task } from '../model/types.js';
 import { verifyPeer } from '../security/pki.js';
@@ -75,10 +75,7 @@ export class DataPlaneServer {
       this.accept(s),
     );
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.listen.port, this.listen.host, () => resolve());
-    });
+    await listenOn(server, this.listen);
     server.on('error', (err) => this.log.warn('data plane listener error', { error: err.message }));
     return server.address() as { address: string; port: number };
   }

@@ -1,5 +1,6 @@
 import { createSocket } from 'node:dgram';
 import { createServer, type Server } from 'node:net';
+import { listenOn } from '../config/listen.js';
 import { messageOf } from '../model/errors.js';
 import type { MeshContext } from './context.js';
 import type { ListenerSpec, ServiceRoute } from './routes.js';
@@ -121,20 +122,13 @@ export class Listeners {
     }
   }
 
-  private openTcp(spec: ListenerSpec): Promise<TcpListener> {
+  private async openTcp(spec: ListenerSpec): Promise<TcpListener> {
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
     const l: TcpListener = { kind: 'tcp', spec, route: spec.route, server };
     server.on('connection', (sock) => proxyTcp(this.ctx, sock, l.route, spec.key));
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: spec.host, port: spec.port, backlog: 4096 }, () => {
-        server.off('error', reject);
-        server.on('error', (err) =>
-          this.ctx.log.warn('listener error', { key: spec.key, error: err.message }),
-        );
-        resolve(l);
-      });
-    });
+    await listenOn(server, { host: spec.host, port: spec.port, backlog: 4096 });
+    server.on('error', (err) => this.ctx.log.warn('listener error', { key: spec.key, error: err.message }));
+    return l;
   }
 
   private openUdp(spec: ListenerSpec): Promise<UdpOpen> {

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import type { HostPort } from '../config/listen.js';
+import { type HostPort, listenOn } from '../config/listen.js';
 
 /** Serves `GET /metrics` in the Prometheus text format. */
 export class MetricsServer {
@@ -27,10 +27,7 @@ export class MetricsServer {
       );
     });
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.listen.port, this.listen.host, () => resolve());
-    });
+    await listenOn(server, this.listen);
     return server.address() as AddressInfo;
   }
 

@@ -1,5 +1,6 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server } from 'node:http';
+import { listenOn } from '../config/listen.js';
 import type { Logger } from '../log.js';
 import type { ClusterState } from '../model/cluster-state.js';
 
@@ -35,12 +36,8 @@ export class SampleBackends {
       res.end(`hello from ${name}\n`);
     });
     this.servers.push(server);
-    return new Promise((resolve) => {
-      server.once('error', (err) => {
-        this.log.warn('sample backend could not listen', { address, port, error: err.message });
-        resolve();
-      });
-      server.listen(port, address, () => resolve());
+    return listenOn(server, { host: address, port }).catch((err: Error) => {
+      this.log.warn('sample backend could not listen', { address, port, error: err.message });
     });
   }
 
