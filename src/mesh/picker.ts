@@ -66,7 +66,7 @@ class LeastConn implements Picker {
 /** A source of numbers in [0, 1): Math.random in service, a seeded one in tests. */
 export type Random = () => number;
 
-/** Power of two choices: two random endpoints, the less loaded one wins. */
+/** Power of two choices: two different random endpoints, the less loaded one wins. */
 class PowerOfTwo implements Picker {
   constructor(
     readonly endpoints: readonly Endpoint[],
@@ -75,8 +75,11 @@ class PowerOfTwo implements Picker {
   pick(key: PickKey, load: Load, now: number): Endpoint | undefined {
     const n = this.endpoints.length;
     if (n === 0) return undefined;
-    const a = this.endpoints[Math.floor(this.random() * n)] as Endpoint;
-    const b = this.endpoints[Math.floor(this.random() * n)] as Endpoint;
+    // Two different endpoints: drawing one twice would hand a busy task a connection unchallenged.
+    const i = Math.floor(this.random() * n);
+    const j = n > 1 ? (i + 1 + Math.floor(this.random() * (n - 1))) % n : i;
+    const a = this.endpoints[i] as Endpoint;
+    const b = this.endpoints[j] as Endpoint;
     const ua = usable(a, key, load, now);
     const ub = usable(b, key, load, now);
     if (ua && ub) return load.active(a.task) <= load.active(b.task) ? a : b;

@@ -82,6 +82,40 @@ describe('balancing and limits', () => {
     expect(bodies, `held on ${busy}`).toEqual(Array(6).fill(busy === 'x' ? 'y' : 'x'));
   });
 
+  it('p2c never sends a new connection to the busier of the two it draws', async () => {
+    const port = await freePort();
+    await service('pc', '-p', `${port}:8000`, '--lb', 'p2c');
+    const addrs = ['127.213.3.1', '127.213.3.2', '127.213.3.3'];
+    const bs: Backend[] = await Promise.all(addrs.map((a, i) => httpBackend(`p${i}`, a, 8000)));
+    cleanups.push(() => Promise.all(bs.map((b) => b.kill())));
+    for (const a of addrs) await m.ctl('task', 'add', 'pc', '--ip', a);
+    await eventually(async () => expect((await fetchOnce(`http://127.0.0.1:${port}/`)).status).toBe(200));
+    const hits = () => bs.map((b) => b.hits);
+    const held = await hold(port);
+    cleanups.push(() => held.destroy());
+    const before = hits();
+    held.write('GET /slow HTTP/1.1\r\nHost: h\r\n\r\n');
+    await eventually(async () =>
+      expect(hits().reduce((a, b) => a + b, 0)).toBe(before.reduce((a, b) => a + b, 0) + 1),
+    );
+    const busy = hits().findIndex((h, i) => h > (before[i] ?? 0));
+    const open = async () =>
+      [
+        ...(await (await fetch(`http://${m.metrics}/metrics`)).text()).matchAll(
+          /^meshd_mesh_task_connections\{service="pc",task="[^"]+"\} (\d+)$/gm,
+        ),
+      ].reduce((n, x) => n + Number(x[1]), 0);
+    // Whichever pair it draws, the task holding a connection loses to an idle one (two idle
+    // ones tie): the busy task gets none of these.
+    const bodies: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      await eventually(async () => expect(await open()).toBe(1));
+      bodies.push((await fetchOnce(`http://127.0.0.1:${port}/`)).body);
+    }
+    expect(bodies).toHaveLength(12);
+    expect(bodies.filter((b) => b === `p${busy}`)).toEqual([]);
+  });
+
   it('refuses a connection beyond a task cap, and counts it', async () => {
     const port = await freePort();
     await service('capped', '-p', `${port}:7000`, '--max-conns-per-task', '1');
