@@ -1,24 +1,13 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from '../log.js';
+import { literalLookup } from '../model/address.js';
 
 /** A UDP message and the way to answer it from the socket (and so the address) it came in on. */
 export type UdpHandler = (msg: Buffer, address: string, port: number, sock: Socket) => void;
 
 /** How often a wildcard listener looks for addresses that came or went. */
 const rescanMs = 2000;
-
-/**
- * Replies go to the address a query came from, always an IP literal: answering the lookup at once
- * skips dns.lookup's deferral to the next tick, about a tenth of the cost of a reply.
- */
-function literalLookup(
-  address: string,
-  _opts: unknown,
-  cb: (err: Error | null, address: string, family: number) => void,
-): void {
-  cb(null, address, address.includes(':') ? 6 : 4);
-}
 
 function isWildcard(host: string): boolean {
   return host === '0.0.0.0' || host === '::';

@@ -5,6 +5,7 @@ import type { Task } from '../model/types.js';
 import type { Snapshot, SnapshotChange } from '../state/snapshot.js';
 import { ConnTracker } from './connections.js';
 import type { DataPlaneAccess, MeshContext } from './context.js';
+import type { Forwarding } from './forwarding.js';
 import { Listeners } from './listeners.js';
 import { MeshLoad } from './load.js';
 import { MeshMetrics } from './metrics.js';
@@ -16,7 +17,8 @@ import { VipAddresses } from './vip-addresses.js';
  * that left, and closes gracefully. Everything per connection happens in the proxies and reads
  * only the route the listener holds.
  */
-export class Mesh {
+export class Mesh implements Forwarding {
+  readonly kind = 'userspace';
   private readonly ctx: MeshContext;
   private readonly listeners: Listeners;
   private snapshot: Snapshot | undefined;

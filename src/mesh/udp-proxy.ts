@@ -1,6 +1,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import type { Duplex } from 'node:stream';
 import { LRUCache } from 'lru-cache';
+import { literalLookup } from '../model/address.js';
 import { chooseEndpoint, type MeshContext } from './context.js';
 import { readDatagrams, writeDatagram } from './datagrams.js';
 import { proxyV2 } from './proxy-protocol.js';
@@ -17,9 +18,6 @@ interface Flow {
 
 /** Datagrams held while a flow's tunnel stream opens; more than this are dropped, as UDP may. */
 const maxQueuedDatagrams = 64;
-
-const literalLookup = (a: string, _o: unknown, cb: (e: Error | null, a: string, f: number) => void) =>
-  cb(null, a, a.includes(':') ? 6 : 4);
 
 /**
  * A published UDP port (or VIP:port): a flow per client address and port, each with its own
