@@ -1,5 +1,5 @@
 import type { Answer as Rr } from 'dns-packet';
-import type { DnsView, NameRecords, NetworkZone, SrvTarget } from './zone.js';
+import type { DnsView, NameRecords, NetworkZone, SrvTarget } from './view.js';
 
 /** What to do with a question: answer it from cluster state, or forward it upstream. */
 export type Answer =

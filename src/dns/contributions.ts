@@ -46,8 +46,3 @@ export class Contributions<V, M extends V> {
     this.presence?.(key, false);
   }
 }
-
-/** The merge for contributions where one owner is the norm and the latest owner wins otherwise. */
-export function latest<V>(values: V[]): V {
-  return values[values.length - 1] as V;
-}

@@ -4,8 +4,8 @@ import type { Forwarder } from './forwarder.js';
 import type { DnsMetrics } from './metrics.js';
 import { scopeKey, scopeOf } from './scope.js';
 import { buildTemplate, type Template, writeResponse } from './template.js';
+import type { DnsView, NetworkZone } from './view.js';
 import { errorResponse, maxUdpAnswer, parseQuery, type Query, rcode } from './wire.js';
-import type { DnsView, NetworkZone } from './zone.js';
 
 export interface ResponderOptions extends AnswerOptions {
   readonly unscopedClients: 'all' | 'none';

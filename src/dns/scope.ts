@@ -1,6 +1,6 @@
 import ipaddr from 'ipaddr.js';
 import { toBigInt } from '../model/address.js';
-import type { DnsView, NetworkZone } from './zone.js';
+import type { DnsView, NetworkZone } from './view.js';
 
 /**
  * The networks a client sees, from its source address: the networks of the endpoint holding

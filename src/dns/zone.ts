@@ -3,115 +3,16 @@ import type { ClusterState } from '../model/cluster-state.js';
 import type { Container, Service, Task } from '../model/types.js';
 import { type Snapshot, SnapshotBuilder, type SnapshotChange } from '../state/snapshot.js';
 import { Contributions } from './contributions.js';
-
-/** The addresses a name answers on one network; an empty list is a known name with no records. */
-export interface NameRecords {
-  readonly v4: readonly string[];
-  readonly v6: readonly string[];
-}
-
-export interface SrvTarget {
-  readonly target: string;
-  readonly port: number;
-  readonly address: string;
-}
-
-/** A reverse record: answered only to clients that see `network`, as forward names are. */
-export interface PtrRecord {
-  readonly target: string;
-  readonly network: string;
-}
-
-/** Looks a name up; the index answers some names (tasks) from its indexes at query time. */
-export interface NameLookup {
-  get(name: string): NameRecords | undefined;
-}
-
-/** Every name one network answers. */
-export interface NetworkZone {
-  readonly id: string;
-  readonly name: string;
-  readonly internal: boolean;
-  readonly subnet: Cidr;
-  readonly names: NameLookup;
-  readonly srv: ReadonlyMap<string, readonly SrvTarget[]>;
-}
-
-/** What the DNS answers from: updated from each snapshot change, read by every query. */
-export interface DnsView {
-  /** Zones with names, user networks in creation order (ingress carries no names). */
-  readonly zones: readonly NetworkZone[];
-  readonly zoneByName: ReadonlyMap<string, NetworkZone>;
-  /** Every network (ingress too) for scoping a client by subnet. */
-  readonly subnets: readonly { readonly id: string; readonly cidr: Cidr }[];
-  /** An endpoint address -> the networks its endpoint is attached to. */
-  readonly endpointNetworks: { get(address: string): readonly string[] | undefined };
-  /** Reverse name -> the name it points to (without the trailing dot) and the network it is on. */
-  readonly ptr: { get(reverseName: string): PtrRecord | undefined };
-  /** Names known on some network, for NXDOMAIN (not forwarding) to clients outside it. */
-  readonly known: { has(name: string): boolean };
-}
-
-/** One zone's names and SRV records, merged from what each service and container contributes. */
-interface ZoneParts {
-  readonly zone: NetworkZone;
-  readonly names: Contributions<NameRecords, NameRecords>;
-  readonly srv: Contributions<readonly SrvTarget[], readonly SrvTarget[]>;
-}
-
-/** What an owner contributed, flat as [target, key, target, key, ...]: one array per owner. */
-type Entries = (Retractable | string)[];
-
-/** What an owner's contribution can be taken back from. */
-interface Retractable {
-  delete(key: string, owner: string): void;
-}
-
-const noAddresses: readonly string[] = Object.freeze([]);
-
-/** What one owner (a service, a container, a task) contributes, collected before it is applied. */
-class Fragment {
-  readonly names = new Map<string, { zone: ZoneParts; name: string; v4: Set<string>; v6: Set<string> }>();
-  readonly srv = new Map<string, { zone: ZoneParts; name: string; targets: SrvTarget[] }>();
-
-  /** Declares a name even with no address, so it answers NODATA rather than NXDOMAIN. */
-  name(zone: ZoneParts, name: string, address?: string): void {
-    const key = name.toLowerCase();
-    const k = `${zone.zone.id}\u0000${key}`;
-    let rec = this.names.get(k);
-    if (!rec) {
-      rec = { zone, name: key, v4: new Set(), v6: new Set() };
-      this.names.set(k, rec);
-    }
-    if (address) (address.includes(':') ? rec.v6 : rec.v4).add(address);
-  }
-
-  addSrv(zone: ZoneParts, name: string, t: SrvTarget): void {
-    const key = name.toLowerCase();
-    const k = `${zone.zone.id}\u0000${key}`;
-    let rec = this.srv.get(k);
-    if (!rec) {
-      rec = { zone, name: key, targets: [] };
-      this.srv.set(k, rec);
-    }
-    rec.targets.push(t);
-  }
-}
-
-function mergeNames(values: NameRecords[]): NameRecords {
-  if (values.length === 1) return values[0] as NameRecords;
-  const v4 = new Set<string>();
-  const v6 = new Set<string>();
-  for (const v of values) {
-    for (const a of v.v4) v4.add(a);
-    for (const a of v.v6) v6.add(a);
-  }
-  return { v4: [...v4], v6: [...v6] };
-}
-
-function mergeSrv(values: (readonly SrvTarget[])[]): readonly SrvTarget[] {
-  return values.length === 1 ? (values[0] as readonly SrvTarget[]) : values.flat();
-}
+import {
+  type Entries,
+  Fragment,
+  mergeNames,
+  mergeSrv,
+  noAddresses,
+  type Retractable,
+  type ZoneParts,
+} from './fragment.js';
+import type { DnsView, NameRecords, NetworkZone, PtrRecord, SrvTarget } from './view.js';
 
 /**
  * The DNS view, kept up to date from snapshot changes: each service, container and task
