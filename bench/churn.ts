@@ -11,8 +11,8 @@ import { Etcd3 } from 'etcd3';
 import { claimsOf } from '../src/model/claims.js';
 import type { Kind } from '../src/model/kinds.js';
 import { bigState } from './big-state.js';
-import { startEtcd } from './etcd.js';
-import { sleep, startMeshd, stopAll, workdir } from './lib.js';
+import { startEtcd, startEtcdNode } from './etcd.js';
+import { sleep, stopAll, workdir } from './lib.js';
 
 const services = Number(process.env.BENCH_SERVICES ?? 10_000);
 const tasksEach = Number(process.env.BENCH_TASKS ?? 10);
@@ -113,20 +113,7 @@ async function main(): Promise<void> {
     const start = async (i: number) => {
       const a = `127.0.${60 + i}.1`;
       const t0 = performance.now();
-      const { ready } = await startMeshd(i % 2, join(dir, `n${i}`), '', [
-        '--store',
-        `etcd://${etcd.endpoint}`,
-        '--node-name',
-        `c${i}`,
-        '--api-listen',
-        `${a}:0`,
-        '--dns-listen',
-        `${a}:0`,
-        '--publish-addr',
-        a,
-        '--advertise-addr',
-        a,
-      ]);
+      const ready = await startEtcdNode(i % 2, join(dir, `n${i}`), etcd.endpoint, `c${i}`, a);
       nodes.push(ready);
       return performance.now() - t0;
     };

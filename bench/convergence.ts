@@ -14,8 +14,8 @@ import type { Task } from '../src/model/types.js';
 import type { Changed } from '../src/state/delta.js';
 import { SnapshotBuilder } from '../src/state/snapshot.js';
 import { bigState } from './big-state.js';
-import { startEtcd } from './etcd.js';
-import { median, startMeshd, stopAll } from './lib.js';
+import { startEtcd, startEtcdNode } from './etcd.js';
+import { median, stopAll } from './lib.js';
 
 const singles = Number(process.env.BENCH_SINGLES ?? 50);
 const burst = Number(process.env.BENCH_BURST ?? 1000);
@@ -72,20 +72,7 @@ async function cluster(): Promise<void> {
     const nodes = [];
     for (let i = 1; i <= 3; i++) {
       const a = `127.0.${40 + i}.1`;
-      const { ready } = await startMeshd(i === 3 ? 1 : 0, join(dir, `n${i}`), '', [
-        '--store',
-        `etcd://${etcd.endpoint}`,
-        '--node-name',
-        `c${i}`,
-        '--api-listen',
-        `${a}:0`,
-        '--dns-listen',
-        `${a}:0`,
-        '--publish-addr',
-        a,
-        '--advertise-addr',
-        a,
-      ]);
+      const ready = await startEtcdNode(i === 3 ? 1 : 0, join(dir, `n${i}`), etcd.endpoint, `c${i}`, a);
       nodes.push(ready);
     }
     const n1 = `http://${nodes[0]?.api}`;

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
-import { sleep } from './lib.js';
+import { sleep, startMeshd } from './lib.js';
 
 /** Starts a single-member etcd on 127.0.0.1 (client port `port`, peer port `port + 10`), ready to use. */
 export async function startEtcd(
@@ -46,4 +46,32 @@ export async function startEtcd(
     client.close();
   }
   return { child, endpoint };
+}
+
+/**
+ * Starts cluster node `name` on etcd at `endpoint`, every listener on its own loopback address
+ * `addr` (as separate hosts would have), pinned to `cpu`; resolves with its ready line.
+ */
+export async function startEtcdNode(
+  cpu: number,
+  dir: string,
+  endpoint: string,
+  name: string,
+  addr: string,
+): Promise<Record<string, string>> {
+  const { ready } = await startMeshd(cpu, dir, '', [
+    '--store',
+    `etcd://${endpoint}`,
+    '--node-name',
+    name,
+    '--api-listen',
+    `${addr}:0`,
+    '--dns-listen',
+    `${addr}:0`,
+    '--publish-addr',
+    addr,
+    '--advertise-addr',
+    addr,
+  ]);
+  return ready;
 }

@@ -123,8 +123,8 @@ export class Controller {
       const before = current(state, p.kind, p.id);
       expect(p.kind, p.id, before?.version ?? 0);
       const had = new Set(claimsOf(p.kind, before));
-      for (const c of claimsOf(p.kind, p.value)) if (!had.has(c)) wanted.set(c, `${p.kind}/${p.id}`);
       const keeps = new Set(claimsOf(p.kind, p.value));
+      for (const c of keeps) if (!had.has(c)) wanted.set(c, `${p.kind}/${p.id}`);
       for (const c of had) if (!keeps.has(c)) given.add(c);
     }
     for (const d of change.deletes) {
