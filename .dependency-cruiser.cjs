@@ -1,9 +1,9 @@
 // The dependency direction of meshd's folders, checked by `npm test` (depcruise): each layer may
 // import only the layers before it, and the subsystems of one layer do not import each other.
-//   model <- config <- store <- state <- (security | metrics | sample) <- (dns | mesh | health)
+//   (model | wire) <- config <- store <- state <- (security | metrics | sample) <- (dns | mesh | health)
 //   <- (api | provider) <- (daemon | cli) <- bin
 const layers = [
-  ['model', 'log.ts', 'version.ts', 'last-resort.ts'],
+  ['model', 'wire', 'log.ts', 'version.ts', 'last-resort.ts'],
   ['config'],
   ['store'],
   ['state'],

@@ -15,6 +15,9 @@ check wrk wrk
 check dnsperf dnsperf
 check socat socat
 check tcpdump tcpdump
+check nft nftables
+check conntrack conntrack
+check iperf3 iperf3
 check curl curl
 check ip iproute2
 check prometheus prometheus

@@ -2,6 +2,7 @@ import type { Socket as UdpSocket } from 'node:dgram';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { type HostPort, listenOn } from '../config/listen.js';
 import type { Logger } from '../log.js';
+import { FrameReader, writeFrame } from '../wire/frames.js';
 import type { DnsMetrics } from './metrics.js';
 import type { Responder } from './responder.js';
 import { UdpListeners } from './udp-listeners.js';
@@ -127,21 +128,17 @@ export class DnsServer {
       else this.perClient.set(address, n);
     });
     sock.on('error', () => sock.destroy());
-    let buf: Buffer = Buffer.alloc(0);
+    const frames = new FrameReader(12);
     sock.on('data', (chunk: Buffer) => {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-      while (buf.length >= 2) {
-        const len = buf.readUInt16BE(0);
-        if (len < 12) {
-          this.metrics.dropped.labels('tcp_bad_length').inc();
-          sock.destroy();
-          return;
-        }
-        if (buf.length < 2 + len) break;
-        const msg = buf.subarray(2, 2 + len);
-        buf = buf.subarray(2 + len);
-        this.answerTcp(sock, msg, address);
+      let msgs: Buffer[];
+      try {
+        msgs = frames.push(chunk);
+      } catch {
+        this.metrics.dropped.labels('tcp_bad_length').inc();
+        sock.destroy();
+        return;
       }
+      for (const msg of msgs) this.answerTcp(sock, msg, address);
     });
   }
 
@@ -153,12 +150,7 @@ export class DnsServer {
         sock.destroy();
         return;
       }
-      const len = Buffer.allocUnsafe(2);
-      len.writeUInt16BE(res.length);
-      sock.cork();
-      sock.write(len);
-      sock.write(res);
-      sock.uncork();
+      writeFrame(sock, [res]);
     };
     let out: ReturnType<Responder['respond']>;
     try {

@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
+import { FrameReader, writeFrame } from '../wire/frames.js';
 import { responseHeader } from './wire.js';
 
 /** An upstream that did not answer in time: told apart from other failures by type, not text. */
@@ -17,9 +18,6 @@ export interface Upstream {
   /** `host:port`, the metrics label. */
   readonly label: string;
 }
-
-/** Upstream answers bigger than this are not read (a DNS message over TCP is at most 64 KiB anyway). */
-const maxResponse = 65535;
 
 /**
  * Sends one query to an upstream and returns its response with the original id restored. UDP
@@ -60,7 +58,7 @@ function overUdp(u: Upstream, q: Buffer, id: number, timeoutMs: number): Promise
 function overTcp(u: Upstream, q: Buffer, id: number, timeoutMs: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const sock = connect({ host: u.host, port: u.port });
-    let buf = Buffer.alloc(0);
+    const frames = new FrameReader();
     const timer = setTimeout(() => fail(new UpstreamTimeout(timeoutMs)), timeoutMs);
     const fail = (err: Error) => {
       clearTimeout(timer);
@@ -68,18 +66,10 @@ function overTcp(u: Upstream, q: Buffer, id: number, timeoutMs: number): Promise
       reject(err);
     };
     sock.on('error', fail);
-    sock.on('connect', () => {
-      const len = Buffer.allocUnsafe(2);
-      len.writeUInt16BE(q.length);
-      sock.write(Buffer.concat([len, q]));
-    });
+    sock.on('connect', () => writeFrame(sock, [q]));
     sock.on('data', (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk]);
-      if (buf.length > maxResponse + 2) return fail(new Error('oversized response'));
-      if (buf.length < 2) return;
-      const len = buf.readUInt16BE(0);
-      if (buf.length < 2 + len) return;
-      const msg = buf.subarray(2, 2 + len);
+      const [msg] = frames.push(chunk);
+      if (!msg) return;
       if (responseHeader(msg)?.id !== id) return fail(new Error('mismatched id'));
       clearTimeout(timer);
       sock.destroy();

@@ -298,19 +298,9 @@ function forget(owner: string, entries: Entries, from: number): void {
 }
 
 /** Builds a DNS view of a whole state at once (tests, and tools that need no updates). */
-export function buildDnsView(state: ClusterState, up: (taskId: string) => boolean, domain: string): DnsView {
-  const byService = new Map<string, Task[]>();
-  const upSet = new Set<string>();
-  for (const t of state.tasks.values()) {
-    const list = byService.get(t.service) ?? [];
-    list.push(t);
-    byService.set(t.service, list);
-    if (up(t.id)) upSet.add(t.id);
-  }
+export function buildDnsView(state: ClusterState, domain: string): DnsView {
   const index = new DnsIndex(domain);
-  index.apply(
-    { revision: 0, state, up: upSet, tasksOf: (id) => byService.get(id) ?? [] },
-    new SnapshotBuilder().everything(state),
-  );
+  const { snap, change } = new SnapshotBuilder().apply(state, { full: true, changes: [] }, 0);
+  index.apply(snap, change);
   return index;
 }

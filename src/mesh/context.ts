@@ -7,13 +7,13 @@ import type { MeshMetrics } from './metrics.js';
 import type { ServiceRoute } from './routes.js';
 import type { Tunnels } from './tunnels.js';
 
-/** What the proxies share: settings, live load, the connection tracker, metrics. */
 /** How this node reaches other nodes' data planes. */
 export interface DataPlaneAccess {
   /** Shared encrypted tunnels to peer nodes. */
   readonly tunnels: Tunnels;
 }
 
+/** What the proxies share: settings, live load, the connection tracker, metrics. */
 export interface MeshContext {
   readonly settings: Settings['mesh'];
   readonly dataPlane: DataPlaneAccess;

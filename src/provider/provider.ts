@@ -1,5 +1,6 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../log.js';
+import { Backoff } from '../model/backoff.js';
 import { emptyChange } from '../model/cluster-state.js';
 import { attachContainer, detachContainer } from '../model/container.js';
 import { messageOf } from '../model/errors.js';
@@ -82,7 +83,7 @@ export class DockerProvider {
   }
 
   private async loop(): Promise<void> {
-    let backoff = retryMinMs;
+    const backoff = new Backoff(retryMinMs, retryMaxMs);
     while (!this.closed) {
       try {
         // Caught at once: a stream that fails while the first sync runs must not go unhandled.
@@ -96,7 +97,7 @@ export class DockerProvider {
         if (!this.connected)
           this.log.info('watching the container engine', { socket: this.engine.socketPath });
         this.connected = true;
-        backoff = retryMinMs;
+        backoff.reset();
         const ended = await stream;
         if (ended) throw ended;
         if (!this.closed) this.log.warn('container engine event stream ended; reconnecting');
@@ -110,8 +111,7 @@ export class DockerProvider {
         this.lastError = messageOf(err);
         this.connected = false;
       }
-      await new Promise((r) => setTimeout(r, backoff));
-      backoff = Math.min(backoff * 2, retryMaxMs);
+      await new Promise((r) => setTimeout(r, backoff.next()));
     }
   }
 

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
+import { Backoff } from '../model/backoff.js';
 import type { ClusterState } from '../model/cluster-state.js';
 import { MeshError, messageOf } from '../model/errors.js';
 import { writeFileDurably } from '../store/durable-file.js';
@@ -45,7 +46,7 @@ function read(path: string): string | undefined {
 export class Identity {
   private current: NodeIdentity | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private retryMs = retryFirstMs;
+  private readonly retry = new Backoff(retryFirstMs, retryMaxMs);
   private closed = false;
   private readonly listeners: ((id: NodeIdentity) => void)[] = [];
   private refused: (err: Error) => void = () => {};
@@ -268,7 +269,7 @@ export class Identity {
   private use(id: NodeIdentity): void {
     this.current = id;
     this.lastError = undefined;
-    this.retryMs = retryFirstMs;
+    this.retry.reset();
     for (const cb of this.listeners) cb(id);
     // Renew at half the lifetime (the rotation interval): the overlap keeps old and new valid.
     this.schedule(Math.max(1000, id.expires.getTime() - Date.now() - this.rotationMs), () =>
@@ -282,8 +283,7 @@ export class Identity {
       await this.renew();
     } catch (err) {
       this.lastError = `renewal failing: ${messageOf(err)}`;
-      const wait = Math.min(this.retryMs, retryMaxMs, Math.max(1000, this.rotationMs / 4));
-      this.retryMs = Math.min(this.retryMs * 2, retryMaxMs);
+      const wait = Math.min(this.retry.next(), Math.max(1000, this.rotationMs / 4));
       this.log.warn('certificate renewal failed; retrying', {
         error: messageOf(err),
         retryInMs: wait,

@@ -1,3 +1,4 @@
+import { Backoff } from '../model/backoff.js';
 import { ClaimIndex } from '../model/claims.js';
 import { type ClusterState, emptyState, type Kind } from '../model/cluster-state.js';
 import { messageOf } from '../model/errors.js';
@@ -61,7 +62,7 @@ export class Mirror {
   private watch: Watch | undefined;
   private waiters: { revision: number; resolve: () => void }[] = [];
   private closed = false;
-  private retryMs = retryMinMs;
+  private readonly retry = new Backoff(retryMinMs, retryMaxMs);
   private retryTimer: NodeJS.Timeout | undefined;
   private synced = false;
 
@@ -119,7 +120,7 @@ export class Mirror {
       onEvents: (events, revision) => this.apply(events, revision),
       onError: (err) => this.lost(err),
       onConnected: () => {
-        this.retryMs = retryMinMs;
+        this.retry.reset();
         this.events.onConnection(true, '');
       },
     });
@@ -144,7 +145,7 @@ export class Mirror {
         if (at && (writtenAt === undefined || at > writtenAt)) writtenAt = at;
       } else remove(this.tables, k.kind, k.id);
     }
-    this.retryMs = retryMinMs;
+    this.retry.reset();
     this.events.onWatchEvents?.(events.length, writtenAt);
     this.advance(Math.max(revision, events.at(-1)?.modRevision ?? 0));
     this.events.onChange(this.revisionSeen);
@@ -173,9 +174,8 @@ export class Mirror {
           this.relist().catch((e: unknown) => this.lost(e instanceof Error ? e : new Error(String(e))));
         else this.startWatch();
       },
-      compacted ? 0 : this.retryMs,
+      compacted ? 0 : this.retry.next(),
     );
-    this.retryMs = Math.min(this.retryMs * 2, retryMaxMs);
   }
 
   /** Decodes one key into the tables; returns the object, or undefined when it does not decode. */

@@ -9,7 +9,6 @@ import { createNetwork, readNetworkSpec } from '../../../src/model/network.js';
 import { initCluster, registerNode } from '../../../src/model/node.js';
 import { createService, readServiceSpec } from '../../../src/model/service.js';
 import { addTask } from '../../../src/model/task.js';
-import { taskUp } from '../../../src/state/task-up.js';
 import { applyChange } from '../../helpers/state.js';
 import { zoneText } from '../../helpers/zone-text.js';
 
@@ -70,7 +69,7 @@ function cluster(): ClusterState {
 }
 
 const state = cluster();
-const view = buildDnsView(state, (id) => taskUp(state, state.tasks.get(id) as never), 'meshd');
+const view = buildDnsView(state, 'meshd');
 const opts = { domain: 'meshd', ttl: 5 };
 const webTask = (n: number) =>
   [...state.tasks.values()].filter((t) => t.name.startsWith('web.'))[n - 1]?.name as string;

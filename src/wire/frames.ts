@@ -1,0 +1,65 @@
+/**
+ * Messages carried over a byte stream as `length(2, big-endian) payload`: DNS over TCP
+ * (RFC 1035 4.2.2) and datagrams through a data-plane tunnel both use this framing. The
+ * reader is a pure core (chunks in, whole messages out) so each user keeps its own I/O.
+ */
+
+/** The largest payload a two-byte length can announce. */
+export const maxFrame = 65_535;
+
+/** A frame whose announced length is below the reader's minimum: the stream is garbage. */
+export class BadFrame extends Error {
+  constructor(readonly length: number) {
+    super(`frame of ${length} bytes is too short`);
+  }
+}
+
+/** Splits a byte stream into frames; keeps only the bytes of the frame in progress. */
+export class FrameReader {
+  private buf: Buffer = Buffer.alloc(0);
+
+  /** `minLength`: frames announcing fewer bytes throw `BadFrame` (12 for DNS: a header). */
+  constructor(private readonly minLength = 0) {}
+
+  /** Feeds a chunk; returns the frames it completes (views, valid until the next push). */
+  push(chunk: Buffer): Buffer[] {
+    let buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    const out: Buffer[] = [];
+    while (buf.length >= 2) {
+      const len = buf.readUInt16BE(0);
+      if (len < this.minLength) throw new BadFrame(len);
+      if (buf.length < 2 + len) break;
+      out.push(buf.subarray(2, 2 + len));
+      buf = buf.subarray(2 + len);
+    }
+    this.buf = buf;
+    return out;
+  }
+
+  /** Bytes held for a frame not yet complete. */
+  get pending(): number {
+    return this.buf.length;
+  }
+}
+
+/** The two-byte header for a payload of `length` bytes; undefined when it cannot be framed. */
+export function frameHeader(length: number): Buffer | undefined {
+  if (length > maxFrame) return undefined;
+  const h = Buffer.allocUnsafe(2);
+  h.writeUInt16BE(length);
+  return h;
+}
+
+/** Writes one framed message as a single corked write; drops what cannot be framed. */
+export function writeFrame(
+  out: { cork(): void; uncork(): void; write(b: Buffer): boolean },
+  parts: readonly Buffer[],
+): boolean {
+  const h = frameHeader(parts.reduce((n, p) => n + p.length, 0));
+  if (!h) return false;
+  out.cork();
+  out.write(h);
+  for (const p of parts) out.write(p);
+  out.uncork();
+  return true;
+}
