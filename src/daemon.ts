@@ -7,9 +7,11 @@ import type { Settings } from './config/settings.js';
 import { type RunningDns, startDns } from './dns/setup.js';
 import { DnsIndex } from './dns/zone.js';
 import { Prober } from './health/prober.js';
-import { logger } from './log.js';
+import { type Logger, logger } from './log.js';
 import { DataPlaneServer } from './mesh/data-plane.js';
 import { DataPlaneMetrics } from './mesh/data-plane-metrics.js';
+import { KernelPlane } from './mesh/kernel/kernel-plane.js';
+import { kernelUnavailable } from './mesh/kernel/nft.js';
 import { Mesh } from './mesh/mesh.js';
 import { isOwnListener, ownListeners } from './mesh/own-ports.js';
 import { Tunnels } from './mesh/tunnels.js';
@@ -210,7 +212,7 @@ export class Daemon {
     }
     this.closers.push(() => membership.close());
 
-    this.startMesh();
+    await this.startMesh();
     await this.rebuild();
 
     const workloads = await startWorkloads(s, this.controller, this.nodeId, this.registry);
@@ -241,6 +243,7 @@ export class Daemon {
             svc.id,
             this.mesh?.errors(svc.id) ?? [],
             (t) => this.mesh?.reach(t),
+            this.mesh?.planes(svc.id),
           ),
         identity: this.identity,
         endedTasks: (svc) => this.history.of(svc),
@@ -355,7 +358,24 @@ export class Daemon {
     return formatHostPort({ host: a.address, port: a.port });
   }
 
-  private startMesh(): void {
+  /**
+   * The kernel data plane when it is wanted and possible: `kernel` insists (a start without nft or
+   * CAP_NET_ADMIN is an error), `auto` says once why it serves everything in userspace.
+   */
+  private async startKernel(log: Logger): Promise<KernelPlane | undefined> {
+    const mode = this.settings.mesh.dataplane;
+    if (mode === 'userspace') return undefined;
+    const unavailable = await kernelUnavailable();
+    if (unavailable && mode === 'kernel')
+      throw new MeshError('failed_precondition', `--dataplane kernel: ${unavailable}`);
+    if (unavailable)
+      log.info('kernel data plane unavailable; every port is served in userspace', { reason: unavailable });
+    return new KernelPlane(this.settings.mesh, this.registry, log, unavailable);
+  }
+
+  private async startMesh(): Promise<void> {
+    const meshLog = logger('mesh');
+    const kernel = await this.startKernel(meshLog);
     const secure = () => this.secureContext;
     const tunnels = new Tunnels(secure, this.dataPlaneMetrics);
     this.closers.push(() => tunnels.closeAll());
@@ -363,9 +383,10 @@ export class Daemon {
       this.settings.mesh,
       this.nodeId,
       this.registry,
-      logger('mesh'),
+      meshLog,
       { tunnels },
       this.reserved,
+      kernel,
     );
     this.mesh = mesh;
     this.closers.push(() => mesh.close(this.settings.mesh.shutdownGraceMs));

@@ -3,6 +3,7 @@ import { loadSettings, parseFlags, usage } from '../config/load.js';
 import { Daemon } from '../daemon.js';
 import { installLastResort } from '../last-resort.js';
 import { logger, setLogLevel } from '../log.js';
+import { removeTables } from '../mesh/kernel/nft.js';
 import { messageOf } from '../model/errors.js';
 import { meshdVersion } from '../version.js';
 
@@ -18,6 +19,15 @@ async function main(): Promise<void> {
     }
     if (cmd.version) {
       process.stdout.write(`meshd ${meshdVersion()}\n`);
+      return;
+    }
+    if (cmd.cleanup) {
+      const removed = await removeTables();
+      process.stdout.write(
+        removed.length > 0
+          ? `removed nftables tables: ${removed.join(', ')}\n`
+          : 'no meshd nftables tables\n',
+      );
       return;
     }
     installLastResort();

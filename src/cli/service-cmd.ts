@@ -163,18 +163,26 @@ const update: Command = async (ctx, argv) => {
   ctx.out(`${current.name}\n`);
 };
 
-function portsText(s: Service): string {
+/** A service as `GET /services` lists it: with this node's view of its tasks and ports. */
+type ListedService = Service & {
+  status: { tasks: number; healthy?: number; dataPlane?: { port: string; plane: string }[] };
+};
+
+/** Published ports, each with the data plane that serves it on this node (`kernel`, `userspace`). */
+function portsText(s: ListedService): string {
+  const planes = new Map((s.status.dataPlane ?? []).map((p) => [p.port, p.plane]));
   return s.ports
-    .map((p) => `*:${p.published}->${p.target}/${p.protocol}${p.mode === 'host' ? ' (host)' : ''}`)
+    .map((p) => {
+      const plane = planes.get(`${p.published}/${p.protocol}`);
+      const mode = p.mode === 'host' ? ' (host)' : '';
+      return `*:${p.published}->${p.target}/${p.protocol}${mode}${plane ? ` [${plane}]` : ''}`;
+    })
     .join(', ');
 }
 
 const ls: Command = async (ctx, argv) => {
   const a = parseArgs(argv, { '--format': 'string', '--quiet': 'bool' }, { '-q': '--quiet' });
-  const services = await ctx.api.call<(Service & { status: { tasks: number; healthy?: number } })[]>(
-    'GET',
-    '/services',
-  );
+  const services = await ctx.api.call<ListedService[]>('GET', '/services');
   if (flag(a, '--format') === 'json') return printJson(ctx, services);
   if (flagBool(a, '--quiet')) return ctx.out(services.map((s) => `${s.id}\n`).join(''));
   ctx.out(

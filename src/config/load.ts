@@ -18,6 +18,8 @@ const flagPaths: Record<string, { path: string; many?: boolean }> = {
   '--data-advertise': { path: 'mesh.dataAdvertise' },
   '--publish-addr': { path: 'mesh.publishAddr' },
   '--remote-tasks': { path: 'mesh.remoteTasks' },
+  '--dataplane': { path: 'mesh.dataplane' },
+  '--kernel-state-on-stop': { path: 'mesh.kernelStateOnStop' },
   '--node-name': { path: 'node.name' },
   '--advertise-addr': { path: 'node.advertiseAddr' },
   '--datapath-addr': { path: 'node.datapathAddr' },
@@ -47,6 +49,11 @@ export const usage = `usage: meshd [--config FILE] [flags]
   --publish-addr ADDR      address published ports bind on (default 0.0.0.0)
   --remote-tasks auto|direct|dataplane  how tasks on other nodes are reached (default auto: through
                            the authenticated data plane whenever both nodes hold a certificate)
+  --dataplane auto|kernel|userspace  what serves published ports and VIPs (default auto: nftables
+                           where meshd may program it and a port needs nothing only the proxy does)
+  --kernel-state-on-stop remove|keep  whether a clean stop removes meshd's nftables tables (default
+                           remove; keep lets new connections flow while meshd restarts)
+  --cleanup                remove meshd's nftables tables and exit
   --node-name NAME         this node's name (default the hostname)
   --advertise-addr ADDR    address other nodes reach this node's API on
   --datapath-addr ADDR     address other nodes send data-plane traffic to
@@ -66,6 +73,8 @@ export interface CommandLine {
   readonly overrides: readonly { path: string; value: string; many: boolean; flag: string }[];
   readonly help: boolean;
   readonly version: boolean;
+  /** `--cleanup`: remove what meshd left in the kernel and exit. */
+  readonly cleanup: boolean;
 }
 
 export function parseFlags(argv: readonly string[]): CommandLine {
@@ -73,6 +82,7 @@ export function parseFlags(argv: readonly string[]): CommandLine {
   const overrides: { path: string; value: string; many: boolean; flag: string }[] = [];
   let help = false;
   let version = false;
+  let cleanup = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     if (arg === '--help' || arg === '-h') {
@@ -81,6 +91,10 @@ export function parseFlags(argv: readonly string[]): CommandLine {
     }
     if (arg === '--version') {
       version = true;
+      continue;
+    }
+    if (arg === '--cleanup') {
+      cleanup = true;
       continue;
     }
     const eq = arg.indexOf('=');
@@ -98,7 +112,7 @@ export function parseFlags(argv: readonly string[]): CommandLine {
       overrides.push({ path: target.path, value, many: target.many ?? false, flag: name });
     }
   }
-  return { configPath, overrides, help, version };
+  return { configPath, overrides, help, version, cleanup };
 }
 
 function setPath(

@@ -68,6 +68,10 @@ export interface Settings {
     readonly shutdownGraceMs: number;
     /** How tasks on other nodes are reached: directly, or through their node's data-plane port. */
     readonly remoteTasks: 'auto' | 'direct' | 'dataplane';
+    /** What serves published ports and VIPs: nftables DNAT, the userspace proxy, or each port's best. */
+    readonly dataplane: 'auto' | 'kernel' | 'userspace';
+    /** Whether a clean stop removes meshd's nftables tables (`keep`: connections flow across a restart). */
+    readonly kernelStateOnStop: 'remove' | 'keep';
   };
   readonly metrics: { readonly listen: HostPort | undefined };
   readonly cluster: { readonly ingressSubnet: string; readonly leaseTtlSeconds: number };
@@ -208,6 +212,8 @@ export function readSettings(raw: unknown): Settings {
     manageVipInterfaces: mesh.bool('manageVipInterfaces', true),
     shutdownGraceMs: mesh.duration('shutdownGrace', 10_000),
     remoteTasks: mesh.oneOf('remoteTasks', ['auto', 'direct', 'dataplane'], 'auto'),
+    dataplane: mesh.oneOf('dataplane', ['auto', 'kernel', 'userspace'], 'auto'),
+    kernelStateOnStop: mesh.oneOf('kernelStateOnStop', ['remove', 'keep'], 'remove'),
   };
   mesh.done();
 

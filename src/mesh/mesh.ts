@@ -6,6 +6,7 @@ import type { Snapshot, SnapshotChange } from '../state/snapshot.js';
 import { ConnTracker } from './connections.js';
 import type { DataPlaneAccess, MeshContext } from './context.js';
 import type { Forwarding } from './forwarding.js';
+import type { KernelPlane, PortPlane } from './kernel/kernel-plane.js';
 import { Listeners } from './listeners.js';
 import { MeshLoad } from './load.js';
 import { MeshMetrics } from './metrics.js';
@@ -31,6 +32,8 @@ export class Mesh implements Forwarding {
     dataPlane: DataPlaneAccess,
     /** This node's own listeners, which no route may lead to. */
     private readonly reserved: (host: string, port: number) => boolean = () => false,
+    /** Serves what it can of each service in the kernel; the mesh keeps the rest. */
+    private readonly kernel?: KernelPlane,
   ) {
     const tracker = new ConnTracker();
     const metrics = new MeshMetrics(registry, {
@@ -86,12 +89,19 @@ export class Mesh implements Forwarding {
       reserved: this.reserved,
     };
     const specs = new Map<string, ListenerSpec[]>();
-    for (const id of full ? state.services.keys() : change.services) {
+    const listen = (id: string) => {
       const svc = state.services.get(id);
-      specs.set(id, svc ? serviceListeners(snap, svc, opts) : []);
-    }
-    for (const s of change.removedServices) if (!specs.has(s.id)) specs.set(s.id, []);
-    return this.listeners.update(specs, full);
+      const all = svc ? serviceListeners(snap, svc, opts) : [];
+      specs.set(id, this.kernel ? this.kernel.take(snap, id, svc, all, opts) : all);
+    };
+    for (const id of full ? state.services.keys() : change.services) listen(id);
+    for (const s of change.removedServices) if (!specs.has(s.id)) listen(s.id);
+    return Promise.all([this.listeners.update(specs, full), this.kernel?.commit(full)]).then(() => undefined);
+  }
+
+  /** Which data plane serves each port of a service on this node. */
+  planes(serviceId: string): readonly PortPlane[] {
+    return this.kernel?.planesOf(serviceId) ?? [];
   }
 
   private activeGauge() {
@@ -170,7 +180,7 @@ export class Mesh implements Forwarding {
 
   /** Stops accepting, lets open connections finish within `graceMs`, then closes what is left. */
   async close(graceMs: number): Promise<void> {
-    await this.listeners.close();
+    await Promise.all([this.listeners.close(), this.kernel?.close()]);
     const deadline = Date.now() + graceMs;
     while (this.ctx.tracker.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     this.ctx.tracker.destroyAll();

@@ -190,6 +190,14 @@ export function serviceListeners(snap: Snapshot, svc: Service, o: RouteOptions):
   return out;
 }
 
+/**
+ * A VIP's route for every port at once (the kernel data plane carries all of a VIP's ports, as
+ * Docker's IPVS does with a firewall mark): the service's tasks on that network, port unchanged.
+ */
+export function vipRoute(snap: Snapshot, svc: Service, network: string, o: RouteOptions): ServiceRoute {
+  return route(svc, '*', 'tcp', endpoints(snap, svc, 0, o.nodeId, network, o.remote, o.reserved), false);
+}
+
 /** Every listener this node needs, for every service (start-up; tests and benchmarks). */
 export function buildListeners(snap: Snapshot, o: RouteOptions): ListenerSpec[] {
   const out: ListenerSpec[] = [];

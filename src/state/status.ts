@@ -29,15 +29,23 @@ export function taskHealth(
   return state.health.get(task.id) ? 'unhealthy' : 'starting';
 }
 
-/** Task counts of a service and the errors of its listeners on this node. */
+/** Which data plane serves one port (`8080/tcp`) or VIP of a service on this node, and why. */
+export interface PortPlaneStatus {
+  readonly port: string;
+  readonly plane: 'kernel' | 'userspace';
+  readonly reason?: string;
+}
+
+/** Task counts of a service, the errors of its listeners and the data plane of each port on this node. */
 export function serviceStatus(
   state: ClusterState,
   snap: Snapshot | undefined,
   serviceId: string,
   errors: string[],
   reach: (task: Task) => TaskReach | undefined = () => undefined,
+  dataPlane: readonly PortPlaneStatus[] = [],
 ) {
   const tasks = [...state.tasks.values()].filter((t) => t.service === serviceId);
   const healthy = tasks.filter((t) => taskHealth(state, snap, t, reach(t)) === 'healthy').length;
-  return { tasks: tasks.length, healthy, errors };
+  return { tasks: tasks.length, healthy, errors, dataPlane };
 }
