@@ -62,6 +62,9 @@ export async function startMeshd(opts: StartOptions = {}): Promise<MeshdProcess>
     args.push('--config', path);
   }
   if (opts.token) args.push('--api-token', opts.token);
+  // Tests never program the machine's own nftables: in its namespace, meshd stays in userspace
+  // unless a test asks otherwise. In a namespace of a test's own, the default (auto) applies.
+  if (!opts.netns && !(opts.args ?? []).includes('--dataplane')) args.push('--dataplane', 'userspace');
   args.push(...(opts.args ?? []));
   // In a namespace, `ip netns exec` execs node in place: the pid stays the one we signal.
   const [cmd, argv] = opts.netns

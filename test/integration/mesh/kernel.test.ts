@@ -7,6 +7,7 @@ import { eventually } from '../../helpers/eventually.js';
 import { createKernelLab, type KernelLab, type LabTask } from '../../helpers/kernel-lab.js';
 import { type MeshdProcess, startMeshd } from '../../helpers/meshd.js';
 import { isRoot, sh } from '../../helpers/netns.js';
+import { freePort } from '../../helpers/ports.js';
 
 // The kernel data plane, in namespaces only: a node namespace running meshd (its nft table lives
 // and dies with the namespace), tasks behind the node's bridge, the client in the machine's own
@@ -198,5 +199,33 @@ describe('the kernel data plane (nftables)', () => {
     expect(out?.stdout).toContain('removed nftables tables: ip meshd');
     expect(await nft()).not.toMatch(/table ip meshd/);
     node = await startNode();
+  });
+});
+
+describe('a machine without nft', () => {
+  const noNft = { PATH: '/nonexistent' };
+
+  it('serves every port in userspace under auto, and says why in one log line', async () => {
+    const port = await freePort('0.0.0.0');
+    const m = await startMeshd({ args: ['--dataplane', 'auto'], env: noNft });
+    try {
+      await m.ctl('network', 'create', '--subnet', '10.235.0.0/24', 'fallback');
+      await m.ctl('service', 'create', '--name', 'fb', '--network', 'fallback', '--publish', `${port}:80`);
+      await m.ctl('task', 'add', 'fb', '--ip', '10.235.0.10');
+      await eventually(async () =>
+        expect(await m.ctl('service', 'ls')).toContain(`*:${port}->80/tcp [userspace]`),
+      );
+      const why = m.logs.filter((l) => l.includes('kernel data plane unavailable'));
+      expect(why).toHaveLength(1);
+      expect(why[0]).toContain('nft is not installed');
+    } finally {
+      await m.stop();
+    }
+  });
+
+  it('refuses to start with --dataplane kernel', async () => {
+    await expect(startMeshd({ args: ['--dataplane', 'kernel'], env: noNft })).rejects.toThrow(
+      /--dataplane kernel: nft is not installed/,
+    );
   });
 });
