@@ -21,11 +21,14 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 
 FROM node:22-bookworm-slim
-# iproute2 for `ip addr add` of VIPs (only used with NET_ADMIN); libcap2-bin to grant the
-# node binary the one capability it needs to bind port 53 as a non-root user.
+# iproute2 for `ip addr add` of VIPs (only used with NET_ADMIN); nftables and conntrack for the
+# kernel data plane; libcap2-bin to grant the node binary the one capability it needs to bind
+# port 53 as a non-root user, and nft and conntrack theirs (NET_ADMIN, which compose adds).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iproute2 libcap2-bin \
+ && apt-get install -y --no-install-recommends iproute2 libcap2-bin nftables conntrack \
  && setcap cap_net_bind_service=+ep /usr/local/bin/node \
+ && setcap cap_net_admin=+ep /usr/sbin/nft \
+ && setcap cap_net_admin=+ep /usr/sbin/conntrack \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system meshd && useradd --system --gid meshd --home /var/lib/meshd meshd \
  && mkdir -p /etc/meshd /var/lib/meshd && chown meshd:meshd /var/lib/meshd

@@ -49,11 +49,15 @@ export async function startMeshd(
   dir: string,
   config: string,
   extra: string[] = [],
+  /** Run in this network namespace (`ip netns exec`). */
+  netns?: string,
 ): Promise<{ child: ChildProcess; ready: Record<string, string> }> {
   mkdirSync(dir, { recursive: true });
   const cfg = join(dir, 'meshd.yaml');
   writeFileSync(cfg, config);
-  const child = pinned(cpu, process.execPath, [
+  const [cmd, pre] = netns ? ['ip', ['netns', 'exec', netns, process.execPath]] : [process.execPath, []];
+  const child = pinned(cpu, cmd, [
+    ...pre,
     // BENCH_PROF=DIR writes a CPU profile of each meshd there when it exits.
     ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : []),
     join(root, 'dist/src/bin/meshd.js'),

@@ -257,6 +257,20 @@ const dashboards = {
       ]),
       panel('UDP flows', 'short', [[`sum by (service) (meshd_mesh_udp_flows{${svcSel}})`, '{{service}}']]),
       panel('Task up', 'bool', [[`max by (service, task) (meshd_health_task_up{${svcSel}})`, '{{task}}']]),
+      panel('Ports by data plane', 'short', [[`sum by (plane) (meshd_mesh_ports{${sel}})`, '{{plane}}']]),
+      panel('Kernel data plane: new connections/s', 'cps', [
+        [
+          `sum by (service, port) (rate(meshd_kernel_new_connections_total{${svcSel}}[${ri}])) or vector(0)`,
+          '{{service}}:{{port}}',
+        ],
+      ]),
+      panel('Kernel data plane: conntrack entries and nft update p99', 'short', [
+        [`max(meshd_kernel_conntrack_entries{${sel}})`, 'conntrack entries'],
+        [
+          `histogram_quantile(0.99, sum by (le) (rate(meshd_kernel_update_seconds_bucket{${sel}}[${ri}]))) or vector(0)`,
+          'nft update p99 (s)',
+        ],
+      ]),
       panel('Health checks/s by result', 'ops', [
         [
           `sum by (service, result) (rate(meshd_health_checks_total{${svcSel}}[${ri}]))`,

@@ -362,9 +362,10 @@ export class Daemon {
    * The kernel data plane when it is wanted and possible: `kernel` insists (a start without nft or
    * CAP_NET_ADMIN is an error), `auto` says once why it serves everything in userspace.
    */
-  private async startKernel(log: Logger): Promise<KernelPlane | undefined> {
+  private async startKernel(log: Logger): Promise<KernelPlane> {
     const mode = this.settings.mesh.dataplane;
-    if (mode === 'userspace') return undefined;
+    if (mode === 'userspace')
+      return new KernelPlane(this.settings.mesh, this.registry, log, 'the data plane is set to userspace');
     const unavailable = await kernelUnavailable();
     if (unavailable && mode === 'kernel')
       throw new MeshError('failed_precondition', `--dataplane kernel: ${unavailable}`);

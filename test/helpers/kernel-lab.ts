@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createTestLan, sh, type TestHost, type TestLan } from './netns.js';
 
@@ -25,20 +26,44 @@ export interface KernelLab {
   /** The overlay subnet (`10.X.0.0/16`): node i's tasks are in `10.X.i.0/24`. */
   readonly subnet: string;
   readonly tasks: LabTask[];
-  addTask(node: number, name: string): Promise<LabTask>;
+  addTask(node: number, name: string, cmd?: TaskCommand): Promise<LabTask>;
   remove(): Promise<void>;
 }
 
-const serverScript = fileURLToPath(new URL('./task-server.mjs', import.meta.url));
+/** task-server.mjs beside this file, from the sources or from the compiled copy in dist/. */
+const serverScript = [
+  fileURLToPath(new URL('./task-server.mjs', import.meta.url)),
+  fileURLToPath(new URL('../../../test/helpers/task-server.mjs', import.meta.url)),
+].find((p) => existsSync(p)) as string;
 
-async function startTask(ns: string, name: string): Promise<ChildProcess> {
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, serverScript, name], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+/** What a task runs: task-server.mjs by default; `ready` tells when it serves (else a port check). */
+export interface TaskCommand {
+  readonly argv: readonly string[];
+  /** Written on standard output once it serves; absent: wait until TCP port 80 answers. */
+  readonly ready?: string;
+}
+
+async function startTask(ns: string, name: string, cmd?: TaskCommand): Promise<ChildProcess> {
+  const argv = cmd?.argv ?? [process.execPath, serverScript, name];
+  const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const ready = cmd ? cmd.ready : 'ready';
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`task ${name} not ready`)), 10_000);
+    if (ready === undefined) {
+      const poll = async () => {
+        const r = await sh('ip', 'netns', 'exec', ns, 'bash', '-c', 'exec 3<>/dev/tcp/127.0.0.1/80').then(
+          () => true,
+          () => false,
+        );
+        if (r) {
+          clearTimeout(timer);
+          resolve();
+        } else setTimeout(poll, 50);
+      };
+      void poll();
+    }
     child.stdout?.on('data', (d: Buffer) => {
-      if (d.toString().includes('ready')) {
+      if (ready !== undefined && d.toString().includes(ready)) {
         clearTimeout(timer);
         resolve();
       }
@@ -74,7 +99,7 @@ export async function createKernelLab(
     nodes: lan.hosts,
     subnet,
     tasks,
-    async addTask(node, name) {
+    async addTask(node, name, cmd) {
       const host = lan.hosts[node - 1] as TestHost;
       const n = tasks.filter((t) => t.node === node).length + 2;
       const ns = `${prefix}t${node}${n}`;
@@ -91,7 +116,7 @@ export async function createKernelLab(
       await sh('ip', 'netns', 'exec', ns, 'ip', 'link', 'set', 'eth0', 'up');
       await sh('ip', 'netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up');
       await sh('ip', 'netns', 'exec', ns, 'ip', 'route', 'add', 'default', 'via', `10.${overlay}.${node}.1`);
-      const child = await startTask(ns, name);
+      const child = await startTask(ns, name, cmd);
       const task: LabTask = {
         name,
         ns,

@@ -44,7 +44,10 @@ export class KernelPlane {
     private readonly settings: Settings['mesh'],
     registry: Registry,
     private readonly log: Logger,
-    /** Undefined when nftables can be programmed; else why not (every port then stays in userspace). */
+    /**
+     * Undefined when nftables can be programmed and may be; else why not (`--dataplane userspace`,
+     * no nft, no CAP_NET_ADMIN): every port then stays in userspace, with this as the reason.
+     */
     private readonly unavailable: string | undefined,
   ) {
     const entries = () => this.state.entries();
@@ -134,7 +137,7 @@ export class KernelPlane {
       this.planes.delete(serviceId);
       return specs;
     }
-    const forced = this.settings.dataplane === 'userspace' ? 'dataplane is userspace' : this.unavailable;
+    const forced = this.unavailable;
     const vips: ListenerSpec[] = [];
     if (svc.endpointMode === 'vip')
       for (const att of svc.networks) {
@@ -188,7 +191,8 @@ export class KernelPlane {
 
   /** One log line when a port's plane (or the reason for userspace) changes. */
   private note(service: string, before: readonly PortPlane[] | undefined, after: readonly PortPlane[]): void {
-    if (this.settings.dataplane === 'userspace') return;
+    // Without the kernel plane at all, the one line at start said why; nothing per port.
+    if (this.unavailable) return;
     const was = new Map((before ?? []).map((p) => [p.port, p]));
     for (const p of after) {
       const old = was.get(p.port);
@@ -201,7 +205,7 @@ export class KernelPlane {
 
   /** Sends what changed since the last commit (everything when `full`); resolves once applied. */
   commit(full: boolean): Promise<void> {
-    if (this.unavailable || this.settings.dataplane === 'userspace') return Promise.resolve();
+    if (this.unavailable) return Promise.resolve();
     if (full) this.rebuild = true;
     this.chain = this.chain.then(() => this.apply());
     return this.chain;
@@ -265,7 +269,7 @@ export class KernelPlane {
     this.closed = true;
     clearTimeout(this.retry);
     await this.chain.catch(() => undefined);
-    if (this.unavailable || this.settings.dataplane === 'userspace') return;
+    if (this.unavailable) return;
     if (this.settings.kernelStateOnStop === 'remove')
       await removeTables().catch((err: unknown) =>
         this.log.warn('could not remove the nftables tables', { error: messageOf(err) }),

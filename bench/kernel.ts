@@ -1,0 +1,256 @@
+// bench/kernel: the kernel data plane (nftables DNAT) against the userspace mesh, HAProxy
+// (nbthread 1) and the task direct, side by side, all in network namespaces: a client namespace,
+// a node namespace (meshd x2 and HAProxy on CPU 0) and two task namespaces running nginx on CPU 1.
+// Reports requests/s and machine CPU-seconds per 10,000 requests (from /proc/stat, every core:
+// the kernel path's work lands in softirq, not in a process), then the time to apply changes.
+// Needs root. BENCH_SECONDS (5), BENCH_REPS (3), BENCH_SERVICES (10000) tune it.
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runNft } from '../src/mesh/kernel/nft.js';
+import type { KernelEntry } from '../src/mesh/kernel/plan.js';
+import { TableState } from '../src/mesh/kernel/table-state.js';
+import { createKernelLab, type KernelLab } from '../test/helpers/kernel-lab.js';
+import {
+  execFileP,
+  median,
+  peerConfig,
+  pinned,
+  prepareNginxDir,
+  root,
+  sleep,
+  startMeshd,
+  stopAll,
+  workdir,
+} from './lib.js';
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 5);
+const reps = Number(process.env.BENCH_REPS ?? 3);
+const services = Number(process.env.BENCH_SERVICES ?? 10_000);
+
+/** Busy and total jiffies of the whole machine (every core), from /proc/stat. */
+function machineCpu(): { busy: number; total: number } {
+  const f = (readFileSync('/proc/stat', 'utf8').split('\n')[0] as string)
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  const idle = (f[3] ?? 0) + (f[4] ?? 0);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+const hz = 100;
+
+type Path = 'kernel' | 'userspace' | 'haproxy' | 'direct';
+
+async function inNs(ns: string, cpu: number, args: string[], timeoutMs: number): Promise<string> {
+  const { stdout } = await execFileP('ip', ['netns', 'exec', ns, 'taskset', '-c', String(cpu), ...args], {
+    timeout: timeoutMs,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return stdout;
+}
+
+async function wrk(ns: string, url: string, close: boolean): Promise<number> {
+  const out = await inNs(
+    ns,
+    1,
+    ['wrk', '-t2', '-c64', `-d${seconds}s`, ...(close ? ['-H', 'Connection: close'] : []), url],
+    (seconds + 30) * 1000,
+  );
+  const errors = /Socket errors: (.*)|Non-2xx or 3xx responses: (\d+)/.exec(out);
+  if (errors) console.warn(`  wrk ${url}${close ? ' (close)' : ''}: ${errors[0]}`);
+  const total = Number(/(\d+) requests in/.exec(out)?.[1]);
+  return total;
+}
+
+async function bulk(ns: string, url: string): Promise<number> {
+  const out = await inNs(ns, 1, ['curl', '-s', '-o', '/dev/null', '-w', '%{size_download}', url], 120_000);
+  return Number(out);
+}
+
+/** The time for one nft transaction: the whole table of `n` services, then one service's change. */
+async function applyTimes(n: number): Promise<void> {
+  const entry = (i: number, tasks: number): KernelEntry => ({
+    key: `publish|tcp|0.0.0.0|${i}`,
+    family: 'ip',
+    service: `svc${i}`,
+    port: String(20_000 + (i % 40_000)),
+    proto: 'tcp',
+    match: { vip: `10.${100 + Math.floor(i / 65_536)}.${Math.floor(i / 256) % 256}.${i % 256}` },
+    pick: 'inc',
+    drainMs: 0,
+    targets: Array.from({ length: tasks }, (_, t) => ({
+      task: `t${i}.${t}`,
+      addr: `10.200.${Math.floor(i / 25) % 256}.${((i % 25) * 10 + t) % 254}`,
+      masquerade: false,
+    })),
+  });
+  const state = new TableState();
+  const wanted = new Map<string, KernelEntry>();
+  for (let i = 0; i < n; i++) wanted.set(entry(i, 10).key, entry(i, 10));
+  const full = state.rebuild(wanted.values());
+  let t0 = performance.now();
+  await runNft(full.script, 600_000);
+  full.commit();
+  const fullMs = performance.now() - t0;
+  const one: number[] = [];
+  for (let k = 0; k < 20; k++) {
+    const changed = entry(k * 37, 9 + (k % 2));
+    wanted.set(changed.key, changed);
+    const plan = state.update(wanted, [changed.key]);
+    if (!plan) continue;
+    t0 = performance.now();
+    await runNft(plan.script);
+    plan.commit();
+    one.push(performance.now() - t0);
+  }
+  one.sort((a, b) => a - b);
+  console.log(
+    `apply with ${n} services x 10 tasks in the table: whole table ${fullMs.toFixed(0)} ms; ` +
+      `one service's tasks changed: p50 ${median(one).toFixed(1)} ms, max ${one.at(-1)?.toFixed(1)} ms ` +
+      `(script of ${full.script.length} bytes)`,
+  );
+}
+
+async function main(): Promise<void> {
+  if (process.env.BENCH_PART === 'apply') return applyTimes(services);
+  const dir = workdir('kernel');
+  prepareNginxDir(dir);
+  const lab: KernelLab = await createKernelLab('kb', '10.238.1', 239, 2);
+  try {
+    await run(lab, dir);
+  } finally {
+    await stopAll();
+    await lab.remove();
+  }
+}
+
+async function run(lab: KernelLab, dir: string): Promise<void> {
+  const node = lab.nodes[0]?.name as string;
+  const client = lab.nodes[1]?.name as string;
+  const nodeAddr = lab.nodes[0]?.nsAddr as string;
+  // Many short connections from one client: reuse TIME_WAIT ports, as the issue's recipe says.
+  await execFileP('ip', ['netns', 'exec', client, 'sysctl', '-qw', 'net.ipv4.tcp_tw_reuse=1']);
+  await execFileP('ip', [
+    'netns',
+    'exec',
+    client,
+    'sysctl',
+    '-qw',
+    'net.ipv4.ip_local_port_range=1024 65000',
+  ]);
+  for (const [i, name] of ['t1', 't2'].entries()) {
+    const conf = peerConfig('nginx-backend.conf', dir, {
+      'listen 127.0.0.1:18081 backlog=4096;': 'listen 80 backlog=4096;',
+      'listen 127.0.0.1:18082 backlog=4096;': '',
+      'nginx-backend.pid': `nginx-${name}.pid`,
+      'nginx-backend.err': `nginx-${name}.err`,
+    });
+    const copy = join(dir, `nginx-${name}.conf`);
+    writeFileSync(copy, readFileSync(conf));
+    await lab.addTask(1, name, {
+      argv: ['taskset', '-c', '1', 'nginx', '-e', join(dir, `nginx-${name}.err`), '-c', copy],
+    });
+    void i;
+  }
+  const [t1, t2] = lab.tasks.map((t) => t.addr) as [string, string];
+  const declare = (port: number, subnet: string) => `
+declare:
+  networks: [{ name: apps, subnet: ${subnet} }]
+  services:
+    - { name: web, networks: [{ network: apps }], ports: [{ published: ${port}, target: 80 }] }
+  tasks:
+    - { service: web, ips: [${t1}, ${t2}] }
+`;
+  const common = ['--api-listen', '127.0.0.1:0', '--dns-listen', 'off'];
+  await startMeshd(
+    0,
+    join(dir, 'kernel'),
+    declare(8080, lab.subnet),
+    [...common, '--dataplane', 'kernel'],
+    node,
+  );
+  // The userspace mesh in the same namespace, its own one-node cluster, on another port.
+  await startMeshd(
+    0,
+    join(dir, 'userspace'),
+    `${declare(8090, lab.subnet)}mesh: { manageVipInterfaces: false }\n`,
+    [...common, '--dataplane', 'userspace'],
+    node,
+  );
+  const haproxyCfg = peerConfig('haproxy.cfg', dir, {
+    'bind 127.0.0.1:18080': `bind ${nodeAddr}:18080`,
+    'server s1 127.0.0.1:18081': `server s1 ${t1}:80`,
+    'server s2 127.0.0.1:18082': `server s2 ${t2}:80`,
+  });
+  pinned(0, 'ip', ['netns', 'exec', node, 'haproxy', '-db', '-f', haproxyCfg]);
+  await sleep(1500);
+  const urls: Record<Path, string> = {
+    kernel: `http://${nodeAddr}:8080`,
+    userspace: `http://${nodeAddr}:8090`,
+    haproxy: `http://${nodeAddr}:18080`,
+    direct: `http://${t1}:80`,
+  };
+  const paths = Object.keys(urls) as Path[];
+  const rate: Record<string, Record<Path, number[]>> = {};
+  const cpu: Record<string, Record<Path, number[]>> = {};
+  const record = (test: string, p: Path, perSecond: number, cpuPerUnit: number) => {
+    rate[test] ??= { kernel: [], userspace: [], haproxy: [], direct: [] };
+    cpu[test] ??= { kernel: [], userspace: [], haproxy: [], direct: [] };
+    rate[test][p].push(perSecond);
+    cpu[test][p].push(cpuPerUnit);
+  };
+  for (let r = 0; r < reps; r++) {
+    for (const p of paths) {
+      for (const close of [false, true]) {
+        const c0 = machineCpu();
+        const t0 = performance.now();
+        const n = await wrk(client, `${urls[p]}/`, close);
+        const secs = (performance.now() - t0) / 1000;
+        const busy = (machineCpu().busy - c0.busy) / hz;
+        record(close ? 'new connection' : 'keep-alive', p, n / secs, (busy / n) * 10_000);
+      }
+      const c0 = machineCpu();
+      const t0 = performance.now();
+      const bytes = await bulk(client, `${urls[p]}/files/big.bin`);
+      const secs = (performance.now() - t0) / 1000;
+      record('bulk 100 MB', p, bytes / 1e6 / secs, ((machineCpu().busy - c0.busy) / hz / bytes) * 1e9);
+    }
+  }
+  console.log(`kernel data plane, ${reps} interleaved repetitions of ${seconds}s wrk runs (-c64); medians`);
+  console.log(
+    'test              kernel  userspace    haproxy     direct   kernel/haproxy  userspace/haproxy',
+  );
+  for (const [test, by] of Object.entries(rate)) {
+    const m = (p: Path) => median(by[p]);
+    const f = (x: number) => x.toFixed(0).padStart(9);
+    console.log(
+      `${test.padEnd(15)} ${f(m('kernel'))}  ${f(m('userspace'))}  ${f(m('haproxy'))}  ${f(m('direct'))}  ${`${(m('kernel') / m('haproxy')).toFixed(2)}x`.padStart(14)}  ${`${(m('userspace') / m('haproxy')).toFixed(2)}x`.padStart(17)}`,
+    );
+  }
+  console.log('machine CPU-seconds per 10,000 requests (bulk: per GB), every core');
+  for (const [test, by] of Object.entries(cpu)) {
+    const m = (p: Path) => median(by[p]);
+    console.log(
+      `  ${test.padEnd(15)} ${paths.map((p) => `${p} ${m(p).toFixed(3)}`).join('  ')}   kernel/haproxy ${(m('kernel') / m('haproxy')).toFixed(2)}x  kernel/direct ${(m('kernel') / m('direct')).toFixed(2)}x`,
+    );
+  }
+  // The table at scale, in a namespace of its own so the machine's nftables stay untouched.
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', lab.tasks[0]?.ns as string, process.execPath, join(root, 'dist/bench/kernel.js')],
+      {
+        stdio: 'inherit',
+        env: { ...process.env, BENCH_PART: 'apply' },
+      },
+    );
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`apply part exited ${code}`))));
+  });
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
