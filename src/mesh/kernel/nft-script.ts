@@ -1,27 +1,61 @@
-import { type Family, type KernelEntry, type KernelTarget, objectName } from './plan.js';
+import { createHash } from 'node:crypto';
+import type { Family, KernelEntry, KernelTarget } from './plan.js';
 
 /**
  * nft scripts for meshd's own tables (`ip meshd`, `ip6 meshd`), after kube-proxy's nftables mode:
  * maps from what a packet is addressed to (a VIP, a published port) to a chain per service port,
- * which picks a chain per task that does the DNAT. Pure text: `nft -f -` applies a script as one
- * transaction, so the kernel never sees half an update.
+ * whose one rule picks a task and rewrites the destination. Pure text: `nft -f -` applies a
+ * script as one transaction, so the kernel never sees half an update.
+ *
+ * Where the tasks go, and why not an inline map per service: every inline map is an anonymous set,
+ * and the kernel names each new one by scanning all of them (10,000 services took minutes to
+ * load). Instead each service's tasks are a block of slots in one of `shards` named maps:
+ * `numgen inc mod N offset K map @tS` picks slot K..K+N-1. A task change rewrites only its slots
+ * (map elements); only a change in the number of tasks rewrites the rule. Shards keep the maps
+ * small, because the kernel checks each map element against every rule bound to that map.
  */
 export const table = 'meshd';
+export const shards = 128;
 
-/** Packets to masquerade (the task is on another node, or talks to itself through its VIP). */
-export const masqueradeMark = 0x0010_0000;
+/** Packets to masquerade: to a task on another node, or from a task to itself through its VIP. */
+export const dnatMark = 0x0010_0000;
 /** New connections with nowhere to go: refused in the filter hooks, as a closed port would be. */
 export const refuseMark = 0x0020_0000;
 
 const hex = (n: number) => `0x${n.toString(16)}`;
+const addrOf = (f: Family) => (f === 'ip' ? 'ip' : 'ip6');
+
+/** The shard an entry's slots live in: stable, so an entry stays put while its tasks change. */
+export function shardOf(key: string): number {
+  return createHash('sha1').update(key).digest().readUInt32BE(0) % shards;
+}
+
+/** The name of an entry's chain, and of its counter: short, stable and free of odd characters. */
+export function entryChain(e: { key: string }): string {
+  return `svc-${createHash('sha1').update(e.key).digest('hex').slice(0, 12)}`;
+}
+
+/**
+ * Maps of task slots: address and port for a published port, one map kind per protocol (nft
+ * types a map's port by the protocol it was declared with), or the address alone for a VIP.
+ */
+const slotMap = (e: KernelEntry, shard: number) =>
+  `${'vip' in e.match || e.proto === 'any' ? 'v' : e.proto === 'udp' ? 'u' : 't'}${shard}`;
 
 /** The table from scratch: created when missing, then replaced whole, in one transaction. */
 export function baseScript(family: Family): string {
+  const a = addrOf(family);
   const addrType = family === 'ip' ? 'ipv4_addr' : 'ipv6_addr';
-  const daddr = family === 'ip' ? 'ip daddr' : 'ip6 daddr';
   const loopback = family === 'ip' ? '127.0.0.0/8' : '::1';
+  const marked = `meta mark & ${hex(dnatMark)} != 0`;
   const refuse = (hook: string) =>
     `  chain refuse-${hook} { type filter hook ${hook} priority 0; policy accept; meta mark & ${hex(refuseMark)} != 0 jump refuse; }`;
+  const maps: string[] = [];
+  for (let s = 0; s < shards; s++) {
+    maps.push(`  map t${s} { typeof numgen inc mod 2 : ${a} daddr . tcp dport; }`);
+    maps.push(`  map u${s} { typeof numgen inc mod 2 : ${a} daddr . udp dport; }`);
+    maps.push(`  map v${s} { typeof numgen inc mod 2 : ${a} daddr; }`);
+  }
   return [
     `table ${family} ${table} {}`,
     `delete table ${family} ${table}`,
@@ -29,15 +63,22 @@ export function baseScript(family: Family): string {
     `  map vips { type ${addrType} : verdict; }`,
     '  map ports { type inet_proto . inet_service : verdict; }',
     `  map addr-ports { type ${addrType} . inet_proto . inet_service : verdict; }`,
+    // Task addresses on other nodes, and (task, task) pairs for a task that reaches itself.
+    `  set remote { type ${addrType}; }`,
+    `  set hairpin { type ${addrType} . ${addrType}; }`,
+    ...maps,
     '  chain prerouting { type nat hook prerouting priority -100; policy accept; jump services; }',
     '  chain output { type nat hook output priority -100; policy accept; jump services; }',
-    `  chain postrouting { type nat hook postrouting priority 100; policy accept; meta mark & ${hex(masqueradeMark)} != 0 masquerade fully-random; }`,
+    '  chain postrouting { type nat hook postrouting priority 100; policy accept;',
+    `    ${marked} ${a} daddr @remote masquerade fully-random`,
+    `    ${marked} ${a} saddr . ${a} daddr @hairpin masquerade fully-random`,
+    '  }',
     '  chain services {',
-    `    meta l4proto { tcp, udp } ${daddr} vmap @vips`,
-    `    ${daddr} . meta l4proto . th dport vmap @addr-ports`,
+    `    meta l4proto { tcp, udp } ${a} daddr vmap @vips`,
+    `    ${a} daddr . meta l4proto . th dport vmap @addr-ports`,
     // Loopback stays with the userspace listener: DNAT from 127/8 would need route_localnet,
     // which lets martian packets in (kube-proxy's CVE-2020-8558).
-    `    fib daddr type local ${daddr} != ${loopback} meta l4proto . th dport vmap @ports`,
+    `    fib daddr type local ${a} daddr != ${loopback} meta l4proto . th dport vmap @ports`,
     '  }',
     refuse('input'),
     refuse('forward'),
@@ -48,59 +89,57 @@ export function baseScript(family: Family): string {
   ].join('\n');
 }
 
-/** The chain of one entry (service port or VIP) and its counter share a name. */
-export const entryChain = (e: KernelEntry) => objectName('svc', e.key);
-
-/** One chain per task and rewrite: entries that send to the same place share it. */
-export function targetKey(family: Family, proto: KernelEntry['proto'], t: KernelTarget): string {
-  return `${family}|${proto}|${t.addr}|${t.port ?? '*'}|${t.masquerade}`;
-}
-export const targetChain = (key: string) => objectName('ep', key);
-
-function formatTarget(family: Family, t: KernelTarget): string {
-  if (t.port === undefined) return t.addr;
-  return family === 'ip6' ? `[${t.addr}]:${t.port}` : `${t.addr}:${t.port}`;
+/** Where an entry's slots are: shard and first slot. */
+export interface Block {
+  readonly shard: number;
+  readonly offset: number;
 }
 
-/** Creates (or rewrites) the chain of one task rewrite. */
-export function targetCommands(family: Family, proto: KernelEntry['proto'], t: KernelTarget): string[] {
-  const name = targetChain(targetKey(family, proto, t));
-  const at = `${family} ${table} ${name}`;
-  const saddr = family === 'ip' ? 'ip saddr' : 'ip6 saddr';
-  const mark = `meta mark set meta mark | ${hex(masqueradeMark)}`;
-  const l4 = proto === 'any' ? '' : `meta l4proto ${proto} `;
-  return [
-    `add chain ${at}`,
-    `flush chain ${at}`,
-    // A task that reaches itself through its VIP would answer itself directly: masquerade it.
-    `add rule ${at} ${saddr} ${t.addr} ${mark}`,
-    ...(t.masquerade ? [`add rule ${at} ${mark}`] : []),
-    `add rule ${at} ${l4}dnat to ${formatTarget(family, t)}`,
-  ];
-}
-
-function pickExpr(e: KernelEntry): string {
+function pickExpr(e: KernelEntry, block: Block): string {
   const n = e.targets.length;
-  if (e.pick === 'jhash') return `jhash ${e.family === 'ip' ? 'ip' : 'ip6'} saddr mod ${n}`;
-  return `numgen ${e.pick === 'inc' ? 'inc' : 'random'} mod ${n}`;
+  const head =
+    e.pick === 'jhash'
+      ? `jhash ${addrOf(e.family)} saddr mod ${n}`
+      : `numgen ${e.pick === 'inc' ? 'inc' : 'random'} mod ${n}`;
+  return `${head} offset ${block.offset}`;
 }
 
-/** Creates or rewrites an entry's chain: a counter, then a pick among its tasks' chains. */
-export function entryCommands(e: KernelEntry, isNew: boolean): string[] {
+/** An entry's rule: count the new connection, mark it ours, pick a slot, rewrite the destination. */
+export function entryRule(e: KernelEntry, block: Block): string {
   const name = entryChain(e);
-  const at = `${e.family} ${table} ${name}`;
-  const counted = `counter name "${name}"`;
-  const pick =
-    e.targets.length === 0
-      ? `meta mark set meta mark | ${hex(refuseMark)}`
-      : `${pickExpr(e)} vmap { ${e.targets
-          .map((t, i) => `${i} : goto ${targetChain(targetKey(e.family, e.proto, t))}`)
-          .join(', ')} }`;
+  const head = `add rule ${e.family} ${table} ${name} counter name "${name}"`;
+  if (e.targets.length === 0) return `${head} meta mark set meta mark | ${hex(refuseMark)}`;
+  const l4 = e.proto === 'any' ? '' : `meta l4proto ${e.proto} `;
+  return `${head} meta mark set meta mark | ${hex(dnatMark)} ${l4}dnat to ${pickExpr(e, block)} map @${slotMap(e, block.shard)}`;
+}
+
+/** A slot's value: the task address, and the target port where the port is rewritten. */
+function slotValue(t: KernelTarget): string {
+  return t.port === undefined ? t.addr : `${t.addr} . ${t.port}`;
+}
+
+/** The slot elements of an entry's tasks, from the block's first slot on. */
+export function slotElements(
+  e: KernelEntry,
+  block: Block,
+  verb: 'add' | 'delete',
+  from = 0,
+): string | undefined {
+  const items = e.targets.slice(from).map((t, i) => {
+    const slot = block.offset + from + i;
+    return verb === 'add' ? `${slot} : ${slotValue(t)}` : String(slot);
+  });
+  if (items.length === 0) return undefined;
+  return `${verb} element ${e.family} ${table} ${slotMap(e, block.shard)} { ${items.join(', ')} }`;
+}
+
+/** One slot rewritten in place (delete and add in the same transaction). */
+export function replaceSlot(e: KernelEntry, block: Block, i: number): string[] {
+  const map = `${e.family} ${table} ${slotMap(e, block.shard)}`;
+  const slot = block.offset + i;
   return [
-    ...(isNew ? [`add counter ${e.family} ${table} ${name}`] : []),
-    `add chain ${at}`,
-    `flush chain ${at}`,
-    `add rule ${at} ${counted} ${pick}`,
+    `delete element ${map} { ${slot} }`,
+    `add element ${map} { ${slot} : ${slotValue(e.targets[i] as KernelTarget)} }`,
   ];
 }
 
@@ -112,20 +151,37 @@ export function elementOf(e: KernelEntry): { map: string; key: string } {
   return { map: 'ports', key: `${proto} . ${e.match.publish}` };
 }
 
-export function addElement(e: KernelEntry): string {
+export function addEntry(e: KernelEntry): string[] {
+  const name = entryChain(e);
   const { map, key } = elementOf(e);
-  return `add element ${e.family} ${table} ${map} { ${key} : goto ${entryChain(e)} }`;
-}
-
-export function deleteElement(e: KernelEntry): string {
-  const { map, key } = elementOf(e);
-  return `delete element ${e.family} ${table} ${map} { ${key} }`;
+  return [
+    `add counter ${e.family} ${table} ${name}`,
+    `add chain ${e.family} ${table} ${name}`,
+    `add element ${e.family} ${table} ${map} { ${key} : goto ${name} }`,
+  ];
 }
 
 export function deleteEntry(e: KernelEntry): string[] {
   const name = entryChain(e);
-  return [`delete chain ${e.family} ${table} ${name}`, `delete counter ${e.family} ${table} ${name}`];
+  const { map, key } = elementOf(e);
+  return [
+    `delete element ${e.family} ${table} ${map} { ${key} }`,
+    `delete chain ${e.family} ${table} ${name}`,
+    `delete counter ${e.family} ${table} ${name}`,
+  ];
 }
 
-export const deleteTarget = (family: Family, key: string) =>
-  `delete chain ${family} ${table} ${targetChain(key)}`;
+export const flushEntry = (e: KernelEntry) => `flush chain ${e.family} ${table} ${entryChain(e)}`;
+
+/** Set elements for the masquerade sets, added or deleted in batches. */
+export function setElements(
+  family: Family,
+  set: 'remote' | 'hairpin',
+  verb: 'add' | 'delete',
+  items: readonly string[],
+): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < items.length; i += 500)
+    out.push(`${verb} element ${family} ${table} ${set} { ${items.slice(i, i + 500).join(', ')} }`);
+  return out;
+}

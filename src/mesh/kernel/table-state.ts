@@ -1,24 +1,75 @@
 import {
-  addElement,
+  addEntry,
+  type Block,
   baseScript,
-  deleteElement,
   deleteEntry,
-  deleteTarget,
-  entryCommands,
-  targetCommands,
-  targetKey,
+  entryRule,
+  flushEntry,
+  replaceSlot,
+  setElements,
+  shardOf,
+  shards,
+  slotElements,
 } from './nft-script.js';
 import { type Family, type KernelEntry, sameEntry } from './plan.js';
 
 /** A script to send, and what to remember once the kernel took it. */
 export interface PlannedScript {
   readonly script: string;
-  /** Entries the script adds or rewrites, and ones it removes: for the log and the metrics. */
+  /** Entries the script adds, rewrites or removes. */
   readonly changed: number;
   commit(): void;
 }
 
 const families: readonly Family[] = ['ip', 'ip6'];
+
+/** Slot blocks within each shard map: first fit from freed blocks of the same size, else fresh. */
+class Slots {
+  private next = new Array<number>(shards).fill(0);
+  private free = new Map<string, number[]>();
+
+  clone(): Slots {
+    const c = new Slots();
+    c.next = [...this.next];
+    c.free = new Map([...this.free].map(([k, v]) => [k, [...v]]));
+    return c;
+  }
+
+  take(shard: number, size: number): Block {
+    if (size === 0) return { shard, offset: 0 };
+    const offset = this.free.get(`${shard}/${size}`)?.pop();
+    if (offset !== undefined) return { shard, offset };
+    const at = this.next[shard] as number;
+    this.next[shard] = at + size;
+    return { shard, offset: at };
+  }
+
+  give(block: Block, size: number): void {
+    if (size === 0) return;
+    const k = `${block.shard}/${size}`;
+    const list = this.free.get(k) ?? [];
+    list.push(block.offset);
+    this.free.set(k, list);
+  }
+}
+
+interface Installed {
+  readonly entry: KernelEntry;
+  readonly block: Block;
+}
+
+/** Reference counts of the masquerade sets' elements, per family. */
+type Refs = Map<string, number>;
+
+function masqueradeItems(e: KernelEntry): { remote: string[]; hairpin: string[] } {
+  const remote: string[] = [];
+  const hairpin: string[] = [];
+  for (const t of e.targets) {
+    if (t.masquerade) remote.push(t.addr);
+    hairpin.push(`${t.addr} . ${t.addr}`);
+  }
+  return { remote, hairpin };
+}
 
 /**
  * What meshd's tables hold, and the smallest script that brings them to what is wanted. Pure:
@@ -26,104 +77,183 @@ const families: readonly Family[] = ['ip', 'ip6'];
  * failed transaction leaves this in step with the kernel, which kept its old rules.
  */
 export class TableState {
-  private installed = new Map<string, KernelEntry>();
-  /** Task chains in use, with how many entries send to each. */
-  private targets = new Map<string, { family: Family; count: number }>();
+  private installed = new Map<string, Installed>();
+  private slots = new Slots();
+  private refs = new Map<string, Refs>();
 
   get size(): number {
     return this.installed.size;
   }
 
-  entries(): Iterable<KernelEntry> {
-    return this.installed.values();
+  *entries(): Iterable<KernelEntry> {
+    for (const i of this.installed.values()) yield i.entry;
   }
 
   /** Both tables from scratch with every wanted entry (start-up, and after a failed update). */
   rebuild(wanted: Iterable<KernelEntry>): PlannedScript {
     const lines: string[] = families.map(baseScript);
-    const entries = [...wanted];
-    const targets = new Map<string, { family: Family; count: number }>();
-    for (const e of entries) {
-      for (const t of e.targets) {
-        const k = targetKey(e.family, e.proto, t);
-        const ref = targets.get(k);
-        if (ref) ref.count++;
-        else {
-          targets.set(k, { family: e.family, count: 1 });
-          lines.push(...targetCommands(e.family, e.proto, t));
-        }
-      }
+    const slots = new Slots();
+    const refs = new Map<string, Refs>();
+    const installed = new Map<string, Installed>();
+    const rules: string[] = [];
+    for (const e of wanted) {
+      const block = slots.take(shardOf(e.key), e.targets.length);
+      installed.set(e.key, { entry: e, block });
+      lines.push(...addEntry(e));
+      const add = slotElements(e, block, 'add');
+      if (add) lines.push(add);
+      rules.push(entryRule(e, block));
+      count(refs, e, 1);
     }
-    for (const e of entries) lines.push(...entryCommands(e, true), addElement(e));
+    lines.push(...rules, ...refLines(new Map(), refs));
     return {
       script: `${lines.join('\n')}\n`,
-      changed: entries.length,
+      changed: installed.size,
       commit: () => {
-        this.installed = new Map(entries.map((e) => [e.key, e]));
-        this.targets = targets;
+        this.installed = installed;
+        this.slots = slots;
+        this.refs = refs;
       },
     };
   }
 
   /**
-   * Brings the entries named in `keys` to `wanted` (absent there: removed). Only those entries'
-   * chains, their map elements and task chains no longer used change; undefined when nothing does.
+   * Brings the entries named in `keys` to `wanted` (absent there: removed). A change of tasks
+   * that keeps their number rewrites only their slots; only the entries named change.
    */
   update(wanted: ReadonlyMap<string, KernelEntry>, keys: Iterable<string>): PlannedScript | undefined {
-    const adds: KernelEntry[] = [];
-    const rewrites: KernelEntry[] = [];
-    const removes: KernelEntry[] = [];
+    const slots = this.slots.clone();
+    // Copy-on-write of the reference counts: only the sets an update touches are copied.
+    const refs = new Map(this.refs);
+    const touched = new Map<string, Set<string>>();
+    const own = (e: KernelEntry) => {
+      for (const set of ['remote', 'hairpin'])
+        if (refs.get(`${e.family}|${set}`) === this.refs.get(`${e.family}|${set}`))
+          refs.set(`${e.family}|${set}`, new Map(this.refs.get(`${e.family}|${set}`)));
+    };
+    const next = new Map<string, Installed | undefined>();
+    const before: string[] = [];
+    const after: string[] = [];
+    let changed = 0;
     for (const key of keys) {
       const want = wanted.get(key);
       const have = this.installed.get(key);
-      if (want && have) {
-        if (!sameEntry(want, have)) rewrites.push(want);
-      } else if (want) adds.push(want);
-      else if (have) removes.push(have);
-    }
-    if (adds.length + rewrites.length + removes.length === 0) return undefined;
-
-    // Reference counts after the change, computed on a copy: committed only with the script.
-    const targets = new Map([...this.targets].map(([k, v]) => [k, { ...v }]));
-    const created: string[] = [];
-    const dropped = new Map<string, Family>();
-    const ref = (e: KernelEntry, by: number) => {
-      for (const t of e.targets) {
-        const k = targetKey(e.family, e.proto, t);
-        const r = targets.get(k) ?? { family: e.family, count: 0 };
-        if (r.count === 0 && by > 0) {
-          created.push(...targetCommands(e.family, e.proto, t));
-          dropped.delete(k);
-        }
-        r.count += by;
-        targets.set(k, r);
-        if (r.count === 0) dropped.set(k, r.family);
+      if (have && want && sameEntry(have.entry, want)) continue;
+      if (!have && !want) continue;
+      changed++;
+      if (have) {
+        own(have.entry);
+        count(refs, have.entry, -1, touched);
       }
-    };
-    for (const e of [...adds, ...rewrites]) ref(e, 1);
-    for (const e of [...rewrites.map((w) => this.installed.get(w.key) as KernelEntry), ...removes])
-      ref(e, -1);
-    for (const k of dropped.keys()) targets.delete(k);
-
-    // In an order the kernel accepts within one transaction: task chains before the rules that
-    // jump to them; elements gone before the chains they name; chains unused before deletion.
-    const lines = [
-      ...created,
-      ...adds.flatMap((e) => entryCommands(e, true)),
-      ...rewrites.flatMap((e) => entryCommands(e, false)),
-      ...adds.map(addElement),
-      ...removes.map(deleteElement),
-      ...removes.flatMap(deleteEntry),
-      ...[...dropped].map(([k, family]) => deleteTarget(family, k)),
-    ];
+      if (want) {
+        own(want);
+        count(refs, want, 1, touched);
+      }
+      if (!have && want) {
+        const block = slots.take(shardOf(key), want.targets.length);
+        const add = slotElements(want, block, 'add');
+        before.push(...addEntry(want), ...(add ? [add] : []), entryRule(want, block));
+        next.set(key, { entry: want, block });
+      } else if (have && !want) {
+        before.push(flushEntry(have.entry), ...deleteEntry(have.entry));
+        const del = slotElements(have.entry, have.block, 'delete');
+        if (del) after.push(del);
+        slots.give(have.block, have.entry.targets.length);
+        next.set(key, undefined);
+      } else if (have && want) {
+        next.set(key, { entry: want, block: this.rewrite(have, want, slots, before, after) });
+      }
+    }
+    if (changed === 0) return undefined;
+    const lines = [...before, ...after, ...refLines(this.refs, refs, touched)];
     return {
       script: `${lines.join('\n')}\n`,
-      changed: adds.length + rewrites.length + removes.length,
+      changed,
       commit: () => {
-        for (const e of [...adds, ...rewrites]) this.installed.set(e.key, e);
-        for (const e of removes) this.installed.delete(e.key);
-        this.targets = targets;
+        for (const [k, v] of next) {
+          if (v) this.installed.set(k, v);
+          else this.installed.delete(k);
+        }
+        this.slots = slots;
+        this.refs = refs;
       },
     };
   }
+
+  /** Rewrites an entry: its changed slots alone when the rule stays the same, else a new block. */
+  private rewrite(
+    have: Installed,
+    want: KernelEntry,
+    slots: Slots,
+    before: string[],
+    after: string[],
+  ): Block {
+    const old = have.entry;
+    const sameRule =
+      old.targets.length === want.targets.length &&
+      old.pick === want.pick &&
+      old.proto === want.proto &&
+      JSON.stringify(old.match) === JSON.stringify(want.match);
+    if (sameRule) {
+      want.targets.forEach((t, i) => {
+        const o = old.targets[i];
+        if (!o || o.addr !== t.addr || o.port !== t.port) before.push(...replaceSlot(want, have.block, i));
+      });
+      return have.block;
+    }
+    const block = slots.take(have.block.shard, want.targets.length);
+    const add = slotElements(want, block, 'add');
+    if (add) before.push(add);
+    before.push(flushEntry(want), entryRule(want, block));
+    const del = slotElements(old, have.block, 'delete');
+    if (del) after.push(del);
+    slots.give(have.block, old.targets.length);
+    return block;
+  }
+}
+
+/** Counts an entry's masquerade set items in or out; notes which items it touched. */
+function count(
+  refs: Map<string, Refs>,
+  e: KernelEntry,
+  by: number,
+  touched?: Map<string, Set<string>>,
+): void {
+  const items = masqueradeItems(e);
+  for (const set of ['remote', 'hairpin'] as const) {
+    const k = `${e.family}|${set}`;
+    const r = refs.get(k) ?? new Map<string, number>();
+    refs.set(k, r);
+    const t = touched?.get(k) ?? new Set<string>();
+    touched?.set(k, t);
+    for (const item of items[set]) {
+      const n = (r.get(item) ?? 0) + by;
+      if (n > 0) r.set(item, n);
+      else r.delete(item);
+      t.add(item);
+    }
+  }
+}
+
+/**
+ * Set elements now referenced that were not are added; the reverse deleted. Only `touched`
+ * items are compared when given, so an update costs what it changed.
+ */
+function refLines(
+  was: Map<string, Refs>,
+  now: Map<string, Refs>,
+  touched?: Map<string, Set<string>>,
+): string[] {
+  const out: string[] = [];
+  for (const family of families)
+    for (const set of ['remote', 'hairpin'] as const) {
+      const k = `${family}|${set}`;
+      const a = was.get(k) ?? new Map<string, number>();
+      const b = now.get(k) ?? new Map<string, number>();
+      const items = touched ? (touched.get(k) ?? new Set<string>()) : new Set([...a.keys(), ...b.keys()]);
+      const adds = [...items].filter((x) => b.has(x) && !a.has(x));
+      const dels = [...items].filter((x) => a.has(x) && !b.has(x));
+      out.push(...setElements(family, set, 'add', adds), ...setElements(family, set, 'delete', dels));
+    }
+  return out;
 }

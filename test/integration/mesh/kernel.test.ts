@@ -162,6 +162,17 @@ describe('the kernel data plane (nftables)', () => {
     }
   });
 
+  it('removes a service from the kernel when it is removed, and never has an update refused', async () => {
+    const x = await lab.addTask(1, 'extra-1');
+    await node.ctl('service', 'create', '--name', 'extra', '--network', 'apps', '--publish', '9090:80');
+    await node.ctl('task', 'add', 'extra', '--ip', x.addr, '--name', 'extra-1');
+    await eventually(async () => expect(await get(`http://${nodeAddr()}:9090/`)).toMatch(/^extra-1 /));
+    await node.ctl('service', 'rm', 'extra');
+    await eventually(async () => expect(await nft()).not.toContain('tcp . 9090'));
+    await expect(get(`http://${nodeAddr()}:9090/`)).rejects.toThrow();
+    expect(node.logs.filter((l) => l.includes('nftables refused'))).toEqual([]);
+  });
+
   it('keeps established connections across a SIGKILL and restart, with no duplicate rules', async () => {
     const slow = sh('curl', '-s', '-m', '10', `http://${nodeAddr()}:8080/slow`);
     await new Promise((r) => setTimeout(r, 300));
@@ -173,12 +184,15 @@ describe('the kernel data plane (nftables)', () => {
     expect(body.split('\n').filter(Boolean)).toHaveLength(20);
     const after = await nft();
     expect(after.match(/table ip meshd/g)).toHaveLength(1);
-    // The same rules again (handles aside): nothing doubled.
-    const shape = (s: string) =>
-      s
+    // The same rules again, nothing doubled (where the slots went may differ after a restart).
+    const shape = (t: string) => ({
+      rules: t
         .split('\n')
-        .filter((l) => l.includes('dnat to'))
-        .sort();
+        .filter((l) => l.includes('dnat'))
+        .map((l) => l.replace(/(offset \d+ )?map @\w+/, 'map @M').trim())
+        .sort(),
+      slots: (t.match(/\d+ : 10\.232\.[\d.]+/g) ?? []).length,
+    });
     expect(shape(after)).toEqual(shape(before));
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { elementOf, entryChain, targetChain, targetKey } from '../../../src/mesh/kernel/nft-script.js';
+import { elementOf, entryChain } from '../../../src/mesh/kernel/nft-script.js';
 import { type KernelEntry, kernelEntries, userspaceReason } from '../../../src/mesh/kernel/plan.js';
 import { TableState } from '../../../src/mesh/kernel/table-state.js';
 import { type RouteOptions, serviceListeners, vipRoute } from '../../../src/mesh/routes.js';
@@ -133,61 +133,82 @@ describe('kernel entries', () => {
 });
 
 describe('TableState', () => {
-  const entry = (key: string, addrs: string[]): KernelEntry => ({
+  const entry = (key: string, addrs: string[], remote: string[] = []): KernelEntry => ({
     key,
     family: 'ip',
     service: 'web',
-    port: '8080',
+    port: key.slice(1),
     proto: 'tcp',
     match: { publish: Number(key.slice(1)) },
     pick: 'inc',
     drainMs: 0,
-    targets: addrs.map((addr) => ({ task: addr, addr, port: 80, masquerade: false })),
+    targets: addrs.map((addr) => ({ task: addr, addr, port: 80, masquerade: remote.includes(addr) })),
   });
-  const chainOf = (addr: string) =>
-    targetChain(targetKey('ip', 'tcp', { task: addr, addr, port: 80, masquerade: false }));
+  const linesOf = (p: { script: string } | undefined) => p?.script.trim().split('\n') ?? [];
 
-  it('sends only what changed, in an order one transaction accepts', () => {
+  it('rebuilds both tables whole, in one transaction, with no inline (anonymous) maps', () => {
+    const state = new TableState();
+    const plan = state.rebuild([entry('p8080', ['10.0.0.1', '10.0.0.2'], ['10.0.0.2'])]);
+    expect(plan.script).toContain('delete table ip meshd');
+    expect(plan.script).toContain('delete table ip6 meshd');
+    expect(plan.script).not.toMatch(/vmap \{|map \{ 0/);
+    expect(plan.script).toMatch(/dnat to numgen inc mod 2 offset \d+ map @t\d+/);
+    // The remote task is masqueraded; every task may reach itself through the service.
+    expect(plan.script).toContain('add element ip meshd remote { 10.0.0.2 }');
+    expect(plan.script).toContain(
+      'add element ip meshd hairpin { 10.0.0.1 . 10.0.0.1, 10.0.0.2 . 10.0.0.2 }',
+    );
+  });
+
+  it('changes only the slot of a task that was replaced: no rule, no chain', () => {
     const state = new TableState();
     const a = entry('p8080', ['10.0.0.1', '10.0.0.2']);
-    const b = entry('p8081', ['10.0.0.2']);
-    const full = state.rebuild([a, b]);
-    expect(full.script).toContain('delete table ip meshd');
-    full.commit();
-    // b's task leaves; a gains one: only b's and a's chains change, 10.0.0.1's chain stays.
-    const wanted = new Map([
-      [a.key, entry('p8080', ['10.0.0.2', '10.0.0.3'])],
-      [b.key, entry('p8081', [])],
+    state.rebuild([a]).commit();
+    const plan = state.update(new Map([[a.key, entry('p8080', ['10.0.0.1', '10.0.0.3'])]]), [a.key]);
+    const lines = linesOf(plan);
+    expect(lines.filter((l) => l.includes(' rule ') || l.includes(' chain '))).toEqual([]);
+    expect(lines.filter((l) => /element ip meshd t\d+/.test(l))).toEqual([
+      expect.stringMatching(/^delete element ip meshd t\d+ \{ \d+ \}$/),
+      expect.stringMatching(/^add element ip meshd t\d+ \{ \d+ : 10\.0\.0\.3 \. 80 \}$/),
     ]);
-    const plan = state.update(wanted, [a.key, b.key]);
-    const lines = plan?.script.trim().split('\n') ?? [];
-    expect(lines.some((l) => l.includes('delete table'))).toBe(false);
-    const created = lines.indexOf(`add chain ip meshd ${chainOf('10.0.0.3')}`);
-    const jumpedTo = lines.findIndex((l) => l.startsWith(`add rule ip meshd ${entryChain(a)}`));
-    const dropped = lines.indexOf(`delete chain ip meshd ${chainOf('10.0.0.1')}`);
-    expect(created).toBeGreaterThanOrEqual(0);
-    expect(created).toBeLessThan(jumpedTo);
-    expect(dropped).toBeGreaterThan(jumpedTo);
-    // 10.0.0.2 is still used by a: its chain is kept.
-    expect(lines.some((l) => l.includes(`delete chain ip meshd ${chainOf('10.0.0.2')}`))).toBe(false);
-    // An entry with no task refuses new connections rather than dropping them silently.
-    expect(plan?.script).toMatch(
-      new RegExp(`add rule ip meshd ${entryChain(b)} counter .* meta mark set meta mark \\| 0x200000`),
-    );
+    expect(lines).toContain('add element ip meshd hairpin { 10.0.0.3 . 10.0.0.3 }');
+    expect(lines).toContain('delete element ip meshd hairpin { 10.0.0.2 . 10.0.0.2 }');
     plan?.commit();
-    expect(state.update(wanted, [a.key, b.key])).toBeUndefined();
+    expect(
+      state.update(new Map([[a.key, entry('p8080', ['10.0.0.1', '10.0.0.3'])]]), [a.key]),
+    ).toBeUndefined();
   });
 
-  it('removes an entry: its element first, then its chain and counter', () => {
+  it('moves an entry whose task count changed to a new block: slots first, then the rule, then the old slots go', () => {
+    const state = new TableState();
+    const a = entry('p8080', ['10.0.0.1', '10.0.0.2']);
+    state.rebuild([a]).commit();
+    const lines = linesOf(
+      state.update(new Map([[a.key, entry('p8080', ['10.0.0.1', '10.0.0.2', '10.0.0.3'])]]), [a.key]),
+    );
+    const added = lines.findIndex((l) => /^add element ip meshd t\d+ \{ \d+ : 10\.0\.0\.1 \. 80, /.test(l));
+    const rule = lines.findIndex((l) => l.startsWith(`add rule ip meshd ${entryChain(a)}`));
+    const dropped = lines.findIndex((l) => /^delete element ip meshd t\d+ /.test(l));
+    expect(lines[rule]).toContain('numgen inc mod 3');
+    expect(added).toBeGreaterThanOrEqual(0);
+    expect(added).toBeLessThan(rule);
+    expect(rule).toBeLessThan(dropped);
+  });
+
+  it('refuses new connections of an entry with no task, and removes an entry element first', () => {
     const state = new TableState();
     const a = entry('p8080', ['10.0.0.1']);
     state.rebuild([a]).commit();
-    const lines = state.update(new Map(), [a.key])?.script.trim().split('\n') ?? [];
-    expect(lines).toEqual([
+    const empty = linesOf(state.update(new Map([[a.key, entry('p8080', [])]]), [a.key]));
+    expect(empty).toContain(
+      `add rule ip meshd ${entryChain(a)} counter name "${entryChain(a)}" meta mark set meta mark | 0x200000`,
+    );
+    const gone = linesOf(state.update(new Map(), [a.key]));
+    expect(gone.slice(0, 4)).toEqual([
+      `flush chain ip meshd ${entryChain(a)}`,
       'delete element ip meshd ports { tcp . 8080 }',
       `delete chain ip meshd ${entryChain(a)}`,
       `delete counter ip meshd ${entryChain(a)}`,
-      `delete chain ip meshd ${chainOf('10.0.0.1')}`,
     ]);
   });
 
