@@ -1,6 +1,7 @@
 // bench/kernel: the kernel data plane (nftables DNAT) against the userspace mesh, HAProxy
-// (nbthread 1) and the task direct, side by side, all in network namespaces: a client namespace,
-// a node namespace (meshd x2 and HAProxy on CPU 0) and two task namespaces running nginx on CPU 1.
+// (nbthread 1) and the task direct, side by side, all in network namespaces: a client namespace
+// (wrk and curl on CPU 1), a node namespace (meshd x2 and HAProxy) and two task namespaces running
+// nginx; the node side, tasks included, on CPU 0.
 // Reports requests/s and machine CPU-seconds per 10,000 requests (from /proc/stat, every core:
 // the kernel path's work lands in softirq, not in a process), then the time to apply changes.
 // Needs root. BENCH_SECONDS (5), BENCH_REPS (3), BENCH_SERVICES (10000) tune it.
@@ -67,6 +68,51 @@ async function wrk(ns: string, url: string, close: boolean): Promise<number> {
 async function bulk(ns: string, url: string): Promise<number> {
   const out = await inNs(ns, 1, ['curl', '-s', '-o', '/dev/null', '-w', '%{size_download}', url], 120_000);
   return Number(out);
+}
+
+const token = 'bench-kernel-token';
+
+/**
+ * From a health change through the API to the kernel's table holding it: the API marks a task
+ * unhealthy (then healthy) and nft is polled until the task's slot is gone (back). The figure
+ * includes the poll (an `nft list` every few milliseconds).
+ */
+async function changeLatency(node: string, api: string, addr: string): Promise<void> {
+  const ctl = (...args: string[]) =>
+    execFileP(process.execPath, [
+      join(root, 'dist/src/bin/meshctl.js'),
+      '--host',
+      api,
+      '--token',
+      token,
+      ...args,
+    ]);
+  const tasks = JSON.parse((await ctl('task', 'ls', '--format', 'json')).stdout) as {
+    name: string;
+    addresses: { address: string }[];
+  }[];
+  const task = tasks.find((t) => t.addresses.some((a) => a.address === addr))?.name as string;
+  const holds = async () =>
+    (await execFileP('ip', ['netns', 'exec', node, 'nft', 'list', 'table', 'ip', 'meshd'])).stdout.includes(
+      `${addr} . 80`,
+    );
+  const samples: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const state = i % 2 === 0 ? 'unhealthy' : 'healthy';
+    const t0 = performance.now();
+    const res = await fetch(`${api}/tasks/${encodeURIComponent(task)}/health`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ reportedHealth: state }),
+    });
+    if (!res.ok) throw new Error(`health change: ${res.status} ${await res.text()}`);
+    while ((await holds()) !== (state === 'healthy')) await sleep(2);
+    samples.push(performance.now() - t0);
+  }
+  samples.sort((a, b) => a - b);
+  console.log(
+    `health change through the API to the kernel table (one API call, then nft polled): p50 ${median(samples).toFixed(0)} ms, max ${samples.at(-1)?.toFixed(0)} ms`,
+  );
 }
 
 /** The time for one nft transaction: the whole table of `n` services, then one service's change. */
@@ -164,11 +210,11 @@ declare:
     - { service: web, ips: [${t1}, ${t2}] }
 `;
   const common = ['--api-listen', '127.0.0.1:0', '--dns-listen', 'off'];
-  await startMeshd(
+  const kernel = await startMeshd(
     0,
     join(dir, 'kernel'),
     declare(8080, lab.subnet),
-    [...common, '--dataplane', 'kernel'],
+    [...common, '--api-listen', `${nodeAddr}:0`, '--api-token', token, '--dataplane', 'kernel'],
     node,
   );
   // The userspace mesh in the same namespace, its own one-node cluster, on another port.
@@ -236,6 +282,7 @@ declare:
       `  ${test.padEnd(15)} ${paths.map((p) => `${p} ${m(p).toFixed(3)}`).join('  ')}   kernel/haproxy ${(m('kernel') / m('haproxy')).toFixed(2)}x  kernel/direct ${(m('kernel') / m('direct')).toFixed(2)}x`,
     );
   }
+  await changeLatency(node, `http://${kernel.ready.api}`, t2);
   // The table at scale, in a namespace of its own so the machine's nftables stay untouched.
   await new Promise<void>((resolve, reject) => {
     const child = spawn(
