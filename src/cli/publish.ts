@@ -6,6 +6,7 @@ export interface PublishArg {
   target: number;
   protocol: 'tcp' | 'udp';
   mode: 'ingress' | 'host';
+  traffic?: 'cluster' | 'local';
 }
 
 function port(text: string | undefined, what: string): number {
@@ -39,6 +40,11 @@ export function parsePublish(text: string): PublishArg {
           if (v !== 'ingress' && v !== 'host')
             throw new UsageError(`invalid publish mode: ${v ?? ''} (ingress or host)`);
           out.mode = v;
+          break;
+        case 'traffic':
+          if (v !== 'cluster' && v !== 'local')
+            throw new UsageError(`invalid publish traffic: ${v ?? ''} (cluster or local)`);
+          out.traffic = v;
           break;
         default:
           throw new UsageError(`invalid field '${k}' must be a key=value pair`);

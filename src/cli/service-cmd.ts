@@ -174,7 +174,7 @@ function portsText(s: ListedService): string {
   return s.ports
     .map((p) => {
       const plane = planes.get(`${p.published}/${p.protocol}`);
-      const mode = p.mode === 'host' ? ' (host)' : '';
+      const mode = p.mode === 'host' ? ' (host)' : p.traffic === 'local' ? ' (local)' : '';
       return `*:${p.published}->${p.target}/${p.protocol}${mode}${plane ? ` [${plane}]` : ''}`;
     })
     .join(', ');

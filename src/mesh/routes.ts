@@ -154,13 +154,15 @@ export function serviceListeners(snap: Snapshot, svc: Service, o: RouteOptions):
     const eps = endpoints(snap, svc, p.target, o.nodeId, undefined, o.remote, o.reserved);
     const host = p.mode === 'host';
     if (host && !eps.all.some((e) => e.local)) continue;
+    // `traffic=local`: open on every node like any ingress port, but only to this node's tasks.
+    const localOnly = host || p.traffic === 'local';
     out.push({
       key: `${p.protocol}|${o.publishAddr}|${p.published}`,
       proto: p.protocol,
       host: o.publishAddr,
       port: p.published,
       kind: 'publish',
-      route: route(svc, String(p.published), p.protocol, eps, host),
+      route: route(svc, String(p.published), p.protocol, eps, localOnly),
     });
   }
   if (svc.endpointMode !== 'vip') return out;

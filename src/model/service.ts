@@ -72,6 +72,9 @@ export function readServiceSpec(f: Fields): ServiceSpec {
         target: p.int('target', 0, 1, 65535),
         protocol: p.oneOf('protocol', ['tcp', 'udp'], 'tcp'),
         mode: p.oneOf('mode', ['ingress', 'host'], 'ingress'),
+        ...(p.has('traffic')
+          ? { traffic: p.oneOf('traffic', ['cluster', 'local'] as const, 'cluster') }
+          : {}),
       };
       if (!p.has('target') && v.target === 0) throw invalid(`${p.at('target')}: is required`);
       p.done();

@@ -50,6 +50,12 @@ export interface PortConfig {
   readonly target: number;
   readonly protocol: Protocol;
   readonly mode: PublishMode;
+  /**
+   * Where an ingress port's connections go: any healthy task (`cluster`, Docker's only way), or
+   * only this node's tasks (`local`, Kubernetes' externalTrafficPolicy: Local): the client's
+   * address is kept and a node without a healthy task refuses, so an outside balancer moves on.
+   */
+  readonly traffic?: 'cluster' | 'local';
 }
 
 /** A service's attachment to one network, with its aliases and (vip mode) its VIP there. */

@@ -35,6 +35,8 @@ export class KernelPlane {
   private readonly planes = new Map<string, readonly PortPlane[]>();
   private dirty = new Set<string>();
   private rebuild = true;
+  /** Whether meshd's tables exist (they are made with the first entry, not before). */
+  private present = false;
   private chain: Promise<void> = Promise.resolve();
   private retry: NodeJS.Timeout | undefined;
   private closed = false;
@@ -217,14 +219,25 @@ export class KernelPlane {
     this.dirty = new Set();
     const before = new Map<string, KernelEntry>();
     for (const e of this.state.entries()) if (keys.has(e.key)) before.set(e.key, e);
-    const plan = this.rebuild
-      ? this.state.rebuild(this.wanted.values())
-      : this.state.update(this.wanted, keys);
-    if (!plan) return;
+    // Nothing for the kernel: no tables at all (a table left by an earlier run goes), so a node
+    // whose ports all stay in userspace (the sample services on loopback) changes nothing here.
+    const empty = this.rebuild && this.wanted.size === 0;
+    const plan = empty
+      ? undefined
+      : this.rebuild || !this.present
+        ? this.state.rebuild(this.wanted.values())
+        : this.state.update(this.wanted, keys);
+    if (!plan && !empty) return;
     const end = this.metrics.update.startTimer();
     try {
-      await runNft(plan.script);
-      plan.commit();
+      if (plan) {
+        await runNft(plan.script);
+        plan.commit();
+      } else {
+        await removeTables();
+        this.state.rebuild([]).commit();
+      }
+      this.present = plan !== undefined;
       this.rebuild = false;
       end();
     } catch (err) {

@@ -43,7 +43,18 @@ beforeAll(async () => {
   await lab.addTask(2, 'far');
   const ctl = nodes[0] as MeshdProcess;
   await ctl.ctl('network', 'create', '--subnet', lab.subnet, 'apps');
-  await ctl.ctl('service', 'create', '--name', 'far', '--network', 'apps', '--publish', '8080:80');
+  await ctl.ctl(
+    'service',
+    'create',
+    '--name',
+    'far',
+    '--network',
+    'apps',
+    '--publish',
+    '8080:80',
+    '--publish',
+    'published=8081,target=80,traffic=local',
+  );
   await ctl.ctl(
     'task',
     'add',
@@ -72,5 +83,11 @@ describe('the kernel data plane across nodes', () => {
 
   it('keeps the client address where the task is local', async () => {
     await eventually(async () => expect(await get(`http://${addr(2)}:8080/`)).toBe(`far ${lanPrefix}.254`));
+  });
+
+  it("sends traffic=local ports only to the node's own tasks: node 1 refuses, node 2 keeps the client address", async () => {
+    await eventually(async () => expect(await get(`http://${addr(2)}:8081/`)).toBe(`far ${lanPrefix}.254`));
+    await expect(get(`http://${addr(1)}:8081/`)).rejects.toThrow();
+    expect(await nodes[0]?.ctl('service', 'ls')).toContain('*:8081->80/tcp (local) [kernel]');
   });
 });

@@ -18,6 +18,7 @@ const overlay = 232;
 const token = 'kernel-test-token';
 let lab: KernelLab;
 let node: MeshdProcess;
+let tablesBeforeServices = '';
 /** Kept across restarts: the file store holds the services a restarted node serves again. */
 const stateDir = mkdtempSync(join(tmpdir(), 'meshd-kernel-'));
 
@@ -55,6 +56,7 @@ beforeAll(async () => {
   await lab.addTask(1, 'web-a');
   await lab.addTask(1, 'web-b');
   node = await startNode();
+  tablesBeforeServices = await nft();
   await node.ctl('network', 'create', '--subnet', lab.subnet, 'apps');
   await node.ctl(
     'service',
@@ -78,6 +80,10 @@ afterAll(async () => {
 }, 60_000);
 
 describe('the kernel data plane (nftables)', () => {
+  it('makes no table until a port needs the kernel', () => {
+    expect(tablesBeforeServices).not.toContain('meshd');
+  });
+
   it('serves a published port from the kernel: every task answers and sees the client address', async () => {
     const seen = new Set<string>();
     await eventually(async () => {
