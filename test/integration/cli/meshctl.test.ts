@@ -116,7 +116,10 @@ describe('meshctl against a real meshd', () => {
     ).rejects.toThrow("port published with ingress mode can't be used with dnsrr mode");
     const ls = await m.ctl('service', 'ls');
     expect(ls).toMatch(
-      new RegExp(`web\\s+replicated\\s+vip\\s+0/0\\s+p2c\\s+\\*:${tcpPort}->80/tcp, \\*:${udpPort}->81/udp`),
+      // Each port with the data plane serving it (PROXY protocol and p2c keep it in userspace).
+      new RegExp(
+        `web\\s+replicated\\s+vip\\s+0/0\\s+p2c\\s+\\*:${tcpPort}->80/tcp \\[userspace\\], \\*:${udpPort}->81/udp \\[userspace\\]`,
+      ),
     );
     expect(ls).toMatch(/db\s+global\s+dnsrr/);
     const [web] = JSON.parse(await m.ctl('service', 'inspect', 'web')) as Record<string, unknown>[];
