@@ -77,7 +77,14 @@ const token = 'bench-kernel-token';
  * unhealthy (then healthy) and nft is polled until the task's slot is gone (back). The figure
  * includes the poll (an `nft list` every few milliseconds).
  */
-async function changeLatency(node: string, api: string, addr: string): Promise<void> {
+/** Sum and count of meshd's nft transaction times (`meshd_kernel_update_seconds`). */
+async function updateSeconds(metrics: string): Promise<{ sum: number; count: number }> {
+  const text = await (await fetch(`${metrics}/metrics`)).text();
+  const read = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return { sum: read('meshd_kernel_update_seconds_sum'), count: read('meshd_kernel_update_seconds_count') };
+}
+
+async function changeLatency(node: string, api: string, metrics: string, addr: string): Promise<void> {
   const ctl = (...args: string[]) =>
     execFileP(process.execPath, [
       join(root, 'dist/src/bin/meshctl.js'),
@@ -97,6 +104,8 @@ async function changeLatency(node: string, api: string, addr: string): Promise<v
       `${addr} . 80`,
     );
   const samples: number[] = [];
+  const polls: number[] = [];
+  const u0 = await updateSeconds(metrics);
   for (let i = 0; i < 20; i++) {
     const state = i % 2 === 0 ? 'unhealthy' : 'healthy';
     const t0 = performance.now();
@@ -106,12 +115,20 @@ async function changeLatency(node: string, api: string, addr: string): Promise<v
       body: JSON.stringify({ reportedHealth: state }),
     });
     if (!res.ok) throw new Error(`health change: ${res.status} ${await res.text()}`);
-    while ((await holds()) !== (state === 'healthy')) await sleep(2);
+    for (;;) {
+      const p0 = performance.now();
+      const done = (await holds()) === (state === 'healthy');
+      polls.push(performance.now() - p0);
+      if (done) break;
+    }
     samples.push(performance.now() - t0);
   }
+  const u1 = await updateSeconds(metrics);
   samples.sort((a, b) => a - b);
   console.log(
-    `health change through the API to the kernel table (one API call, then nft polled): p50 ${median(samples).toFixed(0)} ms, max ${samples.at(-1)?.toFixed(0)} ms`,
+    `health change through the API to the kernel table: p50 ${median(samples).toFixed(0)} ms, max ${samples.at(-1)?.toFixed(0)} ms ` +
+      `(measured by polling nft, one poll ${median(polls).toFixed(0)} ms; meshd's nft transactions meanwhile: ` +
+      `${u1.count - u0.count}, mean ${(((u1.sum - u0.sum) / Math.max(1, u1.count - u0.count)) * 1000).toFixed(1)} ms)`,
   );
 }
 
@@ -214,7 +231,17 @@ declare:
     0,
     join(dir, 'kernel'),
     declare(8080, lab.subnet),
-    [...common, '--api-listen', `${nodeAddr}:0`, '--api-token', token, '--dataplane', 'kernel'],
+    [
+      ...common,
+      '--api-listen',
+      `${nodeAddr}:0`,
+      '--metrics-listen',
+      `${nodeAddr}:0`,
+      '--api-token',
+      token,
+      '--dataplane',
+      'kernel',
+    ],
     node,
   );
   // The userspace mesh in the same namespace, its own one-node cluster, on another port.
@@ -282,7 +309,7 @@ declare:
       `  ${test.padEnd(15)} ${paths.map((p) => `${p} ${m(p).toFixed(3)}`).join('  ')}   kernel/haproxy ${(m('kernel') / m('haproxy')).toFixed(2)}x  kernel/direct ${(m('kernel') / m('direct')).toFixed(2)}x`,
     );
   }
-  await changeLatency(node, `http://${kernel.ready.api}`, t2);
+  await changeLatency(node, `http://${kernel.ready.api}`, `http://${kernel.ready.metrics}`, t2);
   // The table at scale, in a namespace of its own so the machine's nftables stay untouched.
   await new Promise<void>((resolve, reject) => {
     const child = spawn(
