@@ -7,11 +7,10 @@ import type { Settings } from './config/settings.js';
 import { type RunningDns, startDns } from './dns/setup.js';
 import { DnsIndex } from './dns/zone.js';
 import { Prober } from './health/prober.js';
-import { type Logger, logger } from './log.js';
+import { logger } from './log.js';
 import { DataPlaneServer } from './mesh/data-plane.js';
 import { DataPlaneMetrics } from './mesh/data-plane-metrics.js';
-import { KernelPlane } from './mesh/kernel/kernel-plane.js';
-import { kernelUnavailable } from './mesh/kernel/nft.js';
+import { startKernelPlane } from './mesh/kernel/setup.js';
 import { Mesh } from './mesh/mesh.js';
 import { isOwnListener, ownListeners } from './mesh/own-ports.js';
 import { Tunnels } from './mesh/tunnels.js';
@@ -358,25 +357,9 @@ export class Daemon {
     return formatHostPort({ host: a.address, port: a.port });
   }
 
-  /**
-   * The kernel data plane when it is wanted and possible: `kernel` insists (a start without nft or
-   * CAP_NET_ADMIN is an error), `auto` says once why it serves everything in userspace.
-   */
-  private async startKernel(log: Logger): Promise<KernelPlane> {
-    const mode = this.settings.mesh.dataplane;
-    if (mode === 'userspace')
-      return new KernelPlane(this.settings.mesh, this.registry, log, 'the data plane is set to userspace');
-    const unavailable = await kernelUnavailable();
-    if (unavailable && mode === 'kernel')
-      throw new MeshError('failed_precondition', `--dataplane kernel: ${unavailable}`);
-    if (unavailable)
-      log.info('kernel data plane unavailable; every port is served in userspace', { reason: unavailable });
-    return new KernelPlane(this.settings.mesh, this.registry, log, unavailable);
-  }
-
   private async startMesh(): Promise<void> {
     const meshLog = logger('mesh');
-    const kernel = await this.startKernel(meshLog);
+    const kernel = await startKernelPlane(this.settings.mesh, this.registry, meshLog);
     const secure = () => this.secureContext;
     const tunnels = new Tunnels(secure, this.dataPlaneMetrics);
     this.closers.push(() => tunnels.closeAll());
