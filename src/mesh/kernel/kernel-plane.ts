@@ -259,12 +259,15 @@ export class KernelPlane {
   private forgetDeparted(before: ReadonlyMap<string, KernelEntry>): void {
     const still = new Set<string>();
     for (const e of this.state.entries()) for (const t of e.targets) still.add(t.addr);
-    const drainOf = new Map<string, number>();
+    const drainOf = new Map<string, { drainMs: number; udp: boolean }>();
     for (const e of before.values())
-      for (const t of e.targets)
-        if (!still.has(t.addr)) drainOf.set(t.addr, Math.max(drainOf.get(t.addr) ?? 0, e.drainMs));
-    for (const [addr, drainMs] of drainOf) {
-      void forgetFlows('udp', addr);
+      for (const t of e.targets) {
+        if (still.has(t.addr)) continue;
+        const d = drainOf.get(t.addr) ?? { drainMs: 0, udp: false };
+        drainOf.set(t.addr, { drainMs: Math.max(d.drainMs, e.drainMs), udp: d.udp || e.proto !== 'tcp' });
+      }
+    for (const [addr, { drainMs, udp }] of drainOf) {
+      if (udp) void forgetFlows('udp', addr);
       const timer = setTimeout(() => {
         if (!this.closed && !this.sendsTo(addr)) void forgetFlows('tcp', addr);
       }, drainMs);
