@@ -221,7 +221,8 @@ export class KernelPlane {
     for (const e of this.state.entries()) if (keys.has(e.key)) before.set(e.key, e);
     // Nothing for the kernel: no tables at all (a table left by an earlier run goes), so a node
     // whose ports all stay in userspace (the sample services on loopback) changes nothing here.
-    const empty = this.rebuild && this.wanted.size === 0;
+    const empty = this.wanted.size === 0 && (this.rebuild || !this.present);
+    if (empty && !this.rebuild) return;
     const plan = empty
       ? undefined
       : this.rebuild || !this.present
