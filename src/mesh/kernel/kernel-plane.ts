@@ -140,6 +140,16 @@ export class KernelPlane {
       return specs;
     }
     const forced = this.unavailable;
+    if (forced) {
+      // Everything stays in userspace: say so per port, and build nothing for the kernel.
+      const planes = specs.map((spec) => ({
+        port: spec.kind === 'vip' ? spec.host : `${spec.port}/${spec.proto}`,
+        plane: 'userspace' as const,
+        reason: forced,
+      }));
+      this.planes.set(serviceId, [...new Map(planes.map((p) => [p.port, p])).values()]);
+      return specs;
+    }
     const vips: ListenerSpec[] = [];
     if (svc.endpointMode === 'vip')
       for (const att of svc.networks) {

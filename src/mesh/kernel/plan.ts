@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import type { LbPolicy } from '../../model/types.js';
 import type { Endpoint } from '../endpoint.js';
@@ -38,11 +37,6 @@ export interface KernelEntry {
   readonly drainMs: number;
   /** Tasks to send new connections to; empty: new connections are refused. */
   readonly targets: readonly KernelTarget[];
-}
-
-/** A short stable name for an nft object (chain names must stay short and free of odd characters). */
-export function objectName(prefix: string, key: string): string {
-  return `${prefix}-${createHash('sha1').update(key).digest('hex').slice(0, 12)}`;
 }
 
 const wildcard = new Set(['0.0.0.0', '::', '']);
