@@ -112,10 +112,14 @@ async function changeLatency(node: string, api: string, metrics: string, addr: s
     addresses: { address: string }[];
   }[];
   const task = tasks.find((t) => t.addresses.some((a) => a.address === addr))?.name as string;
-  const holds = async () =>
-    (await execFileP('ip', ['netns', 'exec', node, 'nft', 'list', 'table', 'ip', 'meshd'])).stdout.includes(
-      `${addr} . 80`,
-    );
+  // Poll only the slot map of the published port (its rule names it): listing the whole table
+  // would hold nftables' lock long enough to slow down the very transaction being measured.
+  const nft = async (...args: string[]) =>
+    (await execFileP('ip', ['netns', 'exec', node, 'nft', ...args])).stdout;
+  const ports = await nft('list', 'map', 'ip', 'meshd', 'ports');
+  const chain = /tcp \. 8080 : goto (\S+)/.exec(ports)?.[1] as string;
+  const map = /map @(\w+)/.exec(await nft('list', 'chain', 'ip', 'meshd', chain))?.[1] as string;
+  const holds = async () => (await nft('list', 'map', 'ip', 'meshd', map)).includes(`${addr} . 80`);
   const samples: number[] = [];
   const polls: number[] = [];
   const u0 = await updateSeconds(metrics);
