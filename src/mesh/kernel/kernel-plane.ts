@@ -160,7 +160,7 @@ export class KernelPlane {
       }
     const reasons = new Map<ListenerSpec, string | undefined>();
     const reason = (spec: ListenerSpec) => {
-      if (!reasons.has(spec)) reasons.set(spec, forced ?? userspaceReason(spec));
+      if (!reasons.has(spec)) reasons.set(spec, userspaceReason(spec));
       return reasons.get(spec);
     };
     const publish = specs.filter((s) => s.kind === 'publish');
@@ -203,8 +203,6 @@ export class KernelPlane {
 
   /** One log line when a port's plane (or the reason for userspace) changes. */
   private note(service: string, before: readonly PortPlane[] | undefined, after: readonly PortPlane[]): void {
-    // Without the kernel plane at all, the one line at start said why; nothing per port.
-    if (this.unavailable) return;
     const was = new Map((before ?? []).map((p) => [p.port, p]));
     for (const p of after) {
       const old = was.get(p.port);
