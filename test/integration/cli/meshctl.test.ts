@@ -12,6 +12,39 @@ describe('meshctl against a real meshd', () => {
     await m?.stop();
   });
 
+  /**
+   * What a test builds on, made here when it runs alone (`-t`); when the tests run in order the
+   * earlier ones made it already, the same way.
+   */
+  async function given(what: 'front' | 'web'): Promise<void> {
+    const has = async (kind: string, name: string) =>
+      (JSON.parse(await m.ctl(kind, 'ls', '--format', 'json')) as { name: string }[]).some(
+        (x) => x.name === name,
+      );
+    if (!(await has('network', 'front')))
+      await m.ctl(
+        'network',
+        'create',
+        '--attachable',
+        '--subnet',
+        '10.11.0.0/16',
+        '--gateway',
+        '10.11.0.2',
+        'front',
+      );
+    if (what === 'web' && !(await has('service', 'web')))
+      await m.ctl(
+        'service',
+        'create',
+        '--name',
+        'web',
+        '--network',
+        'name=front,alias=www',
+        '--health-type',
+        'http',
+      );
+  }
+
   it('serves /health and /ready', async () => {
     expect(await (await fetch(`${m.api}/health`)).json()).toEqual({ status: 'ok' });
     const ready = await fetch(`${m.api}/ready`);
@@ -67,6 +100,7 @@ describe('meshctl against a real meshd', () => {
   });
 
   it('creates, updates, lists, inspects and removes services', async () => {
+    await given('front');
     // Published ports bind 0.0.0.0: free ones picked for this run, never fixed numbers.
     const [tcpPort, udpPort] = [await freePort('0.0.0.0'), await freePort('0.0.0.0')];
     await m.ctl(
@@ -173,6 +207,7 @@ describe('meshctl against a real meshd', () => {
   });
 
   it('adds, lists and removes tasks; service ps shows them', async () => {
+    await given('web');
     const t1 = (await m.ctl('task', 'add', 'web')).trim();
     await m.ctl('task', 'add', 'web', '--ip', '10.11.0.50', '--name', 'web-custom');
     await expect(m.ctl('task', 'add', 'web', '--ip', '10.11.0.50')).rejects.toThrow(
@@ -197,6 +232,7 @@ describe('meshctl against a real meshd', () => {
   });
 
   it('attaches and detaches containers', async () => {
+    await given('front');
     await m.ctl('container', 'attach', 'front', '--name', 'redis', '--alias', 'cache', '--ip', '10.11.0.77');
     const ls = await m.ctl('container', 'ls');
     expect(ls).toMatch(/redis\s+cache\s+10\.11\.0\.77/);
@@ -232,6 +268,7 @@ describe('meshctl against a real meshd', () => {
   });
 
   it('returns JSON errors with a code and status from the API', async () => {
+    await given('web');
     const res = await fetch(`${m.api}/services/create`, { method: 'POST', body: '{"name": 5}' });
     expect(res.status).toBe(400);
     expect(await res.json()).toEqual({ message: 'name: must be a string', code: 'invalid_argument' });
