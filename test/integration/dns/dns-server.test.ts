@@ -123,6 +123,10 @@ describe('DNS server with real clients', () => {
   });
 
   it('exports DNS metrics', async () => {
+    // The traffic each series counts, so the test holds alone (`-t`) as well as after the others.
+    await dig(m.dns, 'web');
+    await dig(m.dns, 'ext.example');
+    await dig(m.dns, '+ignore', '+noedns', 'tasks.big');
     const text = await (await fetch(`http://${m.metrics}/metrics`)).text();
     expect(text).toMatch(
       /meshd_dns_requests_total\{proto="udp",qtype="A",rcode="NOERROR",source="local"\} \d+/,
