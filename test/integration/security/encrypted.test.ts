@@ -130,9 +130,16 @@ async function serviceOnB(name: string, net: string, subnet: string, opts: strin
   return port;
 }
 
+/** The encrypted network `secnet` with `vault` on B: made once, by whichever test needs it first (so each runs alone too). */
+let vault: Promise<number> | undefined;
+const givenVault = () => {
+  vault ??= serviceOnB('vault', 'secnet', '127.241', ['--opt', 'encrypted']);
+  return vault;
+};
+
 describe('encrypted overlay networks', () => {
   it("never puts a network's traffic between nodes on the wire in clear (a clear probe through the tap shows it would)", async () => {
-    const enc = await serviceOnB('vault', 'secnet', '127.241', ['--opt', 'encrypted']);
+    const enc = await givenVault();
     const plain = await serviceOnB('open', 'plainnet', '127.242', []);
     wire.length = 0;
     const marker = `MARKER-${Math.random().toString(36).slice(2)}`;
@@ -165,6 +172,7 @@ describe('encrypted overlay networks', () => {
   });
 
   it('carries UDP flows of an encrypted network through the tunnel too', async () => {
+    await givenVault();
     const port = await freePort('127.0.51.1');
     await a.ctl('service', 'create', '--name', 'usec', '--network', 'secnet', '-p', `${port}:5300/udp`);
     const echo = await udpEcho('far', '127.241.0.20', 5300);
@@ -195,6 +203,7 @@ describe('encrypted overlay networks', () => {
   });
 
   it('forwards half-close through the tunnel: the client FIN reaches the task, which still answers', async () => {
+    await givenVault();
     const port = await freePort('127.0.51.1');
     await a.ctl('service', 'create', '--name', 'halfsec', '--network', 'secnet', '-p', `${port}:7000`);
     const server = await echoAfterFin('127.241.0.30', 7000);
@@ -217,6 +226,7 @@ describe('encrypted overlay networks', () => {
   });
 
   it('refuses a certificate from another CA, an expired one, and one of a removed node', async () => {
+    await givenVault();
     const dial = (cert: string, key: string, ca: string) =>
       new Promise<string>((resolve) => {
         // The data plane's own opening: one STARTTLS byte, its go-ahead, then TLS on the socket.
@@ -338,6 +348,7 @@ describe('encrypted overlay networks', () => {
   });
 
   it('rotates certificates under traffic without a failed request', async () => {
+    await givenVault();
     const [svc] = JSON.parse(await a.ctl('service', 'inspect', 'vault')) as {
       ports: { published: number }[];
     }[];
