@@ -1,4 +1,5 @@
 import type { Contributions } from './contributions.js';
+import type { TaskNames } from './task-names.js';
 import type { NameRecords, NetworkZone, SrvTarget } from './view.js';
 
 /** One zone's names and SRV records, merged from what each service and container contributes. */
@@ -6,6 +7,8 @@ export interface ZoneParts {
   readonly zone: NetworkZone;
   readonly names: Contributions<NameRecords, NameRecords>;
   readonly srv: Contributions<readonly SrvTarget[], readonly SrvTarget[]>;
+  /** Names answered from services' tasks in rotation. */
+  readonly tasks: TaskNames;
 }
 
 /** What an owner contributed, flat as [target, key, target, key, ...]: one array per owner. */

@@ -23,6 +23,11 @@ export interface NameLookup {
   get(name: string): NameRecords | undefined;
 }
 
+export interface SrvLookup {
+  get(name: string): readonly SrvTarget[] | undefined;
+  has(name: string): boolean;
+}
+
 /** Every name one network answers. */
 export interface NetworkZone {
   readonly id: string;
@@ -30,7 +35,7 @@ export interface NetworkZone {
   readonly internal: boolean;
   readonly subnet: Cidr;
   readonly names: NameLookup;
-  readonly srv: ReadonlyMap<string, readonly SrvTarget[]>;
+  readonly srv: SrvLookup;
 }
 
 /** What the DNS answers from: updated from each snapshot change, read by every query. */

@@ -12,7 +12,8 @@ import {
   type Retractable,
   type ZoneParts,
 } from './fragment.js';
-import type { DnsView, NameRecords, NetworkZone, PtrRecord, SrvTarget } from './view.js';
+import { TaskNames } from './task-names.js';
+import type { DnsView, NameRecords, NetworkZone, PtrRecord } from './view.js';
 
 /**
  * The DNS view, kept up to date from snapshot changes: each service, container and task
@@ -50,7 +51,11 @@ export class DnsIndex implements DnsView {
     if (change.full) this.reset(state);
     for (const t of change.previousTasks) this.dropTask(t);
     for (const s of change.removedServices) this.dropService(s);
-    for (const id of change.services) this.service(snap, id);
+    for (const id of change.services) {
+      if (change.full || change.specs.has(id)) this.service(snap, id);
+      // Only its tasks changed: what they answer is made again at the next query.
+      else for (const z of this.parts.values()) z.tasks.invalidate(id);
+    }
     for (const s of change.removedServices) this.service(snap, s.id);
     for (const id of change.containers) this.container(state.containers.get(id), id);
     for (const id of change.full ? state.tasks.keys() : change.tasks) {
@@ -71,21 +76,22 @@ export class DnsIndex implements DnsView {
     for (const n of state.networks.values()) {
       this.subnets.push({ id: n.id, cidr: parseCidr(n.subnet) });
       if (n.ingress) continue;
-      const merged = new Map<string, NameRecords>();
+      const presence = (key: string, present: boolean) => this.count(key, present);
+      const names = new Contributions(mergeNames, presence);
+      const srv = new Contributions(mergeSrv, presence);
+      const tasks = new TaskNames(n.id, (name) => this.fqdn(name), presence);
       const zone: NetworkZone = {
         id: n.id,
         name: n.name.toLowerCase(),
         internal: n.internal,
         subnet: parseCidr(n.subnet),
-        names: { get: (name) => merged.get(name) ?? this.taskRecords(n.id, name) },
-        srv: new Map(),
+        names: { get: (name) => this.nameRecords(names, tasks, name) ?? this.taskRecords(n.id, name) },
+        srv: {
+          get: (name) => srv.get(name) ?? (this.snap && tasks.srvTargets(this.snap, name)),
+          has: (name) => srv.has(name) || tasks.hasSrv(name),
+        },
       };
-      const presence = (key: string, present: boolean) => this.count(key, present);
-      this.parts.set(n.id, {
-        zone,
-        names: new Contributions(merged, mergeNames, presence),
-        srv: new Contributions(zone.srv as Map<string, readonly SrvTarget[]>, mergeSrv, presence),
-      });
+      this.parts.set(n.id, { zone, names, srv, tasks });
     }
     this.zones = [...this.parts.values()].map((p) => p.zone);
     this.zoneByName = new Map(this.zones.map((z) => [z.name, z]));
@@ -170,19 +176,16 @@ export class DnsIndex implements DnsView {
     return z && { target: `${e.name}.${z.zone.name}`, network: z.zone.id };
   }
 
-  /** A service's records: its names and VIPs, its tasks in rotation, and SRV. */
+  /**
+   * A service's records: its names with their VIPs, SRV for its VIPs, and what its tasks answer
+   * under (`tasks.NAME`, and in dnsrr mode `NAME` and SRV per task), made at query time.
+   */
   private service(snap: Snapshot, id: string): void {
     const f = new Fragment();
+    for (const z of this.parts.values()) z.tasks.dropService(id);
     const svc = snap.state.services.get(id);
     if (svc) {
-      const tasks: Task[] = [];
-      for (const t of snap.tasksOf(id)) if (snap.up.has(t.id)) tasks.push(t);
-      const fqdn = (name: string) => (this.domain ? `${name}.${this.domain}.` : `${name}.`);
-      const ports = [
-        ...svc.ports.map((p) => ({ key: p.target, proto: p.protocol, target: p.target })),
-        ...svc.ports.map((p) => ({ key: p.published, proto: p.protocol, target: p.target })),
-        ...svc.expose.map((p) => ({ key: p, proto: 'tcp' as const, target: p })),
-      ];
+      const dnsrr = svc.endpointMode === 'dnsrr';
       for (const att of svc.networks) {
         const z = this.parts.get(att.network);
         if (att.vip) this.endpoints.set(att.vip, svc);
@@ -192,37 +195,42 @@ export class DnsIndex implements DnsView {
           f.name(z, name, att.vip);
           f.name(z, `tasks.${name}`);
         }
-        const srvSeen = new Set<string>();
-        for (const t of tasks) {
-          const addr = t.addresses.find((a) => a.network === att.network)?.address;
-          if (!addr) continue;
-          for (const name of names) {
-            f.name(z, `tasks.${name}`, addr);
-            if (svc.endpointMode === 'dnsrr') f.name(z, name, addr);
-          }
-          if (svc.endpointMode !== 'dnsrr') continue;
-          for (const p of ports) {
-            const key = `_${p.key}._${p.proto}.${svc.name}|${t.id}`;
-            if (srvSeen.has(key)) continue;
-            srvSeen.add(key);
-            f.addSrv(z, `_${p.key}._${p.proto}.${svc.name}`, {
-              target: fqdn(t.name),
-              port: p.target,
-              address: addr,
-            });
-          }
+        const srv = new Map<string, number>();
+        for (const p of servicePorts(svc)) {
+          const key = `_${p.key}._${p.proto}.${svc.name}`.toLowerCase();
+          if (!srv.has(key)) srv.set(key, p.target);
         }
-        if (att.vip) {
-          for (const p of ports) {
-            const key = `_${p.key}._${p.proto}.${svc.name}`;
-            if (srvSeen.has(key)) continue;
-            srvSeen.add(key);
-            f.addSrv(z, key, { target: fqdn(svc.name), port: p.target, address: att.vip });
-          }
+        if (dnsrr) {
+          z.tasks.setService(id, {
+            names: names.flatMap((n) => [`tasks.${n}`, n].map((x) => x.toLowerCase())),
+            srv: [...srv].map(([name, port]) => ({ name, port })),
+          });
+        } else {
+          z.tasks.setService(id, { names: names.map((n) => `tasks.${n}`.toLowerCase()), srv: [] });
+          if (att.vip)
+            for (const [key, port] of srv)
+              f.addSrv(z, key, { target: this.fqdn(svc.name), port, address: att.vip });
         }
       }
     }
     this.commit(`s:${id}`, f);
+  }
+
+  /** A name's records on one zone: what owners contribute and what tasks in rotation add. */
+  private nameRecords(
+    names: Contributions<NameRecords, NameRecords>,
+    tasks: TaskNames,
+    name: string,
+  ): NameRecords | undefined {
+    const own = names.get(name);
+    const fromTasks = this.snap && tasks.records(this.snap, name);
+    if (!fromTasks) return own;
+    if (!own || (own.v4.length === 0 && own.v6.length === 0)) return fromTasks;
+    return mergeNames([own, fromTasks]);
+  }
+
+  private fqdn(name: string): string {
+    return this.domain ? `${name}.${this.domain}.` : `${name}.`;
   }
 
   private container(c: Container | undefined, id: string): void {
@@ -283,6 +291,15 @@ export class DnsIndex implements DnsView {
     if (entries.length > 0) this.fragments.set(owner, entries);
     else this.fragments.delete(owner);
   }
+}
+
+/** The SRV ports of a service: by target and by published port, and what it exposes. */
+function servicePorts(svc: Service): { key: number; proto: string; target: number }[] {
+  return [
+    ...svc.ports.map((p) => ({ key: p.target, proto: p.protocol, target: p.target })),
+    ...svc.ports.map((p) => ({ key: p.published, proto: p.protocol, target: p.target })),
+    ...svc.expose.map((p) => ({ key: p, proto: 'tcp', target: p })),
+  ];
 }
 
 /** A name as the index keys it; the same string when it is already lower case. */

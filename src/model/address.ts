@@ -10,11 +10,28 @@ export interface Cidr {
   readonly last: bigint;
 }
 
+/**
+ * Parsed subnets, by their text: every address allocation and scope check parses a network's
+ * subnet, and a cluster has few. Bounded all the same (the text can come from a request).
+ */
+const parsedCidrs = new Map<string, Cidr>();
+const parsedCidrsMax = 4096;
+
 /** Parses `10.0.0.0/24` or `fd00::/64`; host bits must be zero, as Docker requires. */
 export function parseCidr(text: string): Cidr {
+  const known = parsedCidrs.get(text);
+  if (known) return known;
+  const cidr = parseCidrText(text);
+  if (parsedCidrs.size >= parsedCidrsMax) parsedCidrs.clear();
+  parsedCidrs.set(text, cidr);
+  return cidr;
+}
+
+function parseCidrText(text: string): Cidr {
   let parsed: [ipaddr.IPv4 | ipaddr.IPv6, number];
   try {
-    parsed = ipaddr.parseCIDR(text);
+    // ipaddr's own parseCIDR tries v6 first and throws on every v4 block: slow, and v4 is common.
+    parsed = text.includes(':') ? ipaddr.IPv6.parseCIDR(text) : ipaddr.IPv4.parseCIDR(text);
   } catch {
     throw invalid(`invalid subnet ${text}: not a CIDR block`);
   }

@@ -2,6 +2,7 @@ import { type ClaimIndex, claimsOf } from '../model/claims.js';
 import type { Change, ClusterState, Kind } from '../model/cluster-state.js';
 import { MeshError } from '../model/errors.js';
 import type { Compare, LeaseId, Op, Store } from '../store/store.js';
+import { GroupCommit } from './group-commit.js';
 import { claimKey, keyOf } from './keys.js';
 import type { Mirror } from './mirror.js';
 
@@ -35,12 +36,15 @@ export class Controller {
   lease: LeaseId = '';
   private storeUp = true;
   private storeReason = '';
+  private readonly commits: GroupCommit;
 
   constructor(
     private readonly store: Store,
     private readonly mirror: Mirror,
     private readonly prefix: string,
-  ) {}
+  ) {
+    this.commits = new GroupCommit(store);
+  }
 
   get state(): ClusterState {
     return this.mirror.state;
@@ -61,6 +65,8 @@ export class Controller {
       );
     }
     let fence: { key: string; revision: number } | undefined;
+    // After a batch it shared failed, a write goes alone: only its own conflict can fail it then.
+    let solo = false;
     try {
       for (let attempt = 1; ; attempt++) {
         const change = operation(this.mirror.state);
@@ -75,7 +81,7 @@ export class Controller {
         const claims = this.mirror.state.claims as ClaimIndex;
         claims.hold(plan.taken);
         try {
-          const result = await this.store.txn(plan.compares, plan.ops);
+          const result = await this.commits.submit(plan.compares, plan.ops, solo);
           // Caught up before the claims stop counting as in flight: they are visible by then.
           await this.mirror.waitFor(result.revision, result.succeeded ? 5000 : 2000);
           if (result.succeeded) {
@@ -84,6 +90,10 @@ export class Controller {
           }
           if (attempt >= maxAttempts) {
             throw new MeshError('conflict', 'the cluster state kept changing during this update; try again');
+          }
+          if (result.shared) {
+            solo = true;
+            continue;
           }
           await this.dropStaleClaims(plan.taken, result.revision);
         } finally {

@@ -143,4 +143,33 @@ describe('controller', () => {
     await Promise.all([early, late]);
     expect(a.mirror.state.nodes.get('n1')?.apiListen).toBe('127.0.0.1:2377');
   });
+
+  it("lands writes whose shared transaction failed on another write's conflict (group commit)", async () => {
+    const { store, a } = await twoNodes();
+    const failed: string[][] = [];
+    const txn = store.txn.bind(store);
+    store.txn = async (compares, ops) => {
+      const r = await txn(compares, ops);
+      if (!r.succeeded) failed.push(ops.map((o) => o.key));
+      return r;
+    };
+    const web = [...a.mirror.state.services.values()][0];
+    // Two registrations leave at once; the rest wait and share a transaction with the conflicting write.
+    const writes = Array.from({ length: 12 }, () => a.controller.apply(task('n1')));
+    let tries = 0;
+    // A write that conflicts on its first try (it expects a version the service never had).
+    const conflicting = a.controller.apply((s) => {
+      const c = createNetwork(
+        s,
+        readNetworkSpec(Fields.of({ name: 'other', subnet: '10.30.0.0/16' }, '')),
+        now,
+      );
+      return tries++ === 0 ? { ...c, expect: [{ kind: 'services', id: web?.id ?? '', version: 1 }] } : c;
+    });
+    await Promise.all([conflicting, ...writes]);
+    // The conflict failed a transaction that carried other writes too; each of them then landed alone.
+    expect(failed.some((keys) => keys.some((k) => k.includes('/tasks/')))).toBe(true);
+    expect([...a.mirror.state.tasks.values()]).toHaveLength(12);
+    expect([...a.mirror.state.networks.values()].map((n) => n.name)).toContain('other');
+  });
 });
