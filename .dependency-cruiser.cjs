@@ -1,14 +1,14 @@
 // The dependency direction of meshd's folders, checked by `npm test` (depcruise): each layer may
 // import only the layers before it, and the subsystems of one layer do not import each other.
-//   (model | wire) <- config <- store <- state <- (security | metrics | sample) <- (dns | mesh | health)
+//   (model | wire | host) <- config <- store <- state <- (security | metrics | sample) <- (dns | mesh | health | overlay)
 //   <- (api | provider) <- (daemon | cli) <- bin
 const layers = [
-  ['model', 'wire', 'log.ts', 'version.ts', 'last-resort.ts'],
+  ['model', 'wire', 'host', 'log.ts', 'version.ts', 'last-resort.ts'],
   ['config'],
   ['store'],
   ['state'],
   ['security', 'metrics', 'sample'],
-  ['dns', 'mesh', 'health'],
+  ['dns', 'mesh', 'health', 'overlay'],
   ['api', 'provider'],
   ['daemon.ts', 'cli'],
   ['bin'],

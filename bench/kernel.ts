@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runNft } from '../src/mesh/kernel/nft.js';
+import { runNft } from '../src/host/commands.js';
 import type { KernelEntry } from '../src/mesh/kernel/plan.js';
 import { TableState } from '../src/mesh/kernel/table-state.js';
 import { createKernelLab, type KernelLab } from '../test/helpers/kernel-lab.js';

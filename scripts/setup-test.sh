@@ -19,6 +19,7 @@ check nft nftables
 check conntrack conntrack
 check iperf3 iperf3
 check curl curl
+check ping iputils-ping
 check ip iproute2
 check prometheus prometheus
 check promtool prometheus

@@ -18,6 +18,7 @@ import { createRegistry } from './metrics/registry.js';
 import { MetricsServer } from './metrics/server.js';
 import { MeshError, messageOf } from './model/errors.js';
 import { deregisterNode, recordJoin } from './model/node.js';
+import { startOverlay } from './overlay/setup.js';
 import type { DockerProvider } from './provider/provider.js';
 import { startWorkloads } from './provider/setup.js';
 import { initClusterSecurely } from './security/bootstrap.js';
@@ -390,6 +391,11 @@ export class Daemon {
     const prober = this.prober;
     this.snapshots.subscribe({ name: 'health', apply: (snap, change) => prober.update(snap, change) });
     this.snapshots.subscribe({ name: 'mesh', apply: (snap, change) => mesh.update(snap, change) });
+    const overlay = await startOverlay(this.settings, this.nodeId, logger('overlay'));
+    if (overlay) {
+      this.closers.push(() => overlay.close(this.settings.mesh.kernelStateOnStop === 'remove'));
+      this.snapshots.subscribe({ name: 'overlay', apply: (snap, change) => overlay.update(snap, change) });
+    }
   }
 
   /** This node's own listeners, recomputed only when what it bound changes (not per endpoint). */

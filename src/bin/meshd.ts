@@ -5,6 +5,7 @@ import { installLastResort } from '../last-resort.js';
 import { logger, setLogLevel } from '../log.js';
 import { removeTables } from '../mesh/kernel/nft.js';
 import { messageOf } from '../model/errors.js';
+import { removeOverlay } from '../overlay/fabric.js';
 import { meshdVersion } from '../version.js';
 
 const log = logger('meshd');
@@ -28,6 +29,9 @@ async function main(): Promise<void> {
           ? `removed nftables tables: ${removed.join(', ')}\n`
           : 'no meshd nftables tables\n',
       );
+      const overlay = await removeOverlay();
+      if (overlay.length > 0)
+        process.stdout.write(`removed overlay devices and tables: ${overlay.join(', ')}\n`);
       return;
     }
     installLastResort();

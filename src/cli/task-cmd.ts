@@ -34,10 +34,12 @@ const add: Command = async (ctx, argv) => {
     '--name': 'string',
     '--health': 'string',
     '--label': 'list',
+    '--netns': 'string',
   });
   const service = a.positional[0];
   if (!service || a.positional.length > 1)
-    throw new UsageError('usage: meshctl task add SERVICE [--node N] [--ip IP]... [--name N]');
+    throw new UsageError('usage: meshctl task add SERVICE [--node N] [--ip IP]... [--name N] [--netns PATH]');
+  const netns = flag(a, '--netns');
   const r = await ctx.api.call<{ id: string }>('POST', '/tasks/create', {
     service,
     node: flag(a, '--node'),
@@ -45,6 +47,8 @@ const add: Command = async (ctx, argv) => {
     ips: flagList(a, '--ip'),
     reportedHealth: flag(a, '--health') ?? 'none',
     labels: keyValues(flagList(a, '--label')),
+    // A name as `ip netns` makes it, or a path (/proc/PID/ns/net): the node opens it as a path.
+    ...(netns ? { netns: netns.startsWith('/') ? netns : `/run/netns/${netns}` } : {}),
   });
   ctx.out(`${r.id}\n`);
 };

@@ -42,7 +42,7 @@ export const verbUsage: Readonly<Record<string, Readonly<Record<string, string>>
     ps: 'usage: meshctl service ps SERVICE [--format json]   (ROUTE: how this node reaches each task)',
   },
   task: {
-    add: 'usage: meshctl task add SERVICE [--node N] [--ip IP]... [--name N]',
+    add: 'usage: meshctl task add SERVICE [--node N] [--ip IP]... [--name N] [--netns PATH]',
     rm: 'usage: meshctl task rm TASK [TASK...]   (TASK: an id, a name, or SERVICE.SLOT such as web.2)',
     ls: 'usage: meshctl task ls [--service SERVICE] [--format json]',
     health: 'usage: meshctl task health TASK none|starting|healthy|unhealthy',

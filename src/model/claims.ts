@@ -28,6 +28,7 @@ export function claimsOf(kind: Kind, value: object | undefined): string[] {
 export const addressClaim = (network: string, address: string): string => `addr/${network}/${address}`;
 export const nameClaim = (kind: 'services' | 'tasks' | 'containers' | 'networks', name: string): string =>
   `name/${kind}/${name}`;
+export const vniClaim = (vni: number): string => `vni/${vni}`;
 export const slotClaim = (service: string, slot: number): string => `slot/${service}/${slot}`;
 export const globalClaim = (service: string, node: string): string => `global/${service}/${node}`;
 /** A name answered on one network: service names, aliases and container names share it. */
@@ -66,6 +67,7 @@ function containerClaims(c: Container): string[] {
 function networkClaims(n: Network): string[] {
   const out = [nameClaim('networks', n.name), `subnet/${n.subnet}`];
   if (n.ingress) out.push('ingress');
+  if (n.vni) out.push(vniClaim(n.vni));
   return out;
 }
 

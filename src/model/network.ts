@@ -27,8 +27,8 @@ export interface NetworkSpec {
   readonly options: Record<string, string>;
 }
 
-/** Docker's default overlay MTU before VXLAN overhead. */
-const defaultMtu = 1500;
+/** The default overlay MTU: a 1,500-byte underlay less the 50 bytes VXLAN adds, as Docker sets it. */
+export const defaultMtu = 1450;
 
 export function readNetworkSpec(f: Fields): NetworkSpec {
   const driver = f.string('driver', 'overlay');
@@ -106,6 +106,7 @@ export function createNetwork(state: ClusterState, spec: NetworkSpec, now: strin
     internal: spec.internal,
     encrypted: 'encrypted' in spec.options,
     mtu,
+    vni: freeVni(state),
     labels: spec.labels,
     createdAt: now,
     updatedAt: now,
@@ -113,6 +114,18 @@ export function createNetwork(state: ClusterState, spec: NetworkSpec, now: strin
   const change = emptyChange();
   change.puts.push({ kind: 'networks', id, value: network });
   return change;
+}
+
+/** libnetwork's overlay VNIs start at 4096 (below are left for other uses); 2^24 - 1 is the last. */
+const firstVni = 4096;
+const lastVni = 0xffffff;
+
+/** The lowest VNI no network has: allocated once, stored with the network, claimed so it is unique. */
+export function freeVni(state: ClusterState): number {
+  const used = new Set<number>();
+  for (const n of state.networks.values()) if (n.vni) used.add(n.vni);
+  for (let vni = firstVni; vni <= lastVni; vni++) if (!used.has(vni)) return vni;
+  throw new MeshError('exhausted', 'no VXLAN network identifier is free');
 }
 
 /** Removes a network nobody uses; the ingress network only while no service publishes through it. */

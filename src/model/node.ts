@@ -2,6 +2,7 @@ import { type Change, type ClusterState, emptyChange, lookup } from './cluster-s
 import { MeshError } from './errors.js';
 import { newId } from './ids.js';
 import { defaultGateway } from './ipam.js';
+import { defaultMtu, freeVni } from './network.js';
 import type { ClusterInfo, Network, Node, NodeHeartbeat } from './types.js';
 
 /** What a node says of itself when it starts or rejoins. */
@@ -77,7 +78,8 @@ export function initCluster(
     ingress: true,
     internal: false,
     encrypted: false,
-    mtu: 1500,
+    mtu: defaultMtu,
+    vni: freeVni(state),
     labels: {},
     createdAt: now,
     updatedAt: now,

@@ -24,6 +24,8 @@ export interface TaskSpec {
   readonly ips: readonly string[];
   readonly reportedHealth: ReportedHealth;
   readonly labels: Record<string, string>;
+  /** A network namespace on the task's node for meshd to join to the overlay. */
+  readonly netns?: string;
 }
 
 export function readTaskSpec(f: Fields): TaskSpec {
@@ -34,7 +36,10 @@ export function readTaskSpec(f: Fields): TaskSpec {
     ips: f.strings('ips'),
     reportedHealth: f.oneOf('reportedHealth', ['none', 'starting', 'healthy', 'unhealthy'], 'none'),
     labels: f.record('labels'),
+    netns: f.optionalString('netns'),
   };
+  if (spec.netns !== undefined && !spec.netns.startsWith('/'))
+    throw invalid(`netns must be an absolute path (as /run/netns/NAME or /proc/PID/ns/net): ${spec.netns}`);
   f.done();
   return spec;
 }
@@ -117,6 +122,7 @@ export function addTask(
     addresses: attachAddresses(state, taskNetworks(state, svc.id), spec.ips, `service ${svc.name}`),
     reportedHealth: spec.reportedHealth,
     labels: spec.labels,
+    ...(spec.netns ? { netns: spec.netns } : {}),
     createdAt: now,
     updatedAt: now,
   };

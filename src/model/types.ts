@@ -30,6 +30,8 @@ export interface Network extends Meta {
   readonly internal: boolean;
   readonly encrypted: boolean;
   readonly mtu: number;
+  /** The VXLAN network identifier of its overlay; networks made before VNIs have none (logical only). */
+  readonly vni?: number;
   readonly labels: Readonly<Record<string, string>>;
 }
 
@@ -99,6 +101,8 @@ export interface Task extends Meta {
   /** Health reported from outside meshd's probes (a container engine's HEALTHCHECK). */
   readonly reportedHealth: ReportedHealth;
   readonly labels: Readonly<Record<string, string>>;
+  /** The network namespace (a path on its node) meshd joins to the overlay: veths, addresses, routes. */
+  readonly netns?: string;
 }
 
 export interface Container extends Meta {

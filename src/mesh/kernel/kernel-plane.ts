@@ -1,12 +1,13 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Settings } from '../../config/settings.js';
+import { runNft } from '../../host/commands.js';
 import type { Logger } from '../../log.js';
 import { canonicalAddress } from '../../model/address.js';
 import { messageOf } from '../../model/errors.js';
 import type { Service } from '../../model/types.js';
 import type { Snapshot } from '../../state/snapshot.js';
 import { type ListenerSpec, type RouteOptions, vipRoute } from '../routes.js';
-import { conntrackCount, forgetFlows, readCounters, removeTables, runNft } from './nft.js';
+import { conntrackCount, forgetFlows, readCounters, removeTables } from './nft.js';
 import { entryChain } from './nft-script.js';
 import { type KernelEntry, kernelEntries, type Plane, userspaceReason } from './plan.js';
 import { TableState } from './table-state.js';

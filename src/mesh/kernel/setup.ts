@@ -1,9 +1,9 @@
 import type { Registry } from 'prom-client';
 import type { Settings } from '../../config/settings.js';
+import { kernelUnavailable } from '../../host/commands.js';
 import type { Logger } from '../../log.js';
 import { MeshError } from '../../model/errors.js';
 import { KernelPlane } from './kernel-plane.js';
-import { kernelUnavailable } from './nft.js';
 
 /**
  * The kernel data plane as `mesh.dataplane` asks: `kernel` insists (a start without nft or

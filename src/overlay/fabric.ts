@@ -1,0 +1,203 @@
+import { writeFile } from 'node:fs/promises';
+import { run, runNft } from '../host/commands.js';
+import type { Logger } from '../log.js';
+import type { Snapshot, SnapshotChange } from '../state/snapshot.js';
+import { overlayFilterScript, overlayTable } from './filter.js';
+import { type LocalEndpoint, type OverlayNetwork, overlayPlan, type RemoteEndpoint } from './plan.js';
+
+/** IANA's VXLAN port, which Docker, flannel and the kernel default to. */
+const vxlanPort = 4789;
+
+/**
+ * The overlay on this node, as libnetwork's overlay driver and flannel's VXLAN backend build it:
+ * per network a bridge holding the gateway and a VXLAN device (learning off, ARP answered from
+ * its own neighbour table), static FDB and neighbour entries for every endpoint on other nodes,
+ * and a veth into each local endpoint's namespace. Changes are applied in order, one at a time;
+ * a command that fails is logged and retried with the next change.
+ */
+export class OverlayFabric {
+  private applied = new Map<string, OverlayNetwork>();
+  private filter = '';
+  private chain: Promise<void> = Promise.resolve();
+  /** Services with an endpoint that joined through meshd: only their changes can move the overlay. */
+  private joinedServices = new Set<string>();
+
+  constructor(
+    private readonly self: string,
+    /** This node's datapath address: the VXLAN source. */
+    private readonly local: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** Applies a snapshot when its change can touch the overlay; resolves once applied. */
+  update(snap: Snapshot, change: SnapshotChange): Promise<void> {
+    if (!this.touches(snap, change)) return this.chain;
+    const plan = overlayPlan(snap.state, this.self);
+    this.joinedServices = new Set();
+    for (const t of snap.state.tasks.values()) if (t.netns) this.joinedServices.add(t.service);
+    this.chain = this.chain
+      .then(() => this.apply(plan))
+      .catch((err: unknown) => this.log.warn('overlay update failed', { error: String(err) }));
+    return this.chain;
+  }
+
+  private touches(snap: Snapshot, change: SnapshotChange): boolean {
+    if (change.full || change.nodes.size > 0) return true;
+    for (const t of change.previousTasks) if (t.netns) return true;
+    for (const id of change.tasks) if (snap.state.tasks.get(id)?.netns) return true;
+    for (const id of change.services) if (this.joinedServices.has(id)) return true;
+    return false;
+  }
+
+  /** The VNI and peers of each network built here, for `network inspect`. */
+  networks(): readonly OverlayNetwork[] {
+    return [...this.applied.values()];
+  }
+
+  private async apply(plan: readonly OverlayNetwork[]): Promise<void> {
+    const want = new Map(plan.map((n) => [n.id, n]));
+    for (const [id, old] of this.applied) if (!want.has(id)) await this.removeNetwork(old);
+    for (const n of plan) await this.applyNetwork(n, this.applied.get(n.id));
+    this.applied = want;
+    const filter = overlayFilterScript(plan);
+    if (filter !== this.filter) {
+      await runNft(
+        plan.length > 0 ? filter : `table inet ${overlayTable} {}\ndelete table inet ${overlayTable}\n`,
+      );
+      this.filter = filter;
+    }
+    // The way out is routed through the node: it must forward (Docker turns this on too).
+    if (plan.some((n) => !n.internal))
+      await writeFile('/proc/sys/net/ipv4/ip_forward', '1').catch((err: unknown) =>
+        this.log.warn('cannot enable IPv4 forwarding; overlay endpoints have no way out', {
+          error: String(err),
+        }),
+      );
+  }
+
+  private async applyNetwork(n: OverlayNetwork, old: OverlayNetwork | undefined): Promise<void> {
+    if (!old) await this.createDevices(n);
+    const had = new Map((old?.locals ?? []).map((e) => [e.hostIf, e]));
+    for (const e of n.locals) {
+      if (had.delete(e.hostIf)) continue;
+      await this.join(n, e);
+    }
+    for (const gone of had.values()) await ip('link', 'del', gone.hostIf);
+    const before = new Map((old?.remotes ?? []).map((r) => [r.address, r]));
+    for (const r of n.remotes) {
+      const was = before.get(r.address);
+      before.delete(r.address);
+      if (was && was.node === r.node) continue;
+      await this.addRemote(n, r);
+    }
+    for (const r of before.values()) await this.dropRemote(n, r);
+  }
+
+  /** The bridge and VXLAN device; kept when they exist (a restart), so endpoints stay connected. */
+  private async createDevices(n: OverlayNetwork): Promise<void> {
+    const mtu = String(n.mtu);
+    await ip('link', 'add', n.bridge, 'type', 'bridge');
+    await must(ip('link', 'set', n.bridge, 'mtu', mtu, 'up'), `bridge ${n.bridge}`);
+    await must(ip('addr', 'replace', `${n.gateway}/${n.prefix}`, 'dev', n.bridge), `gateway of ${n.name}`);
+    const local = this.local ? ['local', this.local] : [];
+    // Made once with every parameter (the kernel will not change most of them later); kept if there.
+    await ip(
+      'link',
+      'add',
+      n.vxlan,
+      'type',
+      'vxlan',
+      'id',
+      String(n.vni),
+      'dstport',
+      String(vxlanPort),
+      'nolearning',
+      'proxy',
+      ...local,
+    );
+    await must(ip('link', 'set', n.vxlan, 'master', n.bridge, 'mtu', mtu, 'up'), `vxlan ${n.vxlan}`);
+    // A re-created device (or a restart) may hold entries of endpoints that left meanwhile.
+    await ip('neigh', 'flush', 'dev', n.vxlan);
+  }
+
+  /** A veth from the bridge into the endpoint's namespace, named and addressed as Docker does. */
+  private async join(n: OverlayNetwork, e: LocalEndpoint): Promise<void> {
+    if ((await ip('link', 'show', e.hostIf)).code === 0) return;
+    const peer = `mt${e.hostIf.slice(2)}`;
+    const mtu = String(n.mtu);
+    try {
+      await must(
+        ip('link', 'add', e.hostIf, 'mtu', mtu, 'type', 'veth', 'peer', 'name', peer, 'mtu', mtu),
+        'veth',
+      );
+      await must(ip('link', 'set', e.hostIf, 'master', n.bridge, 'up'), 'veth on the bridge');
+      await must(ip('link', 'set', peer, 'netns', e.netns), `moving the veth into ${e.netns}`);
+      const inside = (...args: string[]) =>
+        must(run('nsenter', [`--net=${e.netns}`, 'ip', ...args]), e.netns);
+      await inside('link', 'set', peer, 'name', e.ifname);
+      await inside('link', 'set', e.ifname, 'address', e.mac, 'mtu', mtu, 'up');
+      await inside('addr', 'add', `${e.address}/${n.prefix}`, 'dev', e.ifname);
+      await inside('link', 'set', 'lo', 'up');
+      // An internal network has no way out: no default route through it.
+      if (!n.internal) await inside('route', 'replace', 'default', 'via', n.gateway, 'dev', e.ifname);
+      this.log.info('endpoint joined the overlay', { network: n.name, task: e.task, address: e.address });
+    } catch (err) {
+      this.log.warn('endpoint could not join the overlay', {
+        network: n.name,
+        task: e.task,
+        error: String(err),
+      });
+      await ip('link', 'del', e.hostIf);
+    }
+  }
+
+  private async addRemote(n: OverlayNetwork, r: RemoteEndpoint): Promise<void> {
+    await ip('neigh', 'replace', r.address, 'lladdr', r.mac, 'dev', n.vxlan, 'nud', 'permanent');
+    await run('bridge', ['fdb', 'replace', r.mac, 'dev', n.vxlan, 'dst', r.node, 'self', 'permanent']);
+  }
+
+  private async dropRemote(n: OverlayNetwork, r: RemoteEndpoint): Promise<void> {
+    await ip('neigh', 'del', r.address, 'dev', n.vxlan);
+    await run('bridge', ['fdb', 'del', r.mac, 'dev', n.vxlan, 'self']);
+  }
+
+  private async removeNetwork(n: OverlayNetwork): Promise<void> {
+    for (const e of n.locals) await ip('link', 'del', e.hostIf);
+    await ip('link', 'del', n.vxlan);
+    await ip('link', 'del', n.bridge);
+  }
+
+  /** Takes down what this fabric built (a stop with `kernelStateOnStop: remove`). */
+  async close(remove: boolean): Promise<void> {
+    await this.chain;
+    if (!remove) return;
+    for (const n of this.applied.values()) await this.removeNetwork(n);
+    this.applied.clear();
+    if (this.filter) await runNft(`delete table inet ${overlayTable}\n`).catch(() => undefined);
+  }
+}
+
+function ip(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return run('ip', args);
+}
+
+async function must(p: Promise<{ code: number; err: string }>, what: string): Promise<void> {
+  const r = await p;
+  if (r.code !== 0) throw new Error(`${what}: ${r.err.trim()}`);
+}
+
+/** Removes every overlay device and the overlay table this host holds (`meshd --cleanup`). */
+export async function removeOverlay(): Promise<string[]> {
+  const removed: string[] = [];
+  const links = await ip('-o', 'link', 'show');
+  for (const m of links.out.matchAll(/^\d+: (m(?:br|vx|v)[0-9a-f]+)[@:]/gm)) {
+    const name = m[1] as string;
+    if ((await ip('link', 'del', name)).code === 0) removed.push(name);
+  }
+  const tables = await run('nft', ['list', 'tables']);
+  if (tables.out.includes(`table inet ${overlayTable}`)) {
+    await runNft(`delete table inet ${overlayTable}\n`);
+    removed.push(`inet ${overlayTable}`);
+  }
+  return removed;
+}

@@ -1,0 +1,122 @@
+import { createHash } from 'node:crypto';
+import { parseCidr } from '../model/address.js';
+import type { ClusterState } from '../model/cluster-state.js';
+import type { Network, Task } from '../model/types.js';
+
+/** A task of this node joined to an overlay: a veth whose far end is `ifname` in its namespace. */
+export interface LocalEndpoint {
+  readonly task: string;
+  readonly netns: string;
+  readonly address: string;
+  readonly mac: string;
+  /** `eth0`, `eth1`, ... in the order of the service's networks, as Docker names them. */
+  readonly ifname: string;
+  /** The veth end on the node, on the network's bridge. */
+  readonly hostIf: string;
+}
+
+/** An endpoint on another node: its frames go over VXLAN to that node's datapath address. */
+export interface RemoteEndpoint {
+  readonly address: string;
+  readonly mac: string;
+  readonly node: string;
+}
+
+/** One overlay network as this node builds it: a bridge, a VXLAN device, and its endpoints. */
+export interface OverlayNetwork {
+  readonly id: string;
+  readonly name: string;
+  readonly vni: number;
+  readonly subnet: string;
+  readonly prefix: number;
+  readonly gateway: string;
+  readonly mtu: number;
+  readonly internal: boolean;
+  readonly bridge: string;
+  readonly vxlan: string;
+  readonly locals: readonly LocalEndpoint[];
+  readonly remotes: readonly RemoteEndpoint[];
+}
+
+/** VXLAN adds 50 bytes to each frame: an overlay on a 1,500-byte underlay carries 1,450. */
+export const vxlanOverhead = 50;
+
+/**
+ * The MAC of an endpoint, made from its address as Docker does (02:42 and the four bytes of the
+ * IPv4 address): every node derives it, so it is never stored or exchanged.
+ */
+export function macOf(address: string): string {
+  const bytes = address.split('.').map((o) => Number(o).toString(16).padStart(2, '0'));
+  return ['02', '42', ...bytes].join(':');
+}
+
+/** A stable interface name (at most 15 bytes) for an endpoint's veth on the node. */
+function hostIfOf(task: string, network: string): string {
+  return `mv${createHash('sha1').update(`${task}/${network}`).digest('hex').slice(0, 11)}`;
+}
+
+/**
+ * What this node's overlay should be, from the cluster state. A network gets a bridge and a
+ * VXLAN device on this node once any endpoint has joined it through meshd (`--netns`): networks
+ * whose endpoints bring routable addresses of their own stay logical, as before, and a node
+ * never takes a subnet's gateway address it was not asked to. IPv4 subnets only (the MAC is
+ * made from the address); remote endpoints count only while their node's heartbeat lives.
+ */
+export function overlayPlan(state: ClusterState, self: string): OverlayNetwork[] {
+  const joined = new Map<string, Task[]>();
+  for (const t of state.tasks.values()) {
+    if (!t.netns) continue;
+    for (const a of t.addresses) {
+      let list = joined.get(a.network);
+      if (!list) {
+        list = [];
+        joined.set(a.network, list);
+      }
+      list.push(t);
+    }
+  }
+  const out: OverlayNetwork[] = [];
+  for (const [id, tasks] of joined) {
+    const net = state.networks.get(id);
+    if (!net?.vni || net.ingress || !isV4(net)) continue;
+    const locals: LocalEndpoint[] = [];
+    const remotes: RemoteEndpoint[] = [];
+    for (const t of tasks) {
+      const index = t.addresses.findIndex((a) => a.network === id);
+      const address = t.addresses[index]?.address as string;
+      if (t.node === self && t.netns) {
+        locals.push({
+          task: t.id,
+          netns: t.netns,
+          address,
+          mac: macOf(address),
+          ifname: `eth${index}`,
+          hostIf: hostIfOf(t.id, id),
+        });
+        continue;
+      }
+      const node = state.nodes.get(t.node);
+      if (!node?.datapathAddr || !state.heartbeats.has(t.node)) continue;
+      remotes.push({ address, mac: macOf(address), node: node.datapathAddr });
+    }
+    out.push({
+      id,
+      name: net.name,
+      vni: net.vni,
+      subnet: net.subnet,
+      prefix: parseCidr(net.subnet).prefix,
+      gateway: net.gateway,
+      mtu: net.mtu,
+      internal: net.internal,
+      bridge: `mbr${net.vni}`,
+      vxlan: `mvx${net.vni}`,
+      locals,
+      remotes,
+    });
+  }
+  return out;
+}
+
+function isV4(net: Network): boolean {
+  return !net.subnet.includes(':');
+}

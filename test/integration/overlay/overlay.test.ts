@@ -1,0 +1,190 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type EtcdServer, startEtcd } from '../../helpers/etcd.js';
+import { eventually } from '../../helpers/eventually.js';
+import { type MeshdProcess, startMeshd } from '../../helpers/meshd.js';
+import { createTestLan, isRoot, sh, type TestLan } from '../../helpers/netns.js';
+
+// Three nodes, each a namespace on one LAN bridge (the underlay), etcd on the bridge. Endpoints
+// are namespaces of their own that meshd joins to its VXLAN overlays (`task add --netns`).
+const prefix = `ov${process.pid % 1000}`;
+const lanPrefix = `10.238.${process.pid % 200}`;
+const o = 100 + (process.pid % 100);
+const apps = `10.${o}.1.0/24`;
+const other = `10.${o}.2.0/24`;
+const secret = `10.${o}.3.0/24`;
+const token = 'overlay-token';
+let lan: TestLan;
+let etcd: EtcdServer;
+const nodes: MeshdProcess[] = [];
+const endpoints: string[] = [];
+const servers: ChildProcess[] = [];
+
+const serverScript = [
+  fileURLToPath(new URL('../../helpers/task-server.mjs', import.meta.url)),
+  fileURLToPath(new URL('../../../../test/helpers/task-server.mjs', import.meta.url)),
+].find((p) => existsSync(p)) as string;
+
+const nodeAddr = (n: number) => `${lanPrefix}.${n}`;
+/** Runs a command in an endpoint namespace: exit code and output, never a throw. */
+async function inEp(ep: string, ...args: string[]): Promise<{ code: number; out: string }> {
+  return sh('ip', 'netns', 'exec', ep, ...args).then(
+    (out) => ({ code: 0, out }),
+    (err: { stdout?: string; stderr?: string }) => ({
+      code: 1,
+      out: `${err.stdout ?? ''}${err.stderr ?? ''}`,
+    }),
+  );
+}
+/** The overlay address meshd gave endpoint `ep` on eth0, once it has one. */
+async function addrOf(ep: string): Promise<string> {
+  let found = '';
+  await eventually(async () => {
+    const r = await inEp(ep, 'ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0');
+    found = /inet (\S+)\//.exec(r.out)?.[1] ?? '';
+    expect(found).not.toBe('');
+  }, 20_000);
+  return found;
+}
+
+/** Makes an empty namespace and registers it as a task of `service` on node `n`. */
+async function endpoint(name: string, service: string, n: number): Promise<string> {
+  const ep = `${prefix}${name}`;
+  await sh('ip', 'netns', 'add', ep);
+  endpoints.push(ep);
+  await nodes[0]?.ctl('task', 'add', service, '--node', `node${n}`, '--netns', ep, '--name', name);
+  return addrOf(ep);
+}
+
+const ping = (ep: string, to: string, ...opts: string[]) =>
+  inEp(ep, 'ping', '-c', '1', '-W', '2', ...opts, to);
+
+let web: string[] = [];
+beforeAll(async () => {
+  if (!isRoot()) throw new Error('this test needs root (ip netns, VXLAN, nft); CI runs as root');
+  lan = await createTestLan(prefix, `${lanPrefix}.254`, [1, 2, 3].map(nodeAddr));
+  etcd = await startEtcd(`${lanPrefix}.254`);
+  for (const n of [1, 2, 3]) {
+    const a = nodeAddr(n);
+    const args = ['--store', `etcd://${etcd.endpoint}`, '--api-listen', `${a}:0`, '--dns-listen', `${a}:0`];
+    args.push('--advertise-addr', a, '--datapath-addr', a, '--node-name', `node${n}`);
+    nodes.push(await startMeshd({ netns: lan.hosts[n - 1]?.name, token, args }));
+  }
+  const ctl = nodes[0] as MeshdProcess;
+  await ctl.ctl('network', 'create', '--subnet', apps, 'apps');
+  await ctl.ctl('network', 'create', '--subnet', other, 'other');
+  await ctl.ctl('network', 'create', '--internal', '--subnet', secret, 'secret');
+  await ctl.ctl('service', 'create', '--name', 'web', '--network', 'apps', '--endpoint-mode', 'dnsrr');
+  await ctl.ctl('service', 'create', '--name', 'db', '--network', 'other');
+  await ctl.ctl('service', 'create', '--name', 'vault', '--network', 'secret');
+  web = [await endpoint('w1', 'web', 1), await endpoint('w2', 'web', 2), await endpoint('w3', 'web', 3)];
+  for (const [i, ep] of ['w1', 'w2', 'w3'].entries()) {
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', `${prefix}${ep}`, process.execPath, serverScript, `web${i + 1}`],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    servers.push(child);
+    await new Promise<void>((resolve) => child.stdout?.once('data', () => resolve()));
+  }
+}, 120_000);
+
+afterAll(async () => {
+  for (const s of servers) s.kill('SIGTERM');
+  for (const n of nodes.reverse()) await n.stop();
+  for (const ep of endpoints) await sh('ip', 'netns', 'del', ep).catch(() => undefined);
+  await etcd?.remove();
+  await lan?.remove();
+}, 60_000);
+
+describe('VXLAN overlay networks across three nodes', () => {
+  it('gives each endpoint eth0 with its address, the network MTU and a route through its node', async () => {
+    const link = await inEp(`${prefix}w1`, 'ip', '-o', 'link', 'show', 'dev', 'eth0');
+    expect(link.out).toContain('mtu 1450');
+    expect(link.out).toMatch(/link\/ether 02:42:/);
+    const route = await inEp(`${prefix}w1`, 'ip', 'route', 'show', 'default');
+    expect(route.out).toContain(`via 10.${o}.1.1 dev eth0`);
+    expect(new Set(web).size).toBe(3);
+    for (const a of web) expect(a.startsWith(`10.${o}.1.`)).toBe(true);
+  });
+
+  it('lets every endpoint reach every other by overlay address, ping and TCP, across nodes', async () => {
+    for (const [i, from] of ['w1', 'w2', 'w3'].entries())
+      for (const [j, to] of web.entries()) {
+        if (i === j) continue;
+        await eventually(async () => expect((await ping(`${prefix}${from}`, to)).code).toBe(0), 10_000);
+        const r = await inEp(`${prefix}${from}`, 'curl', '-s', '-m', '3', `http://${to}/`);
+        // The answer names the task, and the task saw the caller's own overlay address.
+        expect(r.out).toBe(`web${j + 1} ${web[i]}`);
+      }
+  });
+
+  it('answers tasks.web through meshd DNS from inside the overlay', async () => {
+    const [host, port] = (nodes[0]?.dns as string).split(':') as [string, string];
+    const r = await inEp(`${prefix}w2`, 'dig', '+short', `@${host}`, '-p', port, 'tasks.web');
+    expect(r.out.trim().split('\n').sort()).toEqual([...web].sort());
+  });
+
+  it('carries the traffic over UDP 4789 with the network VNI on the underlay', async () => {
+    const vni = JSON.parse(await (nodes[0] as MeshdProcess).ctl('network', 'inspect', 'apps'))[0]
+      .vni as number;
+    expect(vni).toBeGreaterThanOrEqual(4096);
+    const cap = spawn('tcpdump', ['-i', `${prefix}br`, '-n', '-v', '-c', '2', 'udp', 'port', '4789'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    let out = '';
+    cap.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    await ping(`${prefix}w1`, web[1] as string);
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        cap.kill('SIGTERM');
+        resolve();
+      }, 5000);
+      cap.once('exit', () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+    expect(out).toContain(`vni ${vni}`);
+  });
+
+  it('carries a full-size packet at the MTU and refuses one byte more (no fragmentation)', async () => {
+    // 1450 - 20 (IP) - 8 (ICMP) = 1422 bytes of payload.
+    expect((await ping(`${prefix}w1`, web[2] as string, '-M', 'do', '-s', '1422')).code).toBe(0);
+    expect((await ping(`${prefix}w1`, web[2] as string, '-M', 'do', '-s', '1423')).code).not.toBe(0);
+  });
+
+  it('keeps two networks apart, even on the same nodes', async () => {
+    const d1 = await endpoint('d1', 'db', 1);
+    await endpoint('d2', 'db', 2);
+    // The other network works (a positive control), but reaches no endpoint of apps.
+    await eventually(async () => expect((await ping(`${prefix}d2`, d1)).code).toBe(0), 10_000);
+    expect((await ping(`${prefix}d1`, web[0] as string)).code).not.toBe(0);
+    expect((await ping(`${prefix}d2`, web[0] as string)).code).not.toBe(0);
+    expect((await ping(`${prefix}d2`, web[1] as string)).code).not.toBe(0);
+  });
+
+  it('gives a plain network a way out through its node, and an internal one none', async () => {
+    await eventually(
+      async () => expect((await ping(`${prefix}w2`, `${lanPrefix}.254`)).code).toBe(0),
+      10_000,
+    );
+    await endpoint('v1', 'vault', 2);
+    expect((await ping(`${prefix}v1`, `${lanPrefix}.254`)).code).not.toBe(0);
+    expect((await inEp(`${prefix}v1`, 'ip', 'route', 'show', 'default')).out.trim()).toBe('');
+  });
+
+  it('removes the endpoint interface when its task is removed', async () => {
+    await (nodes[0] as MeshdProcess).ctl('task', 'rm', 'd2');
+    await eventually(async () =>
+      expect((await inEp(`${prefix}d2`, 'ip', 'link', 'show', 'eth0')).code).not.toBe(0),
+    );
+  });
+});
