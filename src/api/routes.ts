@@ -8,6 +8,7 @@ import { removeNode, rotateJoinToken } from '../model/node.js';
 import { createService, readServiceSpec, removeService, updateService } from '../model/service.js';
 import { addTask, lookupTask, readTaskSpec, removeTask, setReportedHealth } from '../model/task.js';
 import type { Service, Task } from '../model/types.js';
+import { overlayPeers } from '../overlay/plan.js';
 import type { Identity } from '../security/identity.js';
 import { newToken, secretHash } from '../security/join-token.js';
 import { certDigest } from '../security/pki.js';
@@ -97,9 +98,10 @@ export function apiRoutes(ctx: ApiContext): Route[] {
     route('GET', '/info', async () => ({ body: ctx.info() })),
 
     route('GET', '/networks', async () => ({ body: [...state().networks.values()] })),
-    route('GET', `/networks/${ref}`, async ({ params }) => ({
-      body: lookup(state().networks, params[0] as string, 'network'),
-    })),
+    route('GET', `/networks/${ref}`, async ({ params }) => {
+      const net = lookup(state().networks, params[0] as string, 'network');
+      return { body: { ...net, peers: overlayPeers(state(), net.id) } };
+    }),
     route('POST', '/networks/create', async ({ req }) => {
       const spec = readNetworkSpec(await body(req));
       let id = '';

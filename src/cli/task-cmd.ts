@@ -47,8 +47,7 @@ const add: Command = async (ctx, argv) => {
     ips: flagList(a, '--ip'),
     reportedHealth: flag(a, '--health') ?? 'none',
     labels: keyValues(flagList(a, '--label')),
-    // A name as `ip netns` makes it, or a path (/proc/PID/ns/net): the node opens it as a path.
-    ...(netns ? { netns: netns.startsWith('/') ? netns : `/run/netns/${netns}` } : {}),
+    ...netnsField(netns),
   });
   ctx.out(`${r.id}\n`);
 };
@@ -93,17 +92,26 @@ export const ps: Command = async (ctx, argv) => {
 export const taskCommands: Record<string, Command> = { add, rm, remove: rm, ls, list: ls, health };
 
 const attach: Command = async (ctx, argv) => {
-  const a = parseArgs(argv, { '--name': 'string', '--alias': 'list', '--ip': 'string', '--node': 'string' });
+  const a = parseArgs(argv, {
+    '--name': 'string',
+    '--alias': 'list',
+    '--ip': 'string',
+    '--node': 'string',
+    '--netns': 'string',
+  });
   const network = a.positional[0];
   const name = flag(a, '--name');
   if (!network || !name)
-    throw new UsageError('usage: meshctl container attach NETWORK --name NAME [--alias A]... [--ip IP]');
+    throw new UsageError(
+      'usage: meshctl container attach NETWORK --name NAME [--alias A]... [--ip IP] [--netns PATH]',
+    );
   const r = await ctx.api.call<{ id: string }>('POST', '/containers/attach', {
     network,
     name,
     aliases: flagList(a, '--alias'),
     ip: flag(a, '--ip'),
     node: flag(a, '--node'),
+    ...netnsField(flag(a, '--netns')),
   });
   ctx.out(`${r.id}\n`);
 };
@@ -239,3 +247,8 @@ const joinToken: Command = async (ctx, argv) => {
 };
 
 export const swarmCommands: Record<string, Command> = { 'join-token': joinToken };
+
+/** A name as `ip netns` makes it, or a path (/proc/PID/ns/net): the node opens it as a path. */
+function netnsField(netns: string | undefined): { netns?: string } {
+  return netns ? { netns: netns.startsWith('/') ? netns : `/run/netns/${netns}` } : {};
+}

@@ -48,7 +48,7 @@ export const verbUsage: Readonly<Record<string, Readonly<Record<string, string>>
     health: 'usage: meshctl task health TASK none|starting|healthy|unhealthy',
   },
   container: {
-    attach: 'usage: meshctl container attach NETWORK --name NAME [--alias A]... [--ip IP]',
+    attach: 'usage: meshctl container attach NETWORK --name NAME [--alias A]... [--ip IP] [--netns PATH]',
     detach: 'usage: meshctl container detach NAME [--network NETWORK]',
     ls: 'usage: meshctl container ls [-a|--all] [--format json]   (--all: also the containers the provider could not register, and why)',
   },

@@ -8,7 +8,7 @@ import {
   lookup,
   stored,
 } from './cluster-state.js';
-import { MeshError } from './errors.js';
+import { invalid, MeshError } from './errors.js';
 import type { Fields } from './fields.js';
 import { newId } from './ids.js';
 import { checkNameFree } from './names.js';
@@ -23,6 +23,8 @@ export interface AttachSpec {
   readonly ip?: string;
   readonly node?: string;
   readonly source?: string;
+  /** A network namespace on the container's node for meshd to join to the overlay. */
+  readonly netns?: string;
 }
 
 export function readAttachSpec(f: Fields): AttachSpec {
@@ -32,7 +34,10 @@ export function readAttachSpec(f: Fields): AttachSpec {
     aliases: f.strings('aliases'),
     ip: f.optionalString('ip'),
     node: f.optionalString('node'),
+    netns: f.optionalString('netns'),
   };
+  if (spec.netns !== undefined && !spec.netns.startsWith('/'))
+    throw invalid(`netns must be an absolute path (as /run/netns/NAME or /proc/PID/ns/net): ${spec.netns}`);
   f.done();
   return spec;
 }
@@ -70,6 +75,7 @@ export function attachContainer(
         ...stored(existing),
         aliases: [...new Set([...existing.aliases, ...spec.aliases])],
         addresses: [...existing.addresses, attachment as Container['addresses'][number]],
+        ...(spec.netns && !existing.netns ? { netns: spec.netns } : {}),
         updatedAt: now,
       }
     : {
@@ -79,6 +85,7 @@ export function attachContainer(
         ...(spec.source ? { source: spec.source } : {}),
         aliases: [...new Set(spec.aliases)],
         addresses: [attachment as Container['addresses'][number]],
+        ...(spec.netns ? { netns: spec.netns } : {}),
         createdAt: now,
         updatedAt: now,
       };

@@ -112,6 +112,8 @@ export interface Container extends Meta {
   readonly source?: string;
   readonly aliases: readonly string[];
   readonly addresses: readonly Attachment[];
+  /** The network namespace (a path on its node) meshd joins to the overlay. */
+  readonly netns?: string;
 }
 
 export interface Node extends Meta {

@@ -45,6 +45,8 @@ export class OverlayFabric {
     if (change.full || change.nodes.size > 0) return true;
     for (const t of change.previousTasks) if (t.netns) return true;
     for (const id of change.tasks) if (snap.state.tasks.get(id)?.netns) return true;
+    // Containers are few, and a detach leaves no trace in the new state: any change re-plans.
+    if (change.containers.size > 0) return true;
     for (const id of change.services) if (this.joinedServices.has(id)) return true;
     return false;
   }

@@ -3,8 +3,17 @@ import { parseCidr } from '../model/address.js';
 import type { ClusterState } from '../model/cluster-state.js';
 import type { Network, Task } from '../model/types.js';
 
-/** A task of this node joined to an overlay: a veth whose far end is `ifname` in its namespace. */
+/** An endpoint meshd joined to the overlay: a task or a container with a namespace. */
+interface Joined {
+  readonly id: string;
+  readonly node: string;
+  readonly netns?: string;
+  readonly addresses: Task['addresses'];
+}
+
+/** An endpoint of this node joined to an overlay: a veth whose far end is `ifname` in its namespace. */
 export interface LocalEndpoint {
+  /** The task's or container's id. */
   readonly task: string;
   readonly netns: string;
   readonly address: string;
@@ -63,8 +72,8 @@ function hostIfOf(task: string, network: string): string {
  * made from the address); remote endpoints count only while their node's heartbeat lives.
  */
 export function overlayPlan(state: ClusterState, self: string): OverlayNetwork[] {
-  const joined = new Map<string, Task[]>();
-  for (const t of state.tasks.values()) {
+  const joined = new Map<string, Joined[]>();
+  for (const t of [...state.tasks.values(), ...state.containers.values()] as Joined[]) {
     if (!t.netns) continue;
     for (const a of t.addresses) {
       let list = joined.get(a.network);
@@ -119,4 +128,20 @@ export function overlayPlan(state: ClusterState, self: string): OverlayNetwork[]
 
 function isV4(net: Network): boolean {
   return !net.subnet.includes(':');
+}
+
+/**
+ * The nodes that carry a network's overlay, as `docker network inspect` prints them (`Peers`):
+ * every live node with an endpoint joined to it, by name and datapath address.
+ */
+export function overlayPeers(state: ClusterState, network: string): { name: string; ip: string }[] {
+  const nodes = new Set<string>();
+  for (const e of [...state.tasks.values(), ...state.containers.values()] as Joined[])
+    if (e.netns && e.addresses.some((a) => a.network === network)) nodes.add(e.node);
+  const peers: { name: string; ip: string }[] = [];
+  for (const id of nodes) {
+    const n = state.nodes.get(id);
+    if (n && state.heartbeats.has(id)) peers.push({ name: n.name, ip: n.datapathAddr });
+  }
+  return peers.sort((a, b) => a.name.localeCompare(b.name));
 }

@@ -73,7 +73,7 @@ beforeAll(async () => {
     nodes.push(await startMeshd({ netns: lan.hosts[n - 1]?.name, token, args }));
   }
   const ctl = nodes[0] as MeshdProcess;
-  await ctl.ctl('network', 'create', '--subnet', apps, 'apps');
+  await ctl.ctl('network', 'create', '--attachable', '--subnet', apps, 'apps');
   await ctl.ctl('network', 'create', '--subnet', other, 'other');
   await ctl.ctl('network', 'create', '--internal', '--subnet', secret, 'secret');
   await ctl.ctl('service', 'create', '--name', 'web', '--network', 'apps', '--endpoint-mode', 'dnsrr');
@@ -124,7 +124,7 @@ describe('VXLAN overlay networks across three nodes', () => {
   });
 
   it('answers tasks.web through meshd DNS from inside the overlay', async () => {
-    const [host, port] = (nodes[0]?.dns as string).split(':') as [string, string];
+    const [host, port] = (nodes[0] as MeshdProcess).dns.split(':') as [string, string];
     const r = await inEp(`${prefix}w2`, 'dig', '+short', `@${host}`, '-p', port, 'tasks.web');
     expect(r.out.trim().split('\n').sort()).toEqual([...web].sort());
   });
@@ -181,10 +181,43 @@ describe('VXLAN overlay networks across three nodes', () => {
     expect((await inEp(`${prefix}v1`, 'ip', 'route', 'show', 'default')).out.trim()).toBe('');
   });
 
+  it('shows the VNI and, per node, the peers in network inspect', async () => {
+    const [net] = JSON.parse(await (nodes[1] as MeshdProcess).ctl('network', 'inspect', 'apps'));
+    expect(net.peers).toEqual([1, 2, 3].map((n) => ({ name: `node${n}`, ip: nodeAddr(n) })));
+  });
+
+  it('joins a container to an attachable network with container attach --netns', async () => {
+    const ep = `${prefix}c1`;
+    await sh('ip', 'netns', 'add', ep);
+    endpoints.push(ep);
+    await (nodes[1] as MeshdProcess).ctl('container', 'attach', 'apps', '--name', 'c1', '--netns', ep);
+    await addrOf(ep);
+    const r = await inEp(ep, 'curl', '-s', '-m', '3', `http://${web[0]}/`);
+    expect(r.out).toBe(`web1 ${await addrOf(ep)}`);
+  });
+
   it('removes the endpoint interface when its task is removed', async () => {
     await (nodes[0] as MeshdProcess).ctl('task', 'rm', 'd2');
     await eventually(async () =>
       expect((await inEp(`${prefix}d2`, 'ip', 'link', 'show', 'eth0')).code).not.toBe(0),
     );
+  });
+
+  it("drops a dead node's endpoints from the other nodes' forwarding within the lease TTL", async () => {
+    const mac = `02:42:${(web[2] as string)
+      .split('.')
+      .map((x) => Number(x).toString(16).padStart(2, '0'))
+      .join(':')}`;
+    // The VXLAN device's own entries (MAC -> node): what meshd programs (the bridge also learns).
+    const fdb = async () =>
+      (await sh('ip', 'netns', 'exec', lan.hosts[0]?.name as string, 'bridge', 'fdb', 'show'))
+        .split('\n')
+        .filter((l) => l.includes(' dst '))
+        .join('\n')
+        .toLowerCase();
+    expect(await fdb()).toContain(mac);
+    await (nodes[2] as MeshdProcess).kill();
+    // The lease TTL is 5 s by default.
+    await eventually(async () => expect(await fdb()).not.toContain(mac), 15_000);
   });
 });
