@@ -27,8 +27,8 @@ export interface NetworkSpec {
   readonly options: Record<string, string>;
 }
 
-/** The default overlay MTU: a 1,500-byte underlay less the 50 bytes VXLAN adds, as Docker sets it. */
-export const defaultMtu = 1450;
+/** Docker's default: the underlay MTU the overlay is sized for (its interfaces get 50 bytes less). */
+export const defaultMtu = 1500;
 
 export function readNetworkSpec(f: Fields): NetworkSpec {
   const driver = f.string('driver', 'overlay');

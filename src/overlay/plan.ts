@@ -115,7 +115,8 @@ export function overlayPlan(state: ClusterState, self: string): OverlayNetwork[]
       subnet: net.subnet,
       prefix: parseCidr(net.subnet).prefix,
       gateway: net.gateway,
-      mtu: net.mtu,
+      // As Docker: the option is the underlay's MTU, and VXLAN takes 50 bytes of it.
+      mtu: net.mtu - vxlanOverhead,
       internal: net.internal,
       bridge: `mbr${net.vni}`,
       vxlan: `mvx${net.vni}`,

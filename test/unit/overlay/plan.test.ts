@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import { type ClusterState, emptyState } from '../../../src/model/cluster-state.js';
+import { Fields } from '../../../src/model/fields.js';
+import { createNetwork, readNetworkSpec } from '../../../src/model/network.js';
+import { initCluster, registerNode } from '../../../src/model/node.js';
+import { createService, readServiceSpec } from '../../../src/model/service.js';
+import { addTask } from '../../../src/model/task.js';
+import { overlayFilterScript } from '../../../src/overlay/filter.js';
+import { macOf, overlayPeers, overlayPlan } from '../../../src/overlay/plan.js';
+import { applyChange } from '../../helpers/state.js';
+
+const now = '2026-01-01T00:00:00.000Z';
+
+function cluster(): ClusterState {
+  let s: ClusterState = emptyState();
+  const run = (op: (s: ClusterState) => ReturnType<typeof initCluster>) => {
+    s = applyChange(s, op(s));
+  };
+  run((x) => initCluster(x, '10.0.0.0/24', now));
+  for (const n of ['n1', 'n2', 'n3'])
+    run((x) =>
+      registerNode(
+        x,
+        {
+          id: n,
+          name: n,
+          advertiseAddr: '',
+          datapathAddr: `192.168.9.${n.slice(1)}`,
+          dataListen: '',
+          apiListen: '',
+        },
+        now,
+      ),
+    );
+  const net = (body: Record<string, unknown>) => (x: ClusterState) =>
+    createNetwork(x, readNetworkSpec(Fields.of(body, '')), now);
+  run(net({ name: 'apps', subnet: '10.5.0.0/24' }));
+  run(net({ name: 'quiet', subnet: '10.6.0.0/24', internal: true }));
+  run((x) =>
+    createService(x, readServiceSpec(Fields.of({ name: 'web', networks: [{ network: 'apps' }] }, '')), now),
+  );
+  run((x) =>
+    createService(x, readServiceSpec(Fields.of({ name: 'q', networks: [{ network: 'quiet' }] }, '')), now),
+  );
+  const task = (service: string, node: string, ip: string, netns?: string) => (x: ClusterState) =>
+    addTask(x, { service, ips: [ip], reportedHealth: 'none', labels: {}, netns }, node, now);
+  run(task('web', 'n1', '10.5.0.10', '/run/netns/a'));
+  run(task('web', 'n2', '10.5.0.11', '/run/netns/b'));
+  run(task('web', 'n3', '10.5.0.12', '/run/netns/c'));
+  // Brings its own address: not on the overlay, so neither a local nor a remote endpoint.
+  run(task('web', 'n2', '10.5.0.13'));
+  // Its network has no endpoint joined through meshd: no devices for it.
+  run(task('q', 'n1', '10.6.0.10'));
+  return s;
+}
+
+describe('overlay plan', () => {
+  it('builds a joined network with its local veths and remote FDB entries, VNI and MTU', () => {
+    const s = cluster();
+    (s.heartbeats as Map<string, unknown>).delete('n3');
+    const [apps, ...rest] = overlayPlan(s, 'n1');
+    expect(rest).toEqual([]);
+    expect(apps).toMatchObject({ name: 'apps', gateway: '10.5.0.1', prefix: 24, mtu: 1450, internal: false });
+    expect(apps?.vni).toBeGreaterThan(4096);
+    expect(apps?.bridge).toBe(`mbr${apps?.vni}`);
+    expect(apps?.locals).toEqual([
+      expect.objectContaining({
+        address: '10.5.0.10',
+        ifname: 'eth0',
+        netns: '/run/netns/a',
+        mac: '02:42:0a:05:00:0a',
+      }),
+    ]);
+    expect((apps?.locals[0]?.hostIf.length ?? 99) <= 15).toBe(true);
+    // n3's lease lapsed: its endpoint is left out.
+    expect(apps?.remotes).toEqual([{ address: '10.5.0.11', mac: macOf('10.5.0.11'), node: '192.168.9.2' }]);
+    expect(overlayPeers(s, apps?.id as string)).toEqual([
+      { name: 'n1', ip: '192.168.9.1' },
+      { name: 'n2', ip: '192.168.9.2' },
+    ]);
+  });
+
+  it('isolates networks, closes internal ones and masquerades the way out by address', () => {
+    const plan = overlayPlan(cluster(), 'n1');
+    const script = overlayFilterScript([
+      ...plan,
+      { ...(plan[0] as (typeof plan)[0]), bridge: 'mbr9', subnet: '10.9.0.0/24', internal: true },
+    ]);
+    expect(script).toContain(
+      `iifname "${plan[0]?.bridge}" oifname "mbr*" oifname != "${plan[0]?.bridge}" drop`,
+    );
+    expect(script).toContain('ip saddr 10.5.0.0/24 ip daddr != 10.5.0.0/24 masquerade');
+    expect(script).toContain('iifname "mbr9" oifname != "mbr9" drop');
+    expect(script).not.toContain('10.9.0.0/24 masquerade');
+  });
+});
