@@ -14,6 +14,8 @@ import { TableState } from '../src/mesh/kernel/table-state.js';
 import { createKernelLab, type KernelLab } from '../test/helpers/kernel-lab.js';
 import {
   execFileP,
+  hz,
+  machineCpu,
   median,
   peerConfig,
   pinned,
@@ -28,19 +30,6 @@ import {
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const reps = Number(process.env.BENCH_REPS ?? 3);
 const services = Number(process.env.BENCH_SERVICES ?? 10_000);
-
-/** Busy and total jiffies of the whole machine (every core), from /proc/stat. */
-function machineCpu(): { busy: number; total: number } {
-  const f = (readFileSync('/proc/stat', 'utf8').split('\n')[0] as string)
-    .trim()
-    .split(/\s+/)
-    .slice(1)
-    .map(Number);
-  const idle = (f[3] ?? 0) + (f[4] ?? 0);
-  const total = f.reduce((a, b) => a + b, 0);
-  return { busy: total - idle, total };
-}
-const hz = 100;
 
 type Path = 'kernel' | 'userspace' | 'haproxy' | 'direct';
 

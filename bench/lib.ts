@@ -142,3 +142,17 @@ export function prepareNginxDir(dir: string): void {
   ftruncateSync(fd, 100 * 1024 * 1024);
   closeSync(fd);
 }
+
+/** Busy and total jiffies of the whole machine (every core), from /proc/stat. */
+export function machineCpu(): { busy: number; total: number } {
+  const f = (readFileSync('/proc/stat', 'utf8').split('\n')[0] as string)
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  const idle = (f[3] ?? 0) + (f[4] ?? 0);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+/** Jiffies per second in /proc/stat. */
+export const hz = 100;

@@ -1,0 +1,139 @@
+// bench/overlay: TCP throughput between two endpoints on different nodes over meshd's VXLAN
+// overlay, side by side with the same transfer directly between the two node namespaces (the
+// underlay, no overlay), in the same run; and the machine's CPU per GB moved on each path.
+// Two node namespaces on one bridge, etcd on the bridge; node 1 and its endpoint on CPU 0, node 2
+// and its endpoint on CPU 1. Needs root (namespaces, VXLAN), iperf3.
+import { join } from 'node:path';
+import { startEtcd } from '../test/helpers/etcd.js';
+import { createTestLan } from '../test/helpers/netns.js';
+import { execFileP, hz, machineCpu, median, startMeshd, stopAll, workdir } from './lib.js';
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 5);
+const reps = Number(process.env.BENCH_REPS ?? 3);
+const lanPrefix = '10.239.7';
+const subnet = '10.239.100.0/24';
+/** The API listens off loopback (on the node's LAN address), so it wants a token. */
+const token = 'bench-overlay-token';
+
+async function inNs(ns: string, cpu: number, args: string[]): Promise<string> {
+  const { stdout } = await execFileP('ip', ['netns', 'exec', ns, 'taskset', '-c', String(cpu), ...args], {
+    timeout: (seconds + 30) * 1000,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return stdout;
+}
+
+/** One iperf3 run from `client` to `server` (an address in `serverNs`): Gbit/s and CPU s per GB. */
+async function iperf(
+  serverNs: string,
+  client: string,
+  server: string,
+): Promise<{ gbps: number; cpuPerGb: number }> {
+  const srv = execFileP(
+    'ip',
+    ['netns', 'exec', serverNs, 'taskset', '-c', '1', 'iperf3', '-s', '-1', '-p', '5201'],
+    {
+      timeout: (seconds + 30) * 1000,
+    },
+  );
+  await new Promise((r) => setTimeout(r, 500));
+  const before = machineCpu();
+  const out = await inNs(client, 0, ['iperf3', '-c', server, '-p', '5201', '-t', String(seconds), '-J']);
+  const after = machineCpu();
+  await srv.catch(() => undefined);
+  const end = (JSON.parse(out) as { end: { sum_received: { bits_per_second: number; bytes: number } } }).end;
+  const gb = end.sum_received.bytes / 1e9;
+  return { gbps: end.sum_received.bits_per_second / 1e9, cpuPerGb: (after.busy - before.busy) / hz / gb };
+}
+
+async function main(): Promise<void> {
+  const dir = workdir('overlay');
+  const lan = await createTestLan('obn', `${lanPrefix}.254`, [`${lanPrefix}.1`, `${lanPrefix}.2`]);
+  const etcd = await startEtcd(`${lanPrefix}.254`);
+  const eps: string[] = [];
+  try {
+    const apis: string[] = [];
+    for (const n of [1, 2]) {
+      const a = `${lanPrefix}.${n}`;
+      const { ready } = await startMeshd(
+        n - 1,
+        join(dir, `n${n}`),
+        '',
+        [
+          '--store',
+          `etcd://${etcd.endpoint}`,
+          '--node-name',
+          `node${n}`,
+          '--api-listen',
+          `${a}:0`,
+          '--advertise-addr',
+          a,
+          '--api-token',
+          token,
+        ],
+        lan.hosts[n - 1]?.name,
+      );
+      apis.push(`http://${ready.api}`);
+    }
+    const api = async (path: string, body: unknown) => {
+      const res = await fetch(`${apis[0]}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+        body: JSON.stringify(body),
+      });
+      if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+    };
+    await api('/networks/create', { name: 'bench', subnet });
+    await api('/services/create', { name: 'iperf', networks: [{ network: 'bench' }], endpointMode: 'dnsrr' });
+    for (const n of [1, 2]) {
+      const ep = `obe${n}`;
+      await execFileP('ip', ['netns', 'add', ep]);
+      eps.push(ep);
+      await api('/tasks/create', { service: 'iperf', node: `node${n}`, netns: `/run/netns/${ep}` });
+    }
+    const addrOf = async (ep: string) => {
+      for (let i = 0; i < 100; i++) {
+        const { stdout } = await execFileP('ip', ['netns', 'exec', ep, 'ip', '-4', '-o', 'addr', 'show']);
+        const m = /inet (10\.239\.100\.\d+)\//.exec(stdout);
+        if (m) return m[1] as string;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      throw new Error(`${ep} never joined the overlay`);
+    };
+    const far = await addrOf('obe2');
+    await addrOf('obe1');
+    const runs = {
+      overlay: [] as { gbps: number; cpuPerGb: number }[],
+      direct: [] as { gbps: number; cpuPerGb: number }[],
+    };
+    for (let r = 0; r < reps; r++) {
+      runs.direct.push(
+        await iperf(lan.hosts[1]?.name as string, lan.hosts[0]?.name as string, `${lanPrefix}.2`),
+      );
+      runs.overlay.push(await iperf('obe2', 'obe1', far));
+    }
+    const m = (xs: { gbps: number; cpuPerGb: number }[]) => ({
+      gbps: median(xs.map((x) => x.gbps)),
+      cpu: median(xs.map((x) => x.cpuPerGb)),
+    });
+    const d = m(runs.direct);
+    const o = m(runs.overlay);
+    console.log(`TCP throughput, ${reps} runs of ${seconds} s (median), two nodes, endpoint to endpoint:`);
+    console.log(
+      `  direct between the node namespaces: ${d.gbps.toFixed(2)} Gbit/s, ${d.cpu.toFixed(2)} CPU s/GB`,
+    );
+    console.log(
+      `  meshd VXLAN overlay:                ${o.gbps.toFixed(2)} Gbit/s, ${o.cpu.toFixed(2)} CPU s/GB`,
+    );
+    console.log(
+      `  overlay/direct: ${(o.gbps / d.gbps).toFixed(2)}x throughput (target >= 0.8x), ${(o.cpu / d.cpu).toFixed(2)}x CPU per GB`,
+    );
+  } finally {
+    await stopAll();
+    for (const ep of eps) await execFileP('ip', ['netns', 'del', ep]).catch(() => undefined);
+    await etcd.remove();
+    await lan.remove();
+  }
+}
+
+await main();
