@@ -178,7 +178,10 @@ export class Daemon {
     );
     this.identity = identity;
     this.closers.push(() => identity.close());
-    await initClusterSecurely(this.controller, identity, this.nodeId, s.cluster.ingressSubnet);
+    await initClusterSecurely(this.controller, identity, this.nodeId, s.cluster.ingressSubnet, {
+      pools: s.cluster.defaultAddrPool,
+      maskLength: s.cluster.defaultAddrPoolMaskLength,
+    });
 
     await checkAdvertise(s.node, this.store.description, this.mirror.state, this.nodeId);
     const dataListen = s.mesh.dataAdvertise ?? (await this.startDataPlane());

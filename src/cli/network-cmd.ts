@@ -23,8 +23,10 @@ const create: Command = async (ctx, argv) => {
   const name = a.positional[0];
   if (!name || a.positional.length > 1)
     throw new UsageError('usage: meshctl network create [OPTIONS] NETWORK');
+  // Without --subnet, the cluster's default address pools give one, as in swarm.
   const subnet = flag(a, '--subnet');
-  if (!subnet) throw new UsageError('--subnet is required');
+  if (!subnet && (flag(a, '--gateway') || flag(a, '--vip-range')))
+    throw new UsageError('--gateway and --vip-range need --subnet');
   const r = await ctx.api.call<{ id: string }>('POST', '/networks/create', {
     name,
     driver: flag(a, '--driver') ?? 'overlay',

@@ -7,7 +7,8 @@ export const verbUsage: Readonly<Record<string, Readonly<Record<string, string>>
     create: `usage: meshctl network create [OPTIONS] NETWORK
 
   -d, --driver overlay     the driver (overlay, the only one)
-  --subnet CIDR            the network's subnet (required)
+  --subnet CIDR            the network's subnet (default: the next free one of the cluster's
+                           default address pools, 10.0.0.0/8 in /24s unless set at init)
   --gateway IP             the gateway address (default the subnet's first)
   --vip-range CIDR         where VIPs are allocated (default the whole subnet)
   --attachable             standalone containers may attach

@@ -26,6 +26,8 @@ const flagPaths: Record<string, { path: string; many?: boolean }> = {
   '--state-dir': { path: 'node.stateDir' },
   '--upstream': { path: 'dns.upstreams', many: true },
   '--ingress-subnet': { path: 'cluster.ingressSubnet' },
+  '--default-addr-pool': { path: 'cluster.defaultAddrPool', many: true },
+  '--default-addr-pool-mask-length': { path: 'cluster.defaultAddrPoolMaskLength' },
   '--lease-ttl': { path: 'cluster.leaseTtl' },
   '--log-level': { path: 'log.level' },
   '--provider': { path: 'provider.kind' },
@@ -60,6 +62,10 @@ export const usage = `usage: meshd [--config FILE] [flags]
   --state-dir DIR          where the node id and the embedded store live (default var)
   --upstream IP[:PORT]     upstream resolver, repeatable, at most 3
   --ingress-subnet CIDR    subnet of the default ingress network at cluster init
+  --default-addr-pool CIDR where networks created without --subnet get one, at cluster init
+                           (repeatable; default 10.0.0.0/8, as swarm)
+  --default-addr-pool-mask-length N
+                           the size of each of those subnets (default 24)
   --lease-ttl DURATION     node liveness lease (default 5s)
   --log-level debug|info|warn|error
   --join-token TOKEN       join an existing cluster (meshctl swarm join-token worker prints it)

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { parseCidr } from '../model/address.js';
 import { invalid } from '../model/errors.js';
 import { Fields } from '../model/fields.js';
-import { type NetworkSpec, readNetworkSpec } from '../model/network.js';
+import { checkAddrPools, type NetworkSpec, readNetworkSpec } from '../model/network.js';
 import { readServiceSpec, type ServiceSpec } from '../model/service.js';
 import { type HostPort, parseHostPort } from './listen.js';
 
@@ -74,7 +74,13 @@ export interface Settings {
     readonly kernelStateOnStop: 'remove' | 'keep';
   };
   readonly metrics: { readonly listen: HostPort | undefined };
-  readonly cluster: { readonly ingressSubnet: string; readonly leaseTtlSeconds: number };
+  readonly cluster: {
+    readonly ingressSubnet: string;
+    readonly leaseTtlSeconds: number;
+    /** Where networks created without `--subnet` get theirs, as `docker swarm init --default-addr-pool`. */
+    readonly defaultAddrPool: readonly string[];
+    readonly defaultAddrPoolMaskLength: number;
+  };
   readonly declare: {
     readonly networks: readonly NetworkSpec[];
     readonly services: readonly ServiceSpec[];
@@ -225,11 +231,21 @@ export function readSettings(raw: unknown): Settings {
   const clusterSettings = {
     ingressSubnet: cluster.string('ingressSubnet', '10.0.0.0/24'),
     leaseTtlSeconds: Math.max(1, Math.round(cluster.duration('leaseTtl', 5000) / 1000)),
+    defaultAddrPool: cluster.has('defaultAddrPool') ? cluster.strings('defaultAddrPool') : ['10.0.0.0/8'],
+    defaultAddrPoolMaskLength: maskLength(
+      cluster.raw('defaultAddrPoolMaskLength'),
+      cluster.at('defaultAddrPoolMaskLength'),
+    ),
   };
   try {
     parseCidr(clusterSettings.ingressSubnet);
   } catch (err) {
     throw invalid(`${cluster.at('ingressSubnet')}: ${(err as Error).message}`);
+  }
+  try {
+    checkAddrPools(clusterSettings.defaultAddrPool, clusterSettings.defaultAddrPoolMaskLength);
+  } catch (err) {
+    throw invalid(`${cluster.at('defaultAddrPool')}: ${(err as Error).message}`);
   }
   cluster.done();
 
@@ -285,4 +301,13 @@ export function readSettings(raw: unknown): Settings {
     provider: providerSettings,
     security: securitySettings,
   };
+}
+
+/** A mask length from YAML (a number) or a flag (its text): an integer from 1 to 128, 24 when unset. */
+function maskLength(v: unknown, at: string): number {
+  if (v === undefined || v === null) return 24;
+  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 128)
+    throw invalid(`${at}: must be a prefix length from 1 to 128`);
+  return n;
 }

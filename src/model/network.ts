@@ -1,4 +1,4 @@
-import { cidrsOverlap, parseAddress, parseCidr } from './address.js';
+import { cidrsOverlap, fromBigInt, parseAddress, parseCidr } from './address.js';
 import { removingClaim } from './claims.js';
 import {
   type Change,
@@ -12,7 +12,7 @@ import { invalid, MeshError } from './errors.js';
 import type { Fields } from './fields.js';
 import { newId } from './ids.js';
 import { defaultGateway, makePool } from './ipam.js';
-import type { Network } from './types.js';
+import type { AddrPools, Network } from './types.js';
 
 /** What a user asks for when creating a network (`docker network create`'s options). */
 export interface NetworkSpec {
@@ -36,7 +36,7 @@ export function readNetworkSpec(f: Fields): NetworkSpec {
     throw invalid(`${f.at('driver')}: only the overlay driver is supported (got "${driver}")`);
   const spec: NetworkSpec = {
     name: f.string('name'),
-    subnet: f.string('subnet'),
+    subnet: f.string('subnet', ''),
     gateway: f.optionalString('gateway'),
     vipRange: f.optionalString('vipRange'),
     attachable: f.bool('attachable', false),
@@ -75,7 +75,7 @@ export function createNetwork(state: ClusterState, spec: NetworkSpec, now: strin
       throw invalid(`invalid mtu "${mtuText}": must be an integer between 576 and 65535`);
     }
   }
-  const subnet = parseCidr(spec.subnet);
+  const subnet = parseCidr(spec.subnet || freeSubnet(state));
   if (subnet.family === 4 && subnet.prefix > 30)
     throw invalid(`invalid subnet ${spec.subnet}: too small (at most /30)`);
   if (subnet.family === 6 && subnet.prefix > 126)
@@ -114,6 +114,48 @@ export function createNetwork(state: ClusterState, spec: NetworkSpec, now: strin
   const change = emptyChange();
   change.puts.push({ kind: 'networks', id, value: network });
   return change;
+}
+
+/** Swarm's default address pool: 10.0.0.0/8 in /24s (`docker swarm init --default-addr-pool`). */
+export const swarmAddrPools: AddrPools = { pools: ['10.0.0.0/8'], maskLength: 24 };
+
+/** Checks pools and a mask length: CIDR blocks each at least as big as the subnets cut from them. */
+export function checkAddrPools(pools: readonly string[], maskLength: number): void {
+  if (pools.length === 0) throw invalid('at least one address pool is needed');
+  for (const p of pools) {
+    const c = parseCidr(p);
+    const max = c.family === 4 ? 30 : 126;
+    if (maskLength < c.prefix || maskLength > max)
+      throw invalid(`mask length ${maskLength} does not fit pool ${c.text} (from /${c.prefix} to /${max})`);
+  }
+}
+
+/**
+ * The first subnet of the cluster's address pools that overlaps no network, as swarm's allocator
+ * hands them out. Two networks created at once may pick the same one: the subnet is a claim, so
+ * the second write fails and recomputes with the next.
+ */
+function freeSubnet(state: ClusterState): string {
+  const { pools, maskLength } = state.cluster?.addrPools ?? swarmAddrPools;
+  const taken = [...state.networks.values()].map((n) => parseCidr(n.subnet));
+  for (const p of pools) {
+    const pool = parseCidr(p);
+    const size = 1n << BigInt((pool.family === 4 ? 32 : 128) - maskLength);
+    for (let first = pool.first; first + size - 1n <= pool.last; first += size) {
+      const last = first + size - 1n;
+      const clash = taken.find((t) => t.family === pool.family && t.first <= last && first <= t.last);
+      // Skip past the network in the way rather than one subnet at a time.
+      if (clash) {
+        first = ((clash.last - pool.first) / size) * size + pool.first;
+        continue;
+      }
+      return `${fromBigInt(first, pool.family)}/${maskLength}`;
+    }
+  }
+  throw new MeshError(
+    'exhausted',
+    'could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network',
+  );
 }
 
 /** libnetwork's overlay VNIs start at 4096 (below are left for other uses); 2^24 - 1 is the last. */

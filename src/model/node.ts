@@ -3,7 +3,7 @@ import { MeshError } from './errors.js';
 import { newId } from './ids.js';
 import { defaultGateway } from './ipam.js';
 import { defaultMtu, freeVni } from './network.js';
-import type { ClusterInfo, Network, Node, NodeHeartbeat } from './types.js';
+import type { AddrPools, ClusterInfo, Network, Node, NodeHeartbeat } from './types.js';
 
 /** What a node says of itself when it starts or rejoins. */
 export interface NodeSelf {
@@ -61,12 +61,14 @@ export function initCluster(
   security?: Required<
     Pick<ClusterInfo, 'id' | 'caCert' | 'caHolder' | 'tokenHash' | 'caKeySealed' | 'tokenSealed'>
   >,
+  addrPools?: AddrPools,
 ): Change {
   const change = emptyChange();
   if (state.cluster) return change;
+  const pools = addrPools ? { addrPools } : {};
   const info: ClusterInfo = security
-    ? { ...security, createdAt: now, certified: { [security.caHolder]: now } }
-    : { id: newId(), createdAt: now };
+    ? { ...security, ...pools, createdAt: now, certified: { [security.caHolder]: now } }
+    : { id: newId(), ...pools, createdAt: now };
   const id = newId();
   const ingress: Omit<Network, 'version'> = {
     id,

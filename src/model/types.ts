@@ -149,9 +149,16 @@ export interface TaskHealth {
 }
 
 /** Cluster-wide facts fixed at init, like swarm's cluster id. */
+export interface AddrPools {
+  readonly pools: readonly string[];
+  readonly maskLength: number;
+}
+
 export interface ClusterInfo {
   readonly id: string;
   readonly createdAt: string;
+  /** Where networks created without a subnet get one (set at init; swarm's default when absent). */
+  readonly addrPools?: AddrPools;
   /** The cluster CA certificate (PEM). */
   readonly caCert?: string;
   /** The node that created the CA (any node holding the cluster key can issue). */

@@ -1,6 +1,6 @@
 import { newId } from '../model/ids.js';
 import { initCluster, sealClusterSecrets } from '../model/node.js';
-import type { ClusterInfo } from '../model/types.js';
+import type { AddrPools, ClusterInfo } from '../model/types.js';
 import type { Controller } from '../state/controller.js';
 import type { Identity } from './identity.js';
 import { newToken, secretHash } from './join-token.js';
@@ -18,6 +18,7 @@ export async function initClusterSecurely(
   identity: Identity,
   nodeId: string,
   ingressSubnet: string,
+  addrPools?: AddrPools,
 ): Promise<void> {
   if (controller.state.cluster) {
     await controller.apply((s) => initCluster(s, ingressSubnet, new Date().toISOString()));
@@ -32,14 +33,20 @@ export async function initClusterSecurely(
   // stray key, never a cluster whose CA nobody can open.
   identity.saveClusterKey(key);
   await controller.apply((s) =>
-    initCluster(s, ingressSubnet, new Date().toISOString(), {
-      id,
-      caCert: ca.cert,
-      caHolder: nodeId,
-      tokenHash: secretHash(token),
-      caKeySealed: seal(key, ca.key),
-      tokenSealed: seal(key, token),
-    }),
+    initCluster(
+      s,
+      ingressSubnet,
+      new Date().toISOString(),
+      {
+        id,
+        caCert: ca.cert,
+        caHolder: nodeId,
+        tokenHash: secretHash(token),
+        caKeySealed: seal(key, ca.key),
+        tokenSealed: seal(key, token),
+      },
+      addrPools,
+    ),
   );
 }
 
