@@ -57,6 +57,17 @@ export function flag(args: ParsedArgs, name: string): string | undefined {
   return args.flags.get(name)?.at(-1);
 }
 
+/**
+ * `--format`: `json`, or `table` (the default). Anything else (a Go template, as docker takes)
+ * is refused rather than ignored, so a script never reads a table it did not ask for.
+ */
+export function formatFlag(args: ParsedArgs): 'json' | 'table' {
+  const f = flag(args, '--format');
+  if (f === undefined || f === 'table') return 'table';
+  if (f === 'json') return 'json';
+  throw new UsageError(`--format ${f}: meshctl prints json or table; Go templates are not supported`);
+}
+
 export function flagList(args: ParsedArgs, name: string): string[] {
   return args.flags.get(name) ?? [];
 }

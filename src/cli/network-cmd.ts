@@ -1,6 +1,6 @@
 import { shortId } from '../model/ids.js';
 import type { Network } from '../model/types.js';
-import { flag, flagBool, flagList, keyValues, parseArgs, UsageError } from './args.js';
+import { flag, flagBool, flagList, formatFlag, keyValues, parseArgs, UsageError } from './args.js';
 import { type Command, printJson } from './context.js';
 import { table } from './table.js';
 
@@ -45,7 +45,7 @@ const create: Command = async (ctx, argv) => {
 const ls: Command = async (ctx, argv) => {
   const a = parseArgs(argv, { '--format': 'string', '--quiet': 'bool' }, { '-q': '--quiet' });
   const nets = await ctx.api.call<Network[]>('GET', '/networks');
-  if (flag(a, '--format') === 'json') return printJson(ctx, nets);
+  if (formatFlag(a) === 'json') return printJson(ctx, nets);
   if (flagBool(a, '--quiet')) return ctx.out(nets.map((n) => `${n.id}\n`).join(''));
   ctx.out(
     table(
@@ -71,6 +71,8 @@ const ls: Command = async (ctx, argv) => {
 
 const inspect: Command = async (ctx, argv) => {
   const a = parseArgs(argv, { '--format': 'string' }, { '-f': '--format' });
+  // Inspect prints JSON, as docker's does; a template is refused, not ignored.
+  formatFlag(a);
   if (a.positional.length === 0) throw new UsageError('usage: meshctl network inspect NETWORK [NETWORK...]');
   const nets = await Promise.all(
     a.positional.map((n) => ctx.api.call('GET', `/networks/${encodeURIComponent(n)}`)),

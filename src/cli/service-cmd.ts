@@ -1,7 +1,16 @@
 import { parseDuration } from '../model/duration.js';
 import { shortId } from '../model/ids.js';
 import type { Service } from '../model/types.js';
-import { flag, flagBool, flagList, keyValues, type ParsedArgs, parseArgs, UsageError } from './args.js';
+import {
+  flag,
+  flagBool,
+  flagList,
+  formatFlag,
+  keyValues,
+  type ParsedArgs,
+  parseArgs,
+  UsageError,
+} from './args.js';
 import { type Command, printJson } from './context.js';
 import { parseNetworkAttachment, parsePublish } from './publish.js';
 import { table } from './table.js';
@@ -31,7 +40,6 @@ const specFlags = {
   '--drain': 'string',
   '--max-conns-per-task': 'string',
   '--label': 'list',
-  '--format': 'string',
 } as const;
 const specAliases = { '-p': '--publish' };
 
@@ -183,7 +191,7 @@ function portsText(s: ListedService): string {
 const ls: Command = async (ctx, argv) => {
   const a = parseArgs(argv, { '--format': 'string', '--quiet': 'bool' }, { '-q': '--quiet' });
   const services = await ctx.api.call<ListedService[]>('GET', '/services');
-  if (flag(a, '--format') === 'json') return printJson(ctx, services);
+  if (formatFlag(a) === 'json') return printJson(ctx, services);
   if (flagBool(a, '--quiet')) return ctx.out(services.map((s) => `${s.id}\n`).join(''));
   ctx.out(
     table(
@@ -203,6 +211,8 @@ const ls: Command = async (ctx, argv) => {
 
 const inspect: Command = async (ctx, argv) => {
   const a = parseArgs(argv, { '--format': 'string' }, { '-f': '--format' });
+  // Inspect prints JSON, as docker's does; a template is refused, not ignored.
+  formatFlag(a);
   if (a.positional.length === 0) throw new UsageError('usage: meshctl service inspect SERVICE [SERVICE...]');
   printJson(
     ctx,

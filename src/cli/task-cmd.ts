@@ -1,6 +1,6 @@
 import { shortId } from '../model/ids.js';
 import type { Container, Task } from '../model/types.js';
-import { flag, flagBool, flagList, keyValues, parseArgs, UsageError } from './args.js';
+import { flag, flagBool, flagList, formatFlag, keyValues, parseArgs, UsageError } from './args.js';
 import { type Command, printJson } from './context.js';
 import { table } from './table.js';
 
@@ -76,7 +76,7 @@ const ls: Command = async (ctx, argv) => {
     'GET',
     `/tasks${svc ? `?service=${encodeURIComponent(svc)}` : ''}`,
   );
-  printTasks(ctx, tasks, flag(a, '--format'));
+  printTasks(ctx, tasks, formatFlag(a));
 };
 
 /** `meshctl service ps SERVICE`: the service's tasks, as docker prints them. */
@@ -86,7 +86,7 @@ export const ps: Command = async (ctx, argv) => {
   if (!svc) throw new UsageError('usage: meshctl service ps SERVICE');
   // Like `docker service ps`: the running tasks, then the recent ones that ended.
   const tasks = await ctx.api.call<ShownTask[]>('GET', `/tasks?service=${encodeURIComponent(svc)}&all=true`);
-  printTasks(ctx, tasks, flag(a, '--format'));
+  printTasks(ctx, tasks, formatFlag(a));
 };
 
 export const taskCommands: Record<string, Command> = { add, rm, remove: rm, ls, list: ls, health };
@@ -130,7 +130,7 @@ const containerLs: Command = async (ctx, argv) => {
   const a = parseArgs(argv, { '--format': 'string', '--all': 'bool' }, { '-a': '--all' });
   const all = flagBool(a, '--all') === true;
   const containers = await ctx.api.call<ListedContainer[]>('GET', `/containers${all ? '?all=true' : ''}`);
-  if (flag(a, '--format') === 'json') return printJson(ctx, containers);
+  if (formatFlag(a) === 'json') return printJson(ctx, containers);
   ctx.out(
     table(
       all ? ['ID', 'NAME', 'ALIASES', 'ADDRESSES', 'STATUS'] : ['ID', 'NAME', 'ALIASES', 'ADDRESSES'],
@@ -173,7 +173,7 @@ type ShownNode = {
 const nodeLs: Command = async (ctx, argv) => {
   const a = parseArgs(argv, { '--format': 'string', '--quiet': 'bool' }, { '-q': '--quiet' });
   const nodes = await ctx.api.call<ShownNode[]>('GET', '/nodes');
-  if (flag(a, '--format') === 'json') return printJson(ctx, nodes);
+  if (formatFlag(a) === 'json') return printJson(ctx, nodes);
   if (flagBool(a, '--quiet')) return ctx.out(nodes.map((n) => `${n.id}\n`).join(''));
   ctx.out(
     table(
@@ -196,6 +196,8 @@ const nodeLs: Command = async (ctx, argv) => {
 
 const nodeInspect: Command = async (ctx, argv) => {
   const a = parseArgs(argv, { '--format': 'string' }, { '-f': '--format' });
+  // Inspect prints JSON, as docker's does; a template is refused, not ignored.
+  formatFlag(a);
   const refs = a.positional.length > 0 ? a.positional : ['self'];
   const all = await ctx.api.call<ShownNode[]>('GET', '/nodes');
   printJson(

@@ -265,6 +265,16 @@ describe('meshctl against a real meshd', () => {
       'usage error: unknown flag: --bogus',
     );
     await expect(m.ctl('frobnicate', 'now')).rejects.toThrow('unknown command "frobnicate now"');
+    // A flag that would do nothing is refused: a Go template is not silently printed as JSON.
+    await expect(m.ctl('network', 'inspect', '-f', '{{.Name}}', 'ingress')).rejects.toThrow(
+      '--format {{.Name}}: meshctl prints json or table; Go templates are not supported',
+    );
+    await expect(m.ctl('service', 'ls', '--format', '{{.Name}}')).rejects.toThrow(
+      /Go templates are not supported/,
+    );
+    await expect(m.ctl('service', 'create', '--name', 'x', '--format', 'json')).rejects.toThrow(
+      'unknown flag: --format',
+    );
   });
 
   it('returns JSON errors with a code and status from the API', async () => {
