@@ -89,6 +89,11 @@ function panel(title, unit, targets, opts = {}) {
   };
 }
 
+/** A stat panel that counts: 0, never "No data", when there is nothing to count. */
+function stat(title, unit, expr) {
+  return panel(title, unit, [[`${expr} or vector(0)`, title]], { type: 'stat', w: 6, h: 5 });
+}
+
 /** Lays panels out left to right, two per row (or as wide as each asks). */
 function layout(panels) {
   let x = 0;
@@ -134,26 +139,24 @@ const dashboards = {
     'meshd / Overview',
     'Nodes, DNS and mesh traffic, task health and errors at a glance.',
     () => [
-      panel('Nodes ready', 'short', [[`max(meshd_cluster_nodes{${sel}, state="ready"})`, 'ready']], {
-        type: 'stat',
-        w: 6,
-        h: 5,
-      }),
-      panel('Nodes down', 'short', [[`max(meshd_cluster_nodes{${sel}, state="down"})`, 'down']], {
-        type: 'stat',
-        w: 6,
-        h: 5,
-      }),
+      // Counts show 0 when nothing is there, not "No data" (`or vector(0)`): an operator reads
+      // "No data" as broken. Store connected keeps "No data": unknown is not disconnected.
+      stat('Nodes ready', 'short', `max(meshd_cluster_nodes{${sel}, state="ready"})`),
+      stat('Nodes down', 'short', `max(meshd_cluster_nodes{${sel}, state="down"})`),
       panel('Store connected', 'bool', [[`min(meshd_store_connected{${sel}})`, 'connected']], {
         type: 'stat',
         w: 6,
         h: 5,
       }),
-      panel('meshd nodes scraped', 'short', [[`count(meshd_build_info{${sel}})`, 'nodes']], {
-        type: 'stat',
-        w: 6,
-        h: 5,
-      }),
+      stat('meshd nodes scraped', 'short', `count(meshd_build_info{${sel}})`),
+      stat('Unhealthy tasks', 'short', `count(meshd_health_task_up{${sel}} == 0)`),
+      stat('Ejections, last hour', 'short', `sum(increase(meshd_mesh_ejections_total{${sel}}[1h]))`),
+      stat('UDP flows', 'short', `sum(meshd_mesh_udp_flows{${sel}})`),
+      stat(
+        'Kernel update failures, last hour',
+        'short',
+        `sum(increase(meshd_kernel_update_failures_total{${sel}}[1h]))`,
+      ),
       panel('DNS queries/s by rcode', 'reqps', [
         [`sum by (rcode) (rate(meshd_dns_requests_total{${sel}}[${ri}]))`, '{{rcode}}'],
       ]),

@@ -20,6 +20,7 @@ interface Target {
 }
 interface Panel {
   title: string;
+  type: string;
   targets?: Target[];
   fieldConfig?: { defaults?: { unit?: string } };
 }
@@ -216,6 +217,27 @@ declare:
       }
     }
     expect(failures).toEqual([]);
+  });
+
+  it('shows 0, not "No data", in every counting stat panel for a node that has nothing to count', async () => {
+    const empty: string[] = [];
+    let checked = 0;
+    for (const d of dashboards)
+      for (const p of d.panels) {
+        // A presence, not a count: "No data" (unknown) is the honest answer there.
+        if (p.type !== 'stat' || p.title === 'Store connected') continue;
+        for (const t of p.targets ?? []) {
+          checked++;
+          // An instance with no series at all: what a fresh node, or a quiet one, looks like.
+          const expr = substitute(t.expr, 'no-such-instance:9');
+          const res = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(expr)}`);
+          const body = (await res.json()) as { data?: { result: { value: [number, string] }[] } };
+          const value = body.data?.result[0]?.value[1];
+          if (value !== '0') empty.push(`${d.uid} / ${p.title}: ${value ?? 'No data'}`);
+        }
+      }
+    expect(checked).toBeGreaterThanOrEqual(7);
+    expect(empty).toEqual([]);
   });
 });
 
