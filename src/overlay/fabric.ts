@@ -61,11 +61,10 @@ export class OverlayFabric {
     for (const [id, old] of this.applied) if (!want.has(id)) await this.removeNetwork(old);
     for (const n of plan) await this.applyNetwork(n, this.applied.get(n.id));
     this.applied = want;
-    const filter = overlayFilterScript(plan);
+    // No table until a network needs one: a node without overlay endpoints leaves nftables alone.
+    const filter = plan.length > 0 ? overlayFilterScript(plan) : '';
     if (filter !== this.filter) {
-      await runNft(
-        plan.length > 0 ? filter : `table inet ${overlayTable} {}\ndelete table inet ${overlayTable}\n`,
-      );
+      await runNft(filter || `delete table inet ${overlayTable}\n`);
       this.filter = filter;
     }
     // The way out is routed through the node: it must forward (Docker turns this on too).
