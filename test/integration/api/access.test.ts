@@ -18,7 +18,7 @@ describe('who the management API serves', () => {
       args: ['--api-listen', `0.0.0.0:${port}`, '--api-tls', 'true'],
     });
     cleanup.push(() => m.stop());
-    const host: TestHost = await createTestHost('meshd-apit', '10.199.1.1', '10.199.1.2');
+    const host: TestHost = await createTestHost(`mapi${process.pid % 1000}`, '10.198.1.1', '10.198.1.2');
     cleanup.push(() => host.remove());
     const status = (host: string) => [
       'curl',
@@ -32,7 +32,7 @@ describe('who the management API serves', () => {
     // A local operator on loopback needs no token...
     expect(await sh(...(status('127.0.0.1') as [string, ...string[]]))).toBe('200');
     // ...a peer from elsewhere, reaching the same listener, does.
-    expect((await host.exec(...status('10.199.1.1'))).stdout).toBe('401');
+    expect((await host.exec(...status('10.198.1.1'))).stdout).toBe('401');
   });
 
   it("never routes a published port to the node's own API", async () => {

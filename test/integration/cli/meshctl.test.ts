@@ -298,7 +298,7 @@ describe('meshctl against a real meshd', () => {
 describe('default address pools', () => {
   it('gives a network created without --subnet one from the pools set at init, as swarm does', async () => {
     const m = await startMeshd({
-      args: ['--default-addr-pool', '10.251.0.0/16', '--default-addr-pool-mask-length', '26'],
+      args: ['--default-addr-pool', '10.254.0.0/16', '--default-addr-pool-mask-length', '26'],
     });
     try {
       await m.ctl('network', 'create', '-d', 'overlay', 'auto1');
@@ -306,7 +306,7 @@ describe('default address pools', () => {
       const subnets = await Promise.all(
         ['auto1', 'auto2'].map(async (n) => JSON.parse(await m.ctl('network', 'inspect', n))[0].subnet),
       );
-      expect(subnets).toEqual(['10.251.0.0/26', '10.251.0.64/26']);
+      expect(subnets).toEqual(['10.254.0.0/26', '10.254.0.64/26']);
       await expect(m.ctl('network', 'create', '--gateway', '10.9.9.1', 'auto3')).rejects.toThrow(
         '--gateway and --vip-range need --subnet',
       );

@@ -84,7 +84,49 @@ beforeAll(async () => {
     ids.push(await selfId(n));
   }
   port = await freePort('127.0.1.1');
+  await (nodes[0] as MeshdProcess).ctl('network', 'create', '--subnet', '127.220.0.0/16', 'cnet');
 }, 60_000);
+
+// Each test sets up what it reads, so any one of them runs alone (`-t`). What several read is
+// made once, on first use.
+let webMade: Promise<Backend> | undefined;
+/**
+ * `web` on cnet, published on `port`, with a task on node 1 and one on node 3, each answering its
+ * node's name. Resolves to node 3's backend (the node-death test kills it).
+ */
+function webWithTasks(): Promise<Backend> {
+  webMade ??= (async () => {
+    const [n1, , n3] = nodes as [MeshdProcess, MeshdProcess, MeshdProcess];
+    await n1.ctl('service', 'create', '--name', 'web', '--network', 'cnet', '-p', `${port}:8000`);
+    const onN3 = await httpBackend('on-n3', '127.220.3.1', 8000);
+    backends.push(onN3, await httpBackend('on-n1', '127.220.1.1', 8000));
+    await n3.ctl('task', 'add', 'web', '--ip', '127.220.3.1');
+    await n1.ctl('task', 'add', 'web', '--ip', '127.220.1.1');
+    return onN3;
+  })();
+  return webMade;
+}
+
+let agentMade: Promise<void> | undefined;
+/** `agent`: a global dnsrr service with its task on every node. */
+function agentOnEveryNode(): Promise<void> {
+  agentMade ??= (async () => {
+    await (nodes[0] as MeshdProcess).ctl(
+      'service',
+      'create',
+      '--name',
+      'agent',
+      '--mode',
+      'global',
+      '--network',
+      'cnet',
+      '--endpoint-mode',
+      'dnsrr',
+    );
+    await Promise.all(nodes.map((n) => n.ctl('task', 'add', 'agent')));
+  })();
+  return agentMade;
+}
 
 afterAll(async () => {
   await Promise.all(nodes.map((n) => n.stop()));
@@ -121,13 +163,17 @@ describe('a three-node cluster on etcd', () => {
 
   it('serves a change made on node 1 from nodes 2 and 3 within a second', async () => {
     const [n1, n2, n3] = nodes as [MeshdProcess, MeshdProcess, MeshdProcess];
-    await n1.ctl('network', 'create', '--subnet', '127.220.0.0/16', 'cnet');
     const started = Date.now();
-    await n1.ctl('service', 'create', '--name', 'web', '--network', 'cnet', '-p', `${port}:8000`);
+    await n1.ctl('service', 'create', '--name', 'fresh', '--network', 'cnet');
+    const [svc] = JSON.parse(await n1.ctl('service', 'inspect', 'fresh')) as {
+      networks: { vip?: string }[];
+    }[];
+    const vip = svc?.networks[0]?.vip as string;
+    expect(vip).toMatch(/^127\.220\.0\.\d+$/);
     await eventually(
       async () => {
-        expect(await digShort(n2.dns, 'web')).toEqual(['127.220.0.2']);
-        expect(await digShort(n3.dns, 'web')).toEqual(['127.220.0.2']);
+        expect(await digShort(n2.dns, 'fresh')).toEqual([vip]);
+        expect(await digShort(n3.dns, 'fresh')).toEqual([vip]);
       },
       2000,
       10,
@@ -137,13 +183,8 @@ describe('a three-node cluster on etcd', () => {
   });
 
   it('forwards a published port on node 2 to a task on node 3', async () => {
-    const [n1, n2, n3] = nodes as [MeshdProcess, MeshdProcess, MeshdProcess];
-    backends.push(
-      await httpBackend('on-n3', '127.220.3.1', 8000),
-      await httpBackend('on-n1', '127.220.1.1', 8000),
-    );
-    await n3.ctl('task', 'add', 'web', '--ip', '127.220.3.1');
-    await n1.ctl('task', 'add', 'web', '--ip', '127.220.1.1');
+    const [, n2] = nodes as [MeshdProcess, MeshdProcess];
+    await webWithTasks();
     await eventually(async () =>
       expect(await digShort(n2.dns, 'tasks.web')).toEqual(['127.220.1.1', '127.220.3.1']),
     );
@@ -284,19 +325,7 @@ describe('a three-node cluster on etcd', () => {
 
   it('runs a global service with one task per node', async () => {
     const [n1] = nodes as [MeshdProcess];
-    await n1.ctl(
-      'service',
-      'create',
-      '--name',
-      'agent',
-      '--mode',
-      'global',
-      '--network',
-      'cnet',
-      '--endpoint-mode',
-      'dnsrr',
-    );
-    await Promise.all(nodes.map((n) => n.ctl('task', 'add', 'agent')));
+    await agentOnEveryNode();
     await expect(n1.ctl('task', 'add', 'agent')).rejects.toThrow(/already has a task on node/);
     const tasks = JSON.parse(await n1.ctl('task', 'ls', '--service', 'agent', '--format', 'json')) as {
       node: string;
@@ -309,6 +338,10 @@ describe('a three-node cluster on etcd', () => {
 
   it('keeps serving from the last state while etcd is down, refuses writes, and catches up', async () => {
     const [n1, n2, n3] = nodes as [MeshdProcess, MeshdProcess, MeshdProcess];
+    await webWithTasks();
+    await eventually(async () => expect(await digShort(n2.dns, 'tasks.web')).toHaveLength(2));
+    const vip = await digShort(n2.dns, 'web');
+    expect(vip).toHaveLength(1);
     await etcd.stop();
     await eventually(
       async () => {
@@ -319,7 +352,7 @@ describe('a three-node cluster on etcd', () => {
       15_000,
       100,
     );
-    expect(await digShort(n2.dns, 'web')).toEqual(['127.220.0.2']);
+    expect(await digShort(n2.dns, 'web')).toEqual(vip);
     expect((await fetchOnce(`http://127.0.2.1:${port}/`)).status).toBe(200);
     const metrics = await (await fetch(`http://${n2.metrics}/metrics`)).text();
     expect(metrics).toMatch(/^meshd_store_connected 0$/m);
@@ -353,12 +386,15 @@ describe('a three-node cluster on etcd', () => {
 
   it('takes a killed node out of rotation within its lease TTL, with no failed request', async () => {
     const [n1, n2, n3] = nodes as [MeshdProcess, MeshdProcess, MeshdProcess];
-    await eventually(async () =>
-      expect(await digShort(n1.dns, 'tasks.web')).toEqual(['127.220.1.1', '127.220.3.1']),
-    );
+    const onN3 = await webWithTasks();
+    await agentOnEveryNode();
+    await eventually(async () => {
+      expect(await digShort(n1.dns, 'tasks.web')).toEqual(['127.220.1.1', '127.220.3.1']);
+      expect(await digShort(n2.dns, 'agent')).toHaveLength(3);
+    });
     // Node 3 dies, and the task it ran with it.
     await n3.kill();
-    await (backends[0] as Backend).kill();
+    await onN3.kill();
     const killedAt = Date.now();
     const failures: number[] = [];
     let outAt: number | undefined;

@@ -9,7 +9,7 @@ import { type MeshdProcess, startMeshd } from '../../helpers/meshd.js';
 
 const config = `
 declare:
-  networks: [{ name: front, subnet: 127.204.0.0/16 }]
+  networks: [{ name: front, subnet: 127.237.0.0/16 }]
   services: [{ name: web, endpointMode: dnsrr, networks: [{ network: front }] }]
   tasks: [{ service: web, count: 5 }]
 `;

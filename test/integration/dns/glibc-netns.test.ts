@@ -5,13 +5,13 @@ import { createTestHost, isRoot, type TestHost } from '../../helpers/netns.js';
 const config = `
 declare:
   networks:
-    - { name: cnet, subnet: 10.231.0.0/24, vipRange: 10.231.0.128/25 }
-    - { name: other, subnet: 10.232.0.0/24 }
+    - { name: cnet, subnet: 10.241.0.0/24, vipRange: 10.241.0.128/25 }
+    - { name: other, subnet: 10.242.0.0/24 }
   services:
     - { name: web, networks: [{ network: cnet }] }
     - { name: hidden, networks: [{ network: other }] }
   tasks:
-    - { service: web, ips: [10.231.0.50, 10.231.0.51] }
+    - { service: web, ips: [10.241.0.50, 10.241.0.51] }
     - { service: hidden, count: 1 }
 `;
 
@@ -22,8 +22,8 @@ describe('the glibc resolver in a network namespace', () => {
   let host: TestHost;
   beforeAll(async () => {
     if (!isRoot()) throw new Error('this test needs root (ip netns, port 53); CI runs as root');
-    host = await createTestHost(`meshd-dns-${process.pid}`, '10.231.0.1', '10.231.0.2', '10.231.0.1');
-    m = await startMeshd({ config, args: ['--dns-listen', '10.231.0.1:53'] });
+    host = await createTestHost(`meshd-dns-${process.pid}`, '10.241.0.1', '10.241.0.2', '10.241.0.1');
+    m = await startMeshd({ config, args: ['--dns-listen', '10.241.0.1:53'] });
   }, 30_000);
   afterAll(async () => {
     await m?.stop();
@@ -32,7 +32,7 @@ describe('the glibc resolver in a network namespace', () => {
 
   it('resolves the service VIP and every task, scoped to the client network', async () => {
     const web = await host.exec('getent', 'hosts', 'web');
-    expect(web.stdout).toMatch(/^10\.231\.0\.128\s+web$/m);
+    expect(web.stdout).toMatch(/^10\.241\.0\.128\s+web$/m);
     const tasks = await host.exec('getent', 'ahostsv4', 'tasks.web');
     expect(
       [
@@ -43,10 +43,10 @@ describe('the glibc resolver in a network namespace', () => {
             .map((l) => l.split(/\s+/)[0]),
         ),
       ].sort(),
-    ).toEqual(['10.231.0.50', '10.231.0.51']);
+    ).toEqual(['10.241.0.50', '10.241.0.51']);
     const hidden = await host.exec('getent', 'hosts', 'hidden');
     expect(hidden.code).toBe(2);
     const qualified = await host.exec('getent', 'hosts', 'web.meshd');
-    expect(qualified.stdout).toMatch(/^10\.231\.0\.128\s+web\.meshd$/m);
+    expect(qualified.stdout).toMatch(/^10\.241\.0\.128\s+web\.meshd$/m);
   });
 });

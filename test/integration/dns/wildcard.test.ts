@@ -14,7 +14,7 @@ afterAll(async () => {
 describe('DNS on a wildcard listener', () => {
   it('answers over UDP from the address the query was sent to, secondary addresses included', async () => {
     expect(isRoot()).toBe(true);
-    host = await createTestHost('meshd-dnsw', '10.199.3.1', '10.199.3.2');
+    host = await createTestHost(`mdnsw${process.pid % 1000}`, '10.196.3.1', '10.196.3.2');
     const port = await freePort('0.0.0.0');
     m = await startMeshd({
       args: ['--dns-listen', `0.0.0.0:${port}`],
@@ -36,10 +36,10 @@ describe('DNS on a wildcard listener', () => {
       );
       return r.stdout.trim();
     };
-    expect(await ask('10.199.3.1')).toBe('127.242.0.2');
+    expect(await ask('10.196.3.1')).toBe('127.242.0.2');
     // A second address on the same interface, added while meshd runs: a reply from the primary
     // address would be dropped by the client ("reply from unexpected source").
-    await sh('ip', 'addr', 'add', '10.199.3.3/24', 'dev', host.hostIf);
-    await eventually(async () => expect(await ask('10.199.3.3')).toBe('127.242.0.2'), 10_000, 500);
+    await sh('ip', 'addr', 'add', '10.196.3.3/24', 'dev', host.hostIf);
+    await eventually(async () => expect(await ask('10.196.3.3')).toBe('127.242.0.2'), 10_000, 500);
   }, 60_000);
 });

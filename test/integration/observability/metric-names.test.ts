@@ -30,10 +30,10 @@ describe('metric names (a lint, as CoreDNS runs for its plugins)', () => {
   beforeAll(async () => {
     const port = await freePort();
     m = await startMeshd({
-      config: `mesh:\n  publishAddr: 127.0.0.1\ndeclare:\n  networks: [{ name: lint, subnet: 127.231.0.0/16 }]\n  services: [{ name: web, networks: [{ network: lint }], ports: [{ published: ${port}, target: 8000 }] }]\n  tasks: [{ service: web, ips: [127.231.0.9] }]\n`,
+      config: `mesh:\n  publishAddr: 127.0.0.1\ndeclare:\n  networks: [{ name: lint, subnet: 127.236.0.0/16 }]\n  services: [{ name: web, networks: [{ network: lint }], ports: [{ published: ${port}, target: 8000 }] }]\n  tasks: [{ service: web, ips: [127.236.0.9] }]\n`,
       args: ['--upstream', '127.0.0.1:9'],
     });
-    backend = await httpBackend('b', '127.231.0.9', 8000);
+    backend = await httpBackend('b', '127.236.0.9', 8000);
     await fetchOnce(`http://127.0.0.1:${port}/`);
     await dig(m.dns, '-b', '127.0.0.33', 'web');
     await dig(m.dns, '-b', '127.0.0.34', 'elsewhere.test');

@@ -36,21 +36,21 @@ describe('booting on a container host', () => {
 
   it('starts before its DNS address exists and binds it when it appears', async () => {
     expect(isRoot()).toBe(true);
-    const host: TestHost = await createTestHost('meshd-boot', '10.199.5.1', '10.199.5.2');
+    const host: TestHost = await createTestHost(`mboot${process.pid % 1000}`, '10.197.5.1', '10.197.5.2');
     cleanup.push(() => host.remove());
     const m = await startMeshd({
       netns: host.name,
-      args: ['--dns-listen', '10.199.5.9:53'],
+      args: ['--dns-listen', '10.197.5.9:53'],
       config:
         'declare:\n  networks: [{ name: apps, subnet: 127.245.0.0/16 }]\n  services: [{ name: web, networks: [{ network: apps }] }]\n',
     });
     cleanup.push(() => m.stop());
     expect(m.logs.some((l) => l.includes('the DNS address is not on this host yet'))).toBe(true);
     // The engine creates the bridge (here: the address appears) when its first container joins.
-    await host.exec('ip', 'addr', 'add', '10.199.5.9/32', 'dev', 'lo');
+    await host.exec('ip', 'addr', 'add', '10.197.5.9/32', 'dev', 'lo');
     await eventually(
       async () => {
-        const r = await host.exec('dig', '@10.199.5.9', '+short', '+time=1', '+tries=1', 'web');
+        const r = await host.exec('dig', '@10.197.5.9', '+short', '+time=1', '+tries=1', 'web');
         expect(r.stdout.trim()).toBe('127.245.0.2');
       },
       10_000,
