@@ -27,6 +27,7 @@ import { certIssued } from './security/pki.js';
 import { tlsOptions } from './security/tls.js';
 import { checkAdvertise } from './state/advertise.js';
 import { Controller } from './state/controller.js';
+import { EventLog, eventsOf } from './state/events.js';
 import { Membership } from './state/membership.js';
 import { StateMetrics } from './state/metrics.js';
 import { Mirror } from './state/mirror.js';
@@ -81,6 +82,8 @@ export class Daemon {
   private membership: Membership | undefined;
   private readonly peers: PeerWatch;
   private readonly history = new TaskHistory();
+  /** What changed, as `meshctl events` and the page stream it. */
+  readonly events = new EventLog();
   private provider: DockerProvider | undefined;
   private dns: RunningDns | undefined;
 
@@ -102,6 +105,7 @@ export class Daemon {
       apply: (snap, change) => {
         this.peers.update(snap.state);
         this.history.update(snap.state, change, new Date().toISOString());
+        for (const e of eventsOf(snap.state, change.changes, Date.now())) this.events.push(e);
         if (change.full || change.nodes.size > 0) this.dataPlane?.dropRemoved(snap);
         if (this.lastWriteAt !== undefined) {
           // The writer stamped its write with its clock: this is write-to-serving time.
@@ -230,6 +234,7 @@ export class Daemon {
       s,
       {
         controller: this.controller,
+        events: this.events,
         nodeId: this.nodeId,
         now: () => new Date().toISOString(),
         readiness: () => this.readiness(),
@@ -375,6 +380,7 @@ export class Daemon {
       { tunnels },
       this.reserved,
       kernel,
+      this.events,
     );
     this.mesh = mesh;
     this.closers.push(() => mesh.close(this.settings.mesh.shutdownGraceMs));

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type ClusterState, lookup } from '../model/cluster-state.js';
 import { attachContainer, detachContainer, readAttachSpec } from '../model/container.js';
 import { invalid, MeshError } from '../model/errors.js';
@@ -13,11 +13,15 @@ import type { Identity } from '../security/identity.js';
 import { newToken, secretHash } from '../security/join-token.js';
 import { certDigest } from '../security/pki.js';
 import type { Controller } from '../state/controller.js';
+import type { EventLog } from '../state/events.js';
+import { streamEvents } from './events-stream.js';
 import { readJson } from './http-util.js';
 
 export interface RouteResult {
   readonly status?: number;
-  readonly body: unknown;
+  readonly body?: unknown;
+  /** Writes the response itself (a stream) instead of `body` as JSON. */
+  readonly stream?: (res: ServerResponse) => void;
 }
 
 export interface Route {
@@ -27,12 +31,16 @@ export interface Route {
     req: IncomingMessage;
     params: string[];
     query: URLSearchParams;
+    /** Aborted when the API closes: streams end then. */
+    closing: AbortSignal;
   }) => Promise<RouteResult>;
 }
 
 /** What the API needs from the running daemon beyond the stored state. */
 export interface ApiContext {
   readonly controller: Controller;
+  /** Recent and new events (`GET /events`). */
+  readonly events: EventLog;
   readonly nodeId: string;
   now(): string;
   readiness(): { status: 'ready' | 'starting' | 'degraded' | 'stopping'; reason: string };
@@ -96,6 +104,9 @@ export function apiRoutes(ctx: ApiContext): Route[] {
       return { status: r.status === 'ready' || r.status === 'degraded' ? 200 : 503, body: r };
     }),
     route('GET', '/info', async () => ({ body: ctx.info() })),
+    route('GET', '/events', async ({ req, query, closing }) => ({
+      stream: (res) => streamEvents(ctx.events, req, res, query, closing),
+    })),
 
     route('GET', '/networks', async () => ({ body: [...state().networks.values()] })),
     route('GET', `/networks/${ref}`, async ({ params }) => {

@@ -38,6 +38,8 @@ function decodeSegment(text: string): string {
  */
 export class ApiServer {
   private server: Server | undefined;
+  /** Aborted on close: open event streams end, so closing does not wait for them. */
+  private readonly closing = new AbortController();
 
   constructor(
     private readonly listen: HostPort,
@@ -124,8 +126,10 @@ export class ApiServer {
           req,
           params: m.slice(1).map(decodeSegment),
           query: url.searchParams,
+          closing: this.closing.signal,
         });
-        sendJson(res, result.status ?? 200, result.body);
+        if (result.stream) result.stream(res);
+        else sendJson(res, result.status ?? 200, result.body);
         return;
       }
       throw new MeshError('not_found', `no route for ${req.method} ${url.pathname}`);
@@ -138,6 +142,7 @@ export class ApiServer {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
+    this.closing.abort();
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeIdleConnections();

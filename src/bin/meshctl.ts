@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { UsageError } from '../cli/args.js';
 import { ApiClient, type ClientTls } from '../cli/client.js';
 import type { Command } from '../cli/context.js';
+import { events } from '../cli/events-cmd.js';
 import { networkCommands } from '../cli/network-cmd.js';
 import { serviceCommands } from '../cli/service-cmd.js';
 import { containerCommands, nodeCommands, ps, swarmCommands, taskCommands } from '../cli/task-cmd.js';
@@ -18,6 +19,8 @@ const groups: Record<string, Record<string, Command>> = {
   swarm: swarmCommands,
 };
 
+const topLevel: Record<string, Command> = { events };
+
 const usage = `usage: meshctl [--host URL] [--token TOKEN] COMMAND
 
   network  create|ls|inspect|rm
@@ -26,6 +29,7 @@ const usage = `usage: meshctl [--host URL] [--token TOKEN] COMMAND
   container attach|detach|ls
   node     ls|inspect|rm
   swarm    join-token worker|manager [--rotate]
+  events   [--filter KEY=VALUE] [--since T] [--until T] [--format json]
 
 MESHD_HOST (default http://127.0.0.1:2377) and MESHD_TOKEN set --host and --token.
 For an https:// API: --tls-ca FILE, or --state-dir DIR of a node (its CA and certificate).
@@ -69,6 +73,16 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage);
     return group ? 0 : 1;
   }
+  // `events` has no verb, as `docker events`.
+  const single = topLevel[group];
+  if (single) {
+    const all = rest.slice(1);
+    if (wantsHelp(all)) {
+      process.stdout.write(`${verbUsage[group]?.[''] ?? usage}\n`);
+      return 0;
+    }
+    return run(single, host, token, clientTls(tlsCa, stateDir), all);
+  }
   const help = verbUsage[group];
   if (help && (verb === undefined || verb === '--help' || verb === '-h' || verb === 'help')) {
     process.stdout.write(`${Object.values(help).join('\n\n')}\n`);
@@ -84,11 +98,18 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`meshctl: unknown command "${[group, verb].filter(Boolean).join(' ')}"\n${usage}`);
     return 1;
   }
+  return run(cmd, host, token, clientTls(tlsCa, stateDir), args);
+}
+
+async function run(
+  cmd: Command,
+  host: string,
+  token: string | undefined,
+  tls: ClientTls | undefined,
+  args: readonly string[],
+): Promise<number> {
   try {
-    await cmd(
-      { api: new ApiClient(host, token, clientTls(tlsCa, stateDir)), out: (t) => process.stdout.write(t) },
-      args,
-    );
+    await cmd({ api: new ApiClient(host, token, tls), out: (t) => process.stdout.write(t) }, args);
     return 0;
   } catch (err) {
     const prefix = err instanceof UsageError ? 'usage error: ' : 'Error: ';

@@ -24,7 +24,7 @@ export class ApiClient {
       : undefined;
   }
 
-  async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  private async send(method: string, path: string, body: unknown, bodyTimeout: number) {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.token) headers.authorization = `Bearer ${this.token}`;
@@ -38,7 +38,7 @@ export class ApiClient {
         reset: true,
         ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}),
         headersTimeout: 30_000,
-        bodyTimeout: 30_000,
+        bodyTimeout,
       });
     } catch (err) {
       const cause = (err as { code?: string }).code ?? (err as Error).message;
@@ -46,12 +46,39 @@ export class ApiClient {
         `cannot reach meshd at ${this.base} (${cause}); is it running? set --host or MESHD_HOST`,
       );
     }
-    const text = await res.body.text();
-    const data = text ? (JSON.parse(text) as unknown) : undefined;
     if (res.statusCode >= 400) {
-      const msg = (data as { message?: string } | undefined)?.message ?? `HTTP ${res.statusCode}`;
+      const text = await res.body.text();
+      let msg = `HTTP ${res.statusCode}`;
+      try {
+        msg = (JSON.parse(text) as { message?: string }).message ?? msg;
+      } catch {
+        // Not the API's JSON: the status says enough.
+      }
       throw new Error(msg);
     }
-    return data as T;
+    return res;
+  }
+
+  async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.send(method, path, body, 30_000);
+    const text = await res.body.text();
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  /** Follows a stream of JSON lines (`GET /events`), one call per line, until the server ends it. */
+  async follow(path: string, each: (value: unknown) => void): Promise<void> {
+    // No body timeout: a quiet stream is not a dead one.
+    const res = await this.send('GET', path, undefined, 0);
+    let rest = '';
+    for await (const chunk of res.body) {
+      rest += (chunk as Buffer).toString('utf8');
+      let nl = rest.indexOf('\n');
+      while (nl >= 0) {
+        const line = rest.slice(0, nl).trim();
+        rest = rest.slice(nl + 1);
+        if (line) each(JSON.parse(line));
+        nl = rest.indexOf('\n');
+      }
+    }
   }
 }

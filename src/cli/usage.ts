@@ -3,6 +3,18 @@
  * every verb of the group).
  */
 export const verbUsage: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  events: {
+    '': `usage: meshctl events [OPTIONS]
+
+  -f, --filter KEY=VALUE   type=service|task|network|node|container, event=ACTION (create,
+                           update, remove, health_status, eject, drain, ready, down),
+                           service=, node=, network=, task=, container= (name or id), scope=swarm|local
+                           (repeatable: values of one key are alternatives, keys all apply)
+  --since TIME             replay from TIME (10m, unix seconds, RFC 3339) out of this node's
+                           recent events, then follow
+  --until TIME             stop at TIME
+  --format json            one JSON object per line (Docker's event shape)`,
+  },
   network: {
     create: `usage: meshctl network create [OPTIONS] NETWORK
 

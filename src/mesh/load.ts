@@ -17,7 +17,11 @@ export class MeshLoad implements Load {
   private readonly counts = new Map<string, number>();
   private readonly ejections = new Map<string, Ejection>();
 
-  constructor(private readonly ejectMs: number) {}
+  constructor(
+    private readonly ejectMs: number,
+    /** Told when a task leaves rotation (not on each further failure while it is out). */
+    private readonly onEject: (task: string, reason: string, ms: number) => void = () => undefined,
+  ) {}
 
   active(task: string): number {
     return this.counts.get(task) ?? 0;
@@ -44,6 +48,7 @@ export class MeshLoad implements Load {
     const failures = (prev?.failures ?? 0) + 1;
     const ms = Math.min(this.ejectMs * 2 ** (failures - 1), maxEjectMs);
     this.ejections.set(task, { until: now + ms, failures, reason });
+    if (!prev || now >= prev.until) this.onEject(task, reason, ms);
   }
 
   /** Why a task is ejected now (its last connect error), or undefined when it is not. */

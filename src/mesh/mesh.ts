@@ -2,6 +2,7 @@ import type { Registry } from 'prom-client';
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../log.js';
 import type { Task } from '../model/types.js';
+import { type EventLog, makeEvent, taskAttributes } from '../state/events.js';
 import type { Snapshot, SnapshotChange } from '../state/snapshot.js';
 import { ConnTracker } from './connections.js';
 import type { DataPlaneAccess, MeshContext } from './context.js';
@@ -34,6 +35,8 @@ export class Mesh implements Forwarding {
     private readonly reserved: (host: string, port: number) => boolean = () => false,
     /** Serves what it can of each service in the kernel; the mesh keeps the rest. */
     private readonly kernel?: KernelPlane,
+    /** Where this node's ejections and drains are told (`meshctl events`, the page). */
+    private readonly events?: EventLog,
   ) {
     const tracker = new ConnTracker();
     const metrics = new MeshMetrics(registry, {
@@ -42,8 +45,21 @@ export class Mesh implements Forwarding {
       taskConnections: () => this.taskGauge(),
       taskUp: () => this.upGauge(),
     });
-    this.ctx = { settings, dataPlane, load: new MeshLoad(settings.ejectMs), tracker, metrics, log };
+    const load = new MeshLoad(settings.ejectMs, (task, reason, ms) =>
+      this.tell(task, 'eject', { reason, for: `${ms}ms` }),
+    );
+    this.ctx = { settings, dataPlane, load, tracker, metrics, log };
     this.listeners = new Listeners(this.ctx, new VipAddresses(settings.manageVipInterfaces, 'lo', log));
+  }
+
+  /** A local event about one task: its service and node come from the last snapshot. */
+  private tell(taskId: string, action: string, attrs: Record<string, string>, task?: Task): void {
+    const snap = this.snapshot;
+    const t = task ?? snap?.state.tasks.get(taskId);
+    if (!this.events || !snap || !t) return;
+    this.events.push(
+      makeEvent('task', action, taskId, { ...taskAttributes(snap.state, t), ...attrs }, Date.now(), 'local'),
+    );
   }
 
   get metrics(): MeshMetrics {
@@ -77,7 +93,9 @@ export class Mesh implements Forwarding {
     const gone = new Map(change.removedServices.map((s) => [s.id, s]));
     for (const t of change.removedTasks) {
       const svc = state.services.get(t.service) ?? gone.get(t.service);
-      this.ctx.tracker.drain((c) => c.task === t.id, svc?.drainMs ?? 0);
+      const open = this.ctx.tracker.drain((c) => c.task === t.id, svc?.drainMs ?? 0);
+      if (open > 0)
+        this.tell(t.id, 'drain', { connections: String(open), grace: `${svc?.drainMs ?? 0}ms` }, t);
     }
     for (const s of change.removedServices) this.ctx.metrics.forgetService(s.name);
     if (change.removedTasks.length > 0 || change.full) this.ctx.load.prune(state.tasks);

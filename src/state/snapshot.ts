@@ -1,6 +1,6 @@
 import type { ClusterState } from '../model/cluster-state.js';
 import type { Service, Task } from '../model/types.js';
-import type { StateDelta } from './delta.js';
+import type { Changed, StateDelta } from './delta.js';
 import { taskUp } from './task-up.js';
 
 /**
@@ -38,6 +38,8 @@ export interface SnapshotChange {
   readonly previousTasks: readonly Task[];
   /** Services that are gone, as they were. */
   readonly removedServices: readonly Service[];
+  /** The store's changes behind this snapshot, each with its value before (empty after a re-list). */
+  readonly changes: readonly Changed[];
 }
 
 const none: ReadonlySet<string> = new Set();
@@ -64,7 +66,7 @@ export class SnapshotBuilder {
   ): { snap: Snapshot; change: SnapshotChange } {
     const change =
       delta.full || this.state !== state || delta.changes.some((c) => c.kind === 'networks')
-        ? this.rebuild(state)
+        ? { ...this.rebuild(state), changes: delta.changes }
         : this.update(state, delta);
     this.state = state;
     const byService = this.byService;
@@ -90,6 +92,7 @@ export class SnapshotBuilder {
       removedTasks: [],
       previousTasks: [],
       removedServices: [],
+      changes: [],
     };
   }
 
@@ -192,6 +195,7 @@ export class SnapshotBuilder {
       removedTasks,
       previousTasks,
       removedServices,
+      changes: delta.changes,
     };
   }
 

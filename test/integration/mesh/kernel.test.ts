@@ -124,21 +124,30 @@ describe('the kernel data plane (nftables)', () => {
     // Round-robin: after an answer from web-a, the next new connection goes to web-b.
     await eventually(async () => expect(await get(`http://${nodeAddr()}:8080/`)).toMatch(/^web-a /));
     const slow = sh('curl', '-s', '-m', '10', `http://${nodeAddr()}:8080/slow`);
+    // Awaited below; a check failing first must not leave its rejection unhandled.
+    slow.catch(() => undefined);
     await new Promise((r) => setTimeout(r, 300));
     const removedAt = Date.now();
     await node.ctl('task', 'rm', b.name);
-    await eventually(async () => {
-      const answers = new Set<string>();
-      for (let i = 0; i < 6; i++)
-        answers.add((await get(`http://${nodeAddr()}:8080/`)).split(' ')[0] as string);
-      expect([...answers]).toEqual(['web-a']);
-    });
-    expect(Date.now() - removedAt).toBeLessThan(1500);
-    // The transfer that was in flight to web-b finished, all of it.
-    const lines = (await slow).split('\n').filter(Boolean);
-    expect(lines[0]).toMatch(/^web-b /);
-    expect(lines).toHaveLength(20);
-    await node.ctl('task', 'add', 'web', '--ip', b.addr, '--name', b.name);
+    try {
+      await eventually(async () => {
+        const answers = new Set<string>();
+        for (let i = 0; i < 6; i++)
+          answers.add((await get(`http://${nodeAddr()}:8080/`)).split(' ')[0] as string);
+        expect([...answers]).toEqual(['web-a']);
+      });
+      // A bound with room for a loaded machine; bench:kernel measures the time itself.
+      const took = Date.now() - removedAt;
+      console.log(`removed task out of the kernel's rotation after ${took} ms`);
+      expect(took).toBeLessThan(3000);
+      // The transfer that was in flight to web-b finished, all of it.
+      const lines = (await slow).split('\n').filter(Boolean);
+      expect(lines[0]).toMatch(/^web-b /);
+      expect(lines).toHaveLength(20);
+    } finally {
+      // Put back even when a check failed: the next tests read both tasks.
+      await node.ctl('task', 'add', 'web', '--ip', b.addr, '--name', b.name);
+    }
   });
 
   it('moves a UDP flow off a removed task at once (conntrack forgets it)', async () => {
@@ -160,9 +169,12 @@ describe('the kernel data plane (nftables)', () => {
       expect(await ask()).toBe(first);
       const task = lab.tasks.find((t) => t.name === first) as LabTask;
       await node.ctl('task', 'rm', first);
-      // The task still runs; only conntrack forgetting the flow sends the next datagram elsewhere.
-      await eventually(async () => expect(await ask().catch(String)).not.toBe(first), 1000);
-      await node.ctl('task', 'add', 'web', '--ip', task.addr, '--name', task.name);
+      try {
+        // The task still runs; only conntrack forgetting the flow sends the next datagram elsewhere.
+        await eventually(async () => expect(await ask().catch(String)).not.toBe(first), 3000);
+      } finally {
+        await node.ctl('task', 'add', 'web', '--ip', task.addr, '--name', task.name);
+      }
     } finally {
       sock.close();
     }
@@ -181,6 +193,8 @@ describe('the kernel data plane (nftables)', () => {
 
   it('keeps established connections across a SIGKILL and restart, with no duplicate rules', async () => {
     const slow = sh('curl', '-s', '-m', '10', `http://${nodeAddr()}:8080/slow`);
+    // Awaited below; a check failing first must not leave its rejection unhandled.
+    slow.catch(() => undefined);
     await new Promise((r) => setTimeout(r, 300));
     const before = await nft();
     await node.kill();

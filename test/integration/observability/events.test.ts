@@ -1,0 +1,123 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '../../helpers/eventually.js';
+import { type MeshdProcess, startMeshd } from '../../helpers/meshd.js';
+import { dist } from '../../helpers/paths.js';
+import { freePort } from '../../helpers/ports.js';
+
+interface Ev {
+  Type: string;
+  Action: string;
+  Actor: { ID: string; Attributes: Record<string, string> };
+  scope: string;
+  timeNano: number;
+}
+
+/** A running `meshctl events` whose output lines are collected as they arrive. */
+function follow(
+  m: MeshdProcess,
+  ...args: string[]
+): { child: ChildProcess; lines: string[]; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [dist('src/bin/meshctl.js'), '--host', m.api, 'events', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (l) => lines.push(l));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { child, lines, exited };
+}
+
+describe('meshctl events', () => {
+  let m: MeshdProcess;
+  const followers: ChildProcess[] = [];
+  beforeAll(async () => {
+    m = await startMeshd({
+      config: 'mesh:\n  publishAddr: 127.0.0.1\n  connectRetries: 0\n',
+    });
+    await m.ctl('network', 'create', '--subnet', '127.238.0.0/16', 'evnet');
+  });
+  afterAll(async () => {
+    for (const c of followers) c.kill();
+    await m?.stop();
+  });
+
+  it("shows a change made through the API within a second, in Docker's shape", async () => {
+    const f = follow(m, '--format', 'json');
+    followers.push(f.child);
+    // The stream is open once meshctl is connected: give it the moment it takes to start.
+    await eventually(async () => expect(f.child.exitCode).toBeNull());
+    await new Promise((r) => setTimeout(r, 500));
+    const made = Date.now();
+    const id = (await m.ctl('service', 'create', '--name', 'evweb', '--network', 'evnet')).trim();
+    await eventually(
+      async () => expect(f.lines.map((l) => JSON.parse(l) as Ev).some((e) => e.Actor.ID === id)).toBe(true),
+      1000,
+      10,
+    );
+    const e = f.lines.map((l) => JSON.parse(l) as Ev).find((x) => x.Actor.ID === id) as Ev;
+    expect(e).toMatchObject({
+      Type: 'service',
+      Action: 'create',
+      Actor: { Attributes: { name: 'evweb' } },
+      scope: 'swarm',
+    });
+    expect(e.timeNano / 1e6).toBeGreaterThanOrEqual(made - 1000);
+    console.log(`event seen ${Date.now() - made} ms after the write`);
+  });
+
+  it('filters by type and service, and replays history with --since and --until', async () => {
+    await m.ctl('service', 'create', '--name', 'evother', '--network', 'evnet');
+    const only = follow(m, '--format', 'json', '--filter', 'type=task', '--filter', 'service=evweb');
+    followers.push(only.child);
+    await new Promise((r) => setTimeout(r, 500));
+    const other = (await m.ctl('task', 'add', 'evother', '--ip', '127.238.0.20')).trim();
+    const mine = (await m.ctl('task', 'add', 'evweb', '--ip', '127.238.0.10')).trim();
+    await m.ctl('task', 'health', mine, 'unhealthy');
+    await eventually(async () => {
+      const evs = only.lines.map((l) => JSON.parse(l) as Ev);
+      expect(evs.map((e) => `${e.Type} ${e.Action} ${e.Actor.ID}`)).toEqual([
+        `task create ${mine}`,
+        `task health_status: unhealthy ${mine}`,
+      ]);
+    });
+    expect(only.lines.join()).not.toContain(other);
+    // History: everything of the last minute that matches, then the stream ends at --until.
+    const past = follow(m, '--since', '1m', '--until', '0s', '--filter', 'service=evother');
+    expect(await past.exited).toBe(0);
+    expect(past.lines.some((l) => l.includes('service create') && l.includes('name=evother'))).toBe(true);
+    expect(past.lines.some((l) => / task create /.test(l) && l.includes(other))).toBe(true);
+    expect(past.lines.every((l) => l.includes('evother'))).toBe(true);
+    expect(past.lines[0]).toMatch(
+      /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z service create \w+ \(name=evother\)$/,
+    );
+  });
+
+  it('reports a task the mesh ejected after a failed connect, as a local event', async () => {
+    const port = await freePort('127.0.0.1');
+    await m.ctl('service', 'create', '--name', 'evdead', '--network', 'evnet', '-p', `${port}:7999`);
+    // Nothing listens at the task's address: the connect fails and the task is ejected.
+    const task = (await m.ctl('task', 'add', 'evdead', '--ip', '127.238.0.30')).trim();
+    const f = follow(m, '--format', 'json', '--filter', 'event=eject');
+    followers.push(f.child);
+    await new Promise((r) => setTimeout(r, 500));
+    await eventually(async () => {
+      await fetch(`http://127.0.0.1:${port}/`).catch(() => undefined);
+      const evs = f.lines.map((l) => JSON.parse(l) as Ev);
+      expect(evs[0]).toMatchObject({
+        Type: 'task',
+        Action: 'eject',
+        Actor: { ID: task, Attributes: { service: 'evdead', reason: expect.any(String) } },
+        scope: 'local',
+      });
+    });
+  });
+
+  it('refuses a filter it does not know, and a Go template', async () => {
+    await expect(m.ctl('events', '--filter', 'colour=red')).rejects.toThrow(/invalid filter 'colour=red'/);
+    await expect(m.ctl('events', '--filter', 'type=volume')).rejects.toThrow(/types are service, task/);
+    await expect(m.ctl('events', '--format', '{{.Type}}')).rejects.toThrow(/Go templates are not supported/);
+    const r = await fetch(`${m.api}/events?filters=${encodeURIComponent('{"colour":["red"]}')}`);
+    expect(r.status).toBe(400);
+  });
+});
