@@ -13,7 +13,7 @@ COPY tsconfig.json ./
 COPY src ./src
 COPY test ./test
 COPY bench ./bench
-RUN npx tsc -p tsconfig.json
+RUN npx tsc -p tsconfig.json && npx tsc -p src/api/ui/client/tsconfig.json
 
 FROM node:22-bookworm-slim AS deps
 WORKDIR /app

@@ -234,6 +234,7 @@ export class Daemon {
       s,
       {
         controller: this.controller,
+        registry: this.registry,
         events: this.events,
         nodeId: this.nodeId,
         now: () => new Date().toISOString(),

@@ -59,6 +59,8 @@ export function streamEvents(
   res: ServerResponse,
   query: URLSearchParams,
   closing: AbortSignal,
+  /** SSE only: an `event: tick` this often, for a page that redraws its charts. */
+  tickMs?: number,
 ): void {
   const filters = readFilters(query.get('filters'));
   const since = readTime('since', query.get('since'));
@@ -97,7 +99,9 @@ export function streamEvents(
   if (sse) res.write(': connected\n\n');
   else res.flushHeaders();
   for (const e of backlog) write(e);
-  const ping = sse ? setInterval(() => res.write(': ping\n\n'), keepAliveMs) : undefined;
+  const ping = sse
+    ? setInterval(() => res.write(tickMs ? 'event: tick\ndata: {}\n\n' : ': ping\n\n'), tickMs ?? keepAliveMs)
+    : undefined;
   const end = until !== undefined ? setTimeout(() => stop(), Math.min(until - now, 2 ** 31 - 1)) : undefined;
   stop = () => {
     unfollow();

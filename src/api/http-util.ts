@@ -1,24 +1,47 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { invalid, MeshError } from '../model/errors.js';
+import { contentSecurityPolicy } from './ui/page.js';
 
 /** Request bodies are small JSON specs; anything bigger is refused before it is buffered. */
 const maxBodyBytes = 1 << 20;
 
-export async function readJson(req: IncomingMessage): Promise<unknown> {
+/** The request body as text, refused past `limit` bytes before it is buffered. */
+export async function readText(req: IncomingMessage, limit = maxBodyBytes): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > maxBodyBytes)
-      throw new MeshError('invalid_argument', `request body exceeds ${maxBodyBytes} bytes`);
+    if (size > limit) throw new MeshError('invalid_argument', `request body exceeds ${limit} bytes`);
     chunks.push(chunk as Buffer);
   }
-  if (size === 0) return {};
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export async function readJson(req: IncomingMessage): Promise<unknown> {
+  const text = await readText(req);
+  if (text.length === 0) return {};
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return JSON.parse(text);
   } catch {
     throw invalid('request body is not valid JSON');
   }
+}
+
+/** What the page loads (HTML, its script, its styles): nothing from elsewhere, nothing frames it. */
+export function sendPage(res: ServerResponse, status: number, type: string, body: string): void {
+  res.writeHead(status, {
+    'content-type': `${type}; charset=utf-8`,
+    'content-length': Buffer.byteLength(body),
+    'content-security-policy': contentSecurityPolicy,
+    'x-content-type-options': 'nosniff',
+    'referrer-policy': 'no-referrer',
+    'cache-control': 'no-store',
+  });
+  res.end(body);
+}
+
+export function sendHtml(res: ServerResponse, status: number, html: string): void {
+  sendPage(res, status, 'text/html', html);
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {

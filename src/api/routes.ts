@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
 import { type ClusterState, lookup } from '../model/cluster-state.js';
 import { attachContainer, detachContainer, readAttachSpec } from '../model/container.js';
 import { invalid, MeshError } from '../model/errors.js';
@@ -27,6 +28,10 @@ export interface RouteResult {
 export interface Route {
   readonly method: string;
   readonly path: RegExp;
+  /** Served without the token (the page's styles and script). */
+  readonly open?: boolean;
+  /** A page for a browser: refused, it answers with the sign-in form instead of JSON. */
+  readonly page?: boolean;
   readonly handle: (r: {
     req: IncomingMessage;
     params: string[];
@@ -39,6 +44,8 @@ export interface Route {
 /** What the API needs from the running daemon beyond the stored state. */
 export interface ApiContext {
   readonly controller: Controller;
+  /** This node's metrics (the page's per-service rates read its mesh counters). */
+  readonly registry: Registry;
   /** Recent and new events (`GET /events`). */
   readonly events: EventLog;
   readonly nodeId: string;

@@ -6,8 +6,9 @@ import type { TLSSocket } from 'node:tls';
 import { type HostPort, listenOn } from '../config/listen.js';
 import { invalid, MeshError } from '../model/errors.js';
 import { tlsOptions } from '../security/tls.js';
-import { sendError, sendJson } from './http-util.js';
+import { readText, sendError, sendHtml, sendJson } from './http-util.js';
 import type { Route } from './routes.js';
+import { loginPage } from './ui/page.js';
 
 /**
  * Paths without the API token: health probes, and joining and renewal, which carry their own
@@ -15,6 +16,23 @@ import type { Route } from './routes.js';
  */
 export const openPaths: ReadonlySet<string> = new Set(['/health', '/ready', '/swarm/join', '/swarm/renew']);
 const open = openPaths;
+
+/** The cookie the page's sign-in form sets: the API token, for reads. */
+const uiCookie = 'meshd_token';
+
+function cookieOf(req: IncomingMessage, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) {
+      try {
+        return decodeURIComponent(part.slice(eq + 1).trim());
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  return undefined;
+}
 
 /** Loopback addresses: only local users (and processes) have them. */
 export function isLoopback(host: string): boolean {
@@ -51,7 +69,7 @@ export class ApiServer {
       isMember: (nodeId: string) => boolean;
     },
     /** Serves only the open paths (a join listener beside a loopback-only API): no token needed. */
-    joinOnly = false,
+    private readonly joinOnly = false,
   ) {
     if (!joinOnly && !isLoopback(listen.host) && token === '' && !tls) {
       throw new MeshError(
@@ -102,9 +120,44 @@ export class ApiServer {
     }
     if (this.token === '') return isLoopback(req.socket.remoteAddress ?? '');
     const header = req.headers.authorization ?? '';
-    const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
+    if (this.isToken(header.startsWith('Bearer ') ? header.slice(7) : '')) return true;
+    // The page's cookie reads, never writes: a cookie rides along on requests the user did not
+    // mean to make, so it must not be able to change anything.
+    return (req.method === 'GET' || req.method === 'HEAD') && this.isToken(cookieOf(req, uiCookie) ?? '');
+  }
+
+  private isToken(text: string): boolean {
+    const given = Buffer.from(text);
     const want = Buffer.from(this.token);
-    return given.length === want.length && timingSafeEqual(given, want);
+    return this.token !== '' && given.length === want.length && timingSafeEqual(given, want);
+  }
+
+  /**
+   * `POST /ui/login` (the sign-in form): a right token becomes an `HttpOnly`, `SameSite=Strict`
+   * cookie (`Secure` over TLS) and a redirect to the page; a wrong one, the form again.
+   */
+  private async login(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const form = new URLSearchParams(await readText(req, 4096));
+    if (this.token !== '' && !this.isToken(form.get('token') ?? '')) {
+      // A wrong guess costs the guesser a moment: the form is no faster than a person.
+      await new Promise((r) => setTimeout(r, 250));
+      sendHtml(res, 401, loginPage('That is not the API token.'));
+      return;
+    }
+    const secure = (req.socket as TLSSocket).encrypted ? '; Secure' : '';
+    res.writeHead(303, {
+      location: '/ui/',
+      'set-cookie': `${uiCookie}=${encodeURIComponent(this.token)}; Path=/; HttpOnly; SameSite=Strict${secure}`,
+    });
+    res.end();
+  }
+
+  private logout(res: ServerResponse): void {
+    res.writeHead(303, {
+      location: '/ui/',
+      'set-cookie': `${uiCookie}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`,
+    });
+    res.end();
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -115,13 +168,17 @@ export class ApiServer {
       } catch {
         throw invalid('request target is not a valid URL');
       }
-      if (!open.has(url.pathname) && !this.authorized(req)) {
-        throw new MeshError('unauthorized', 'missing or wrong bearer token');
-      }
+      if (req.method === 'POST' && url.pathname === '/ui/login' && !this.joinOnly)
+        return await this.login(req, res);
+      if (req.method === 'POST' && url.pathname === '/ui/logout' && !this.joinOnly) return this.logout(res);
       for (const route of this.routes) {
         if (route.method !== req.method) continue;
         const m = route.path.exec(url.pathname);
         if (!m) continue;
+        if (!open.has(url.pathname) && !route.open && !this.authorized(req)) {
+          if (route.page) return sendHtml(res, 401, loginPage(''));
+          throw new MeshError('unauthorized', 'missing or wrong bearer token');
+        }
         const result = await route.handle({
           req,
           params: m.slice(1).map(decodeSegment),
@@ -132,6 +189,9 @@ export class ApiServer {
         else sendJson(res, result.status ?? 200, result.body);
         return;
       }
+      // Unknown paths say no more to a stranger than known ones do.
+      if (!open.has(url.pathname) && !this.authorized(req))
+        throw new MeshError('unauthorized', 'missing or wrong bearer token');
       throw new MeshError('not_found', `no route for ${req.method} ${url.pathname}`);
     } catch (err) {
       sendError(res, err);

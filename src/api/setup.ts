@@ -4,6 +4,7 @@ import { messageOf } from '../model/errors.js';
 import type { NodeIdentity } from '../security/identity.js';
 import { type ApiContext, apiRoutes } from './routes.js';
 import { ApiServer, isLoopback, openPaths } from './server.js';
+import { uiRoutes } from './ui/routes.js';
 
 /** The running API: its bound address, and the join listener's when there is one. */
 export interface RunningApi {
@@ -30,7 +31,8 @@ export async function startApi(
   tls: { identity: () => NodeIdentity | undefined; isMember: (id: string) => boolean } | undefined,
   log: Logger,
 ): Promise<RunningApi> {
-  const routes = apiRoutes(ctx);
+  const ui = uiRoutes(ctx);
+  const routes = [...apiRoutes(ctx), ...ui.routes];
   const server = new ApiServer(settings.api.listen, settings.api.token, routes, tls);
   const a = await server.start();
   let join: ApiServer | undefined;
@@ -59,6 +61,7 @@ export async function startApi(
     join,
     joinAddress,
     async close() {
+      ui.close();
       await join?.close();
       await server.close();
     },

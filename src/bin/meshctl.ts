@@ -118,6 +118,12 @@ async function run(
   }
 }
 
+// `meshctl events | head`: the reader went away, which ends the command, not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
 });

@@ -113,6 +113,29 @@ describe('meshctl events', () => {
     });
   });
 
+  it('ends quietly when its reader goes (meshctl events | head -1)', async () => {
+    const { execFile } = await import('node:child_process');
+    const cli = `${JSON.stringify(process.execPath)} ${JSON.stringify(dist('src/bin/meshctl.js'))} --host ${m.api}`;
+    // More history than a pipe holds (64 kB): meshctl is still writing when head has gone.
+    await m.ctl('service', 'create', '--name', 'evpipe', '--network', 'evnet', '--endpoint-mode', 'dnsrr');
+    for (let i = 0; i < 500; i++) {
+      const r = await fetch(`${m.api}/tasks/create`, {
+        method: 'POST',
+        body: JSON.stringify({ service: 'evpipe' }),
+      });
+      expect(r.status).toBe(201);
+    }
+    const out = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) =>
+      execFile(
+        'bash',
+        ['-c', `set -o pipefail; ${cli} events --since 1m --until 0s | head -1`],
+        (err, stdout, stderr) => (err ? reject(Object.assign(err, { stderr })) : resolve({ stdout, stderr })),
+      ),
+    );
+    expect(out.stdout.split('\n').filter(Boolean)).toHaveLength(1);
+    expect(out.stderr).toBe('');
+  });
+
   it('refuses a filter it does not know, and a Go template', async () => {
     await expect(m.ctl('events', '--filter', 'colour=red')).rejects.toThrow(/invalid filter 'colour=red'/);
     await expect(m.ctl('events', '--filter', 'type=volume')).rejects.toThrow(/types are service, task/);
