@@ -27,6 +27,7 @@ check getent libc-bin
 check podman podman
 check runc runc
 check chromium chromium
+check docker docker.io
 dpkg -s busybox-static >/dev/null 2>&1 || need="$need busybox-static"
 [ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || need="$need libnginx-mod-stream"
 [ -z "$need" ] && exit 0

@@ -241,6 +241,7 @@ export class Daemon {
         readiness: () => this.readiness(),
         info: () => ({
           node: { id: this.nodeId, name: s.node.name },
+          version: meshdVersion(),
           cluster: this.mirror.state.cluster,
           store: this.store.description,
           revision: this.mirror.revision,

@@ -2,6 +2,7 @@ import type { Settings } from '../config/settings.js';
 import type { Logger } from '../log.js';
 import { messageOf } from '../model/errors.js';
 import type { NodeIdentity } from '../security/identity.js';
+import { dockerRoutes } from './docker/routes.js';
 import { type ApiContext, apiRoutes } from './routes.js';
 import { ApiServer, isLoopback, openPaths } from './server.js';
 import { uiRoutes } from './ui/routes.js';
@@ -32,7 +33,7 @@ export async function startApi(
   log: Logger,
 ): Promise<RunningApi> {
   const ui = uiRoutes(ctx);
-  const routes = [...apiRoutes(ctx), ...ui.routes];
+  const routes = [...apiRoutes(ctx), ...ui.routes, ...dockerRoutes(ctx)];
   const server = new ApiServer(settings.api.listen, settings.api.token, routes, tls);
   const a = await server.start();
   let join: ApiServer | undefined;

@@ -59,6 +59,7 @@ export function readServiceSpec(f: Fields): ServiceSpec {
   if (!healthcheck.path.startsWith('/')) throw invalid(`${h.at('path')}: must start with /`);
   const spec: ServiceSpec = {
     name: f.string('name'),
+    ...(f.has('image') ? { image: f.string('image') } : {}),
     mode: f.oneOf('mode', ['replicated', 'global'], 'replicated'),
     endpointMode: f.oneOf('endpointMode', ['vip', 'dnsrr'], 'vip'),
     networks: f.list('networks').map((n) => {

@@ -69,6 +69,8 @@ export interface ServiceNetwork {
 
 export interface Service extends Meta {
   readonly name: string;
+  /** The image a `docker service create` named: recorded, not run (tasks come from a provider or `task add`). */
+  readonly image?: string;
   readonly mode: ServiceMode;
   readonly endpointMode: EndpointMode;
   readonly networks: readonly ServiceNetwork[];

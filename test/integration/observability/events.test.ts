@@ -45,9 +45,12 @@ describe('meshctl events', () => {
   it("shows a change made through the API within a second, in Docker's shape", async () => {
     const f = follow(m, '--format', 'json');
     followers.push(f.child);
-    // The stream is open once meshctl is connected: give it the moment it takes to start.
-    await eventually(async () => expect(f.child.exitCode).toBeNull());
-    await new Promise((r) => setTimeout(r, 500));
+    // Connected for sure (never by a guessed delay): a marker change made now shows up.
+    await eventually(async () => {
+      const marker = `evmark${Math.floor(Math.random() * 1e6)}`;
+      await fetch(`${m.api}/networks/create`, { method: 'POST', body: JSON.stringify({ name: marker }) });
+      await eventually(async () => expect(f.lines.join()).toContain(marker), 500, 20);
+    }, 15_000);
     const made = Date.now();
     const id = (await m.ctl('service', 'create', '--name', 'evweb', '--network', 'evnet')).trim();
     await eventually(
@@ -68,9 +71,19 @@ describe('meshctl events', () => {
 
   it('filters by type and service, and replays history with --since and --until', async () => {
     await m.ctl('service', 'create', '--name', 'evother', '--network', 'evnet');
-    const only = follow(m, '--format', 'json', '--filter', 'type=task', '--filter', 'service=evweb');
+    // --since: what happens before the stream is connected is replayed, so no event is missed.
+    const only = follow(
+      m,
+      '--format',
+      'json',
+      '--since',
+      '1m',
+      '--filter',
+      'type=task',
+      '--filter',
+      'service=evweb',
+    );
     followers.push(only.child);
-    await new Promise((r) => setTimeout(r, 500));
     const other = (await m.ctl('task', 'add', 'evother', '--ip', '127.238.0.20')).trim();
     const mine = (await m.ctl('task', 'add', 'evweb', '--ip', '127.238.0.10')).trim();
     await m.ctl('task', 'health', mine, 'unhealthy');
@@ -98,9 +111,8 @@ describe('meshctl events', () => {
     await m.ctl('service', 'create', '--name', 'evdead', '--network', 'evnet', '-p', `${port}:7999`);
     // Nothing listens at the task's address: the connect fails and the task is ejected.
     const task = (await m.ctl('task', 'add', 'evdead', '--ip', '127.238.0.30')).trim();
-    const f = follow(m, '--format', 'json', '--filter', 'event=eject');
+    const f = follow(m, '--format', 'json', '--since', '1m', '--filter', 'event=eject');
     followers.push(f.child);
-    await new Promise((r) => setTimeout(r, 500));
     await eventually(async () => {
       await fetch(`http://127.0.0.1:${port}/`).catch(() => undefined);
       const evs = f.lines.map((l) => JSON.parse(l) as Ev);
