@@ -7,6 +7,7 @@ import {
   eventMatches,
   parseFilters,
 } from '../state/events.js';
+import { dockerFilters } from './http-util.js';
 
 /** A follower this far behind (bytes not yet taken by its socket) is cut off, not buffered for. */
 const maxBacklogBytes = 1 << 20;
@@ -25,22 +26,9 @@ export function readTime(name: string, text: string | null): number | undefined 
   return ms;
 }
 
-/** Docker's `filters` query: `{"type":["service"]}`, or its older `{"type":{"service":true}}`. */
+/** Docker's `filters` query, checked against the keys events can be filtered by. */
 export function readFilters(text: string | null): EventFilters {
-  if (text === null || text === '') return {};
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    throw invalid('filters: not valid JSON');
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
-    throw invalid('filters: must be an object of lists');
-  const items: string[] = [];
-  for (const [key, v] of Object.entries(raw)) {
-    const values = Array.isArray(v) ? v : typeof v === 'object' && v !== null ? Object.keys(v) : [v];
-    for (const value of values) items.push(`${key}=${String(value)}`);
-  }
+  const items = [...dockerFilters(text)].flatMap(([key, values]) => values.map((v) => `${key}=${v}`));
   try {
     return parseFilters(items);
   } catch (err) {

@@ -62,3 +62,22 @@ export function sendError(res: ServerResponse, err: unknown): void {
     sendJson(res, 500, { message: err instanceof Error ? err.message : String(err), code: 'internal' });
   }
 }
+
+/** Docker's `filters` query: `{"name":["web"]}`, or its older `{"name":{"web":true}}`. */
+export function dockerFilters(text: string | null): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  if (text === null || text === '') return out;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw invalid('filters: not valid JSON');
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw invalid('filters: must be an object of lists');
+  for (const [key, v] of Object.entries(raw)) {
+    const values = Array.isArray(v) ? v : typeof v === 'object' && v !== null ? Object.keys(v) : [v];
+    out.set(key, values.map(String));
+  }
+  return out;
+}

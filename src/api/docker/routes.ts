@@ -7,7 +7,7 @@ import { createService, readServiceSpec, removeService, updateService } from '..
 import { lookupTask } from '../../model/task.js';
 import type { Service } from '../../model/types.js';
 import { overlayPeers } from '../../overlay/plan.js';
-import { readJson } from '../http-util.js';
+import { dockerFilters, readJson } from '../http-util.js';
 import type { ApiContext, Route, RouteResult } from '../routes.js';
 import {
   dockerNetwork,
@@ -23,30 +23,6 @@ export const dockerApiVersion = '1.47';
 const minApiVersion = '1.24';
 
 const archName: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64' };
-
-/** Docker's `filters` query: `{"name":["web"]}` or `{"name":{"web":true}}`. */
-function filtersOf(q: URLSearchParams): Map<string, string[]> {
-  const text = q.get('filters');
-  const out = new Map<string, string[]>();
-  if (!text) return out;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    throw invalid('filters: not valid JSON');
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
-    throw invalid('filters: must be an object');
-  for (const [k, v] of Object.entries(raw)) {
-    const values = Array.isArray(v)
-      ? v.map(String)
-      : typeof v === 'object' && v !== null
-        ? Object.keys(v)
-        : [String(v)];
-    out.set(k, values);
-  }
-  return out;
-}
 
 /** Whether an object passes `id` and `name` filters (prefixes, as Docker matches them). */
 function passes(f: Map<string, string[]>, id: string, name: string): boolean {
@@ -173,7 +149,7 @@ export function dockerRoutes(ctx: ApiContext): Route[] {
     }),
 
     route('GET', '/networks', async ({ query }) => {
-      const f = filtersOf(query);
+      const f = dockerFilters(query.get('filters'));
       return {
         body: [...state().networks.values()]
           .filter((n) => passes(f, n.id, n.name))
@@ -203,7 +179,7 @@ export function dockerRoutes(ctx: ApiContext): Route[] {
     }),
 
     route('GET', '/services', async ({ query }) => {
-      const f = filtersOf(query);
+      const f = dockerFilters(query.get('filters'));
       const c = query.get('status') === 'true' || query.get('status') === '1' ? counts() : undefined;
       const all = counts();
       return {
@@ -247,7 +223,7 @@ export function dockerRoutes(ctx: ApiContext): Route[] {
     }),
 
     route('GET', '/tasks', async ({ query }) => {
-      const f = filtersOf(query);
+      const f = dockerFilters(query.get('filters'));
       const s = state();
       const services = f.get('service')?.map((r) => lookup(s.services, r, 'service').id);
       const nodes = f.get('node')?.map((r) => lookup(s.nodes, r, 'node').id);
@@ -265,7 +241,7 @@ export function dockerRoutes(ctx: ApiContext): Route[] {
     }),
 
     route('GET', '/nodes', async ({ query }) => {
-      const f = filtersOf(query);
+      const f = dockerFilters(query.get('filters'));
       const a = archName[arch()] ?? arch();
       return {
         body: [...state().nodes.values()]
