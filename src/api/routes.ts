@@ -87,6 +87,7 @@ export function apiRoutes(ctx: ApiContext): Route[] {
   const showTask = (t: Task) => ({
     ...t,
     serviceName: state().services.get(t.service)?.name ?? t.service,
+    nodeName: state().nodes.get(t.node)?.name ?? t.node,
     ...ctx.taskHealth(t),
   });
   const showNode = (id: string) => {

@@ -22,35 +22,47 @@ function port(text: string | undefined, what: string): number {
  */
 export function parsePublish(text: string): PublishArg {
   if (text.includes('=')) {
+    // The docker CLI's long syntax and its error texts; keys and values in any case.
     const out: PublishArg = { published: 0, target: 0, protocol: 'tcp', mode: 'ingress' };
+    let hasTarget = false;
     for (const part of text.split(',')) {
-      const [k, v] = part.split('=', 2) as [string, string | undefined];
+      const eq = part.indexOf('=');
+      if (eq < 0) throw new UsageError(`invalid field ${part} must be a key=value pair`);
+      const k = part.slice(0, eq).trim().toLowerCase();
+      const v = part.slice(eq + 1).trim();
       switch (k) {
         case 'published':
           out.published = port(v, 'published');
           break;
         case 'target':
           out.target = port(v, 'target');
+          hasTarget = true;
           break;
-        case 'protocol':
-          if (v !== 'tcp' && v !== 'udp') throw new UsageError(`invalid protocol: ${v ?? ''} (tcp or udp)`);
-          out.protocol = v;
+        case 'protocol': {
+          const p = v.toLowerCase();
+          if (p !== 'tcp' && p !== 'udp') throw new UsageError(`invalid protocol value '${v}'`);
+          out.protocol = p;
           break;
-        case 'mode':
-          if (v !== 'ingress' && v !== 'host')
-            throw new UsageError(`invalid publish mode: ${v ?? ''} (ingress or host)`);
-          out.mode = v;
+        }
+        case 'mode': {
+          const m = v.toLowerCase();
+          if (m !== 'ingress' && m !== 'host')
+            throw new UsageError(`invalid publish mode value (${v}): must be either 'ingress' or 'host'`);
+          out.mode = m;
           break;
-        case 'traffic':
-          if (v !== 'cluster' && v !== 'local')
-            throw new UsageError(`invalid publish traffic: ${v ?? ''} (cluster or local)`);
-          out.traffic = v;
+        }
+        case 'traffic': {
+          const t = v.toLowerCase();
+          if (t !== 'cluster' && t !== 'local')
+            throw new UsageError(`invalid traffic value (${v}): must be either 'cluster' or 'local'`);
+          out.traffic = t;
           break;
+        }
         default:
-          throw new UsageError(`invalid field '${k}' must be a key=value pair`);
+          throw new UsageError(`invalid field key: ${k}`);
       }
     }
-    if (out.target === 0) throw new UsageError(`missing mandatory field "target" in --publish ${text}`);
+    if (!hasTarget) throw new UsageError(`missing mandatory field 'target'`);
     return out;
   }
   const m = /^(?:(\d+):)?(\d+)(?:\/(tcp|udp))?$/.exec(text);
@@ -66,17 +78,19 @@ export function parsePublish(text: string): PublishArg {
   };
 }
 
-/** Parses `--network NET` or `--network name=NET,alias=A,alias=B`. */
-export function parseNetworkAttachment(text: string): { network: string; aliases: string[] } {
+/** Parses `--network NET` or `--network name=NET,alias=A,alias=B[,vip=IP]`. */
+export function parseNetworkAttachment(text: string): { network: string; aliases: string[]; vip?: string } {
   if (!text.includes('=')) return { network: text, aliases: [] };
   let network = '';
+  let vip: string | undefined;
   const aliases: string[] = [];
   for (const part of text.split(',')) {
     const [k, v] = part.split('=', 2) as [string, string | undefined];
     if ((k === 'name' || k === 'target') && v) network = v;
     else if (k === 'alias' && v) aliases.push(v);
+    else if (k === 'vip' && v) vip = v;
     else throw new UsageError(`invalid --network field: ${part}`);
   }
   if (!network) throw new UsageError(`--network ${text}: name= is required`);
-  return { network, aliases };
+  return { network, aliases, ...(vip ? { vip } : {}) };
 }

@@ -4,7 +4,7 @@ import { flag, flagBool, flagList, formatFlag, keyValues, parseArgs, UsageError 
 import { type Command, printJson } from './context.js';
 import { table } from './table.js';
 
-type ShownTask = Task & { serviceName: string; health: string; route?: string };
+type ShownTask = Task & { serviceName: string; nodeName?: string; health: string; route?: string };
 
 function printTasks(ctx: Parameters<Command>[0], tasks: ShownTask[], format: string | undefined): void {
   if (format === 'json') {
@@ -18,7 +18,8 @@ function printTasks(ctx: Parameters<Command>[0], tasks: ShownTask[], format: str
         shortId(t.id),
         t.name,
         t.serviceName,
-        shortId(t.node),
+        // The node's name, as `docker service ps` prints it (its id for a node that is gone).
+        t.nodeName ?? shortId(t.node),
         t.addresses.map((x) => x.address).join(','),
         t.route ?? '',
         t.health,

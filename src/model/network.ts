@@ -185,12 +185,13 @@ export function removeNetwork(state: ClusterState, ref: string): Change {
   }
   for (const s of state.services.values()) {
     if (s.networks.some((n) => n.network === net.id)) {
-      throw new MeshError('failed_precondition', `network ${net.name} is in use by service ${s.name}`);
+      throw new MeshError('failed_precondition', `network ${net.id} is in use by service ${s.id}`);
     }
   }
   for (const c of state.containers.values()) {
     if (c.addresses.some((a) => a.network === net.id)) {
-      throw new MeshError('failed_precondition', `network ${net.name} is in use by container ${c.name}`);
+      // A standalone container's attachment is a network-attachment task in swarmkit.
+      throw new MeshError('failed_precondition', `network ${net.id} is in use by task ${c.id}`);
     }
   }
   const change = emptyChange();

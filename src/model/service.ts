@@ -12,13 +12,14 @@ import {
 import { invalid, MeshError } from './errors.js';
 import type { Fields } from './fields.js';
 import { newId } from './ids.js';
-import { allocate, makePool } from './ipam.js';
+import { allocate, checkRequested, makePool } from './ipam.js';
 import { checkNameFree } from './names.js';
 import type { Healthcheck, Network, PortConfig, Service, ServiceNetwork } from './types.js';
 
 /** A service as a user specifies it: everything but ids, VIPs and timestamps. */
 export type ServiceSpec = Omit<Service, 'id' | 'version' | 'createdAt' | 'updatedAt' | 'networks'> & {
-  readonly networks: readonly { network: string; aliases: readonly string[] }[];
+  /** `vip`: a fixed VIP on that network (moby#24170), refused when taken; else one is allocated. */
+  readonly networks: readonly { network: string; aliases: readonly string[]; vip?: string }[];
 };
 
 /** Defaults chosen to beat Docker's: a first probe in seconds, not after a 30 s interval. */
@@ -63,7 +64,8 @@ export function readServiceSpec(f: Fields): ServiceSpec {
     mode: f.oneOf('mode', ['replicated', 'global'], 'replicated'),
     endpointMode: f.oneOf('endpointMode', ['vip', 'dnsrr'], 'vip'),
     networks: f.list('networks').map((n) => {
-      const v = { network: n.string('network'), aliases: n.strings('aliases') };
+      const vip = n.optionalString('vip');
+      const v = { network: n.string('network'), aliases: n.strings('aliases'), ...(vip ? { vip } : {}) };
       n.done();
       return v;
     }),
@@ -169,9 +171,7 @@ function attachNetworks(
   for (const att of spec.networks) {
     const net: Network = lookup(state.networks, att.network, 'network');
     if (net.ingress)
-      throw invalid(
-        `service cannot attach to the ingress network ${net.name} explicitly; publish a port instead`,
-      );
+      throw invalid(`Service cannot be explicitly attached to the ingress network "${net.name}"`);
     if (seen.has(net.id)) throw invalid(`network ${net.name} is listed twice`);
     seen.add(net.id);
     for (const a of att.aliases) checkDnsName(a, 'network alias');
@@ -179,9 +179,14 @@ function attachNetworks(
     checkNameFree(state, net, spec.name, 'service name', self);
     for (const a of att.aliases) checkNameFree(state, net, a, 'network alias', self);
     let vip: string | undefined;
+    if (att.vip && spec.endpointMode !== 'vip')
+      throw invalid(`a fixed VIP (${att.vip}) needs endpoint mode vip, not ${spec.endpointMode}`);
     if (spec.endpointMode === 'vip') {
       vip = previous?.networks.find((n) => n.network === net.id)?.vip;
-      if (!vip) {
+      if (att.vip && att.vip !== vip) {
+        const pool = makePool(net.subnet, net.gateway, net.vipRange);
+        vip = checkRequested(pool, att.vip, usedAddresses(state, net.id), net.name);
+      } else if (!vip) {
         vip = allocate(
           makePool(net.subnet, net.gateway, net.vipRange),
           usedAddresses(state, net.id),

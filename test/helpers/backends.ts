@@ -20,7 +20,9 @@ export async function httpBackend(name: string, address: string, port: number): 
     server: createServer((req, res) => {
       b.hits++;
       if (req.url?.startsWith('/slow')) {
-        // Streams 10 chunks over about a second: an in-flight transfer for drain tests.
+        // Streams 10 chunks over about a second (`?every=MS` between chunks, 100 by default): an
+        // in-flight transfer for drain tests.
+        const every = Number(new URL(req.url, 'http://x').searchParams.get('every') ?? 100);
         res.writeHead(200, { 'content-type': 'text/plain' });
         let n = 0;
         const t = setInterval(() => {
@@ -29,7 +31,7 @@ export async function httpBackend(name: string, address: string, port: number): 
             clearInterval(t);
             res.end();
           }
-        }, 100);
+        }, every);
         return;
       }
       res.writeHead(b.status, { 'content-type': 'text/plain' });

@@ -111,6 +111,8 @@ describe('TCP mesh', () => {
     expect(await digShort(m.dns, 'probed')).toHaveLength(1);
     const ps = await m.ctl('service', 'ps', 'probed');
     expect(ps).toMatch(/unhealthy/);
+    // NODE is the node's name, as `docker service ps` prints it.
+    expect(ps.split('\n')[1]).toMatch(/ test-node /);
   });
 
   it('lets an in-flight transfer to a removed task finish, sends nothing new to it', async () => {
@@ -150,11 +152,12 @@ describe('TCP mesh', () => {
     await backends(['a'], ['127.210.5.1'], 8000);
     const id = (await m.ctl('task', 'add', 'cut', '--ip', '127.210.5.1')).trim();
     await eventually(async () => expect((await fetchOnce(`http://127.0.0.1:${port}/`)).status).toBe(200));
-    // A slow transfer (10 chunks over a second), watched chunk by chunk.
+    // A slow transfer (10 chunks over 6 s, far longer than the drain plus a loaded machine's
+    // delays), watched chunk by chunk.
     const chunks: number[] = [];
     let ended = 0;
     const done = new Promise<void>((resolve) => {
-      const req = get(`http://127.0.0.1:${port}/slow`, { agent: false }, (res) => {
+      const req = get(`http://127.0.0.1:${port}/slow?every=600`, { agent: false }, (res) => {
         res.on('data', () => chunks.push(Date.now()));
         res.on('close', () => {
           ended = Date.now();

@@ -120,8 +120,10 @@ describe('networks', () => {
       base(),
       svc({ name: 'web', networks: [{ network: 'front' }], ports: [{ published: 80, target: 8080 }] }),
     );
-    expect(() => removeNetwork(s, 'front')).toThrow('network front is in use by service web');
     const web = byName(s.services, 'web');
+    expect(() => removeNetwork(s, 'front')).toThrow(
+      `network ${byName(s.networks, 'front').id} is in use by service ${web.id}`,
+    );
     expect(() => removeNetwork(s, 'ingress')).toThrow(
       `ingress network cannot be removed because service ${web.id} depends on it`,
     );
@@ -282,8 +284,41 @@ describe('tasks and containers', () => {
     expect(byName(s.containers, 'c1').addresses).toEqual([
       { network: byName(s.networks, 'front').id, address: '10.10.0.9' },
     ]);
+    // The network is in use by the container's attachment, named as swarmkit names it: a task.
+    expect(() => removeNetwork(s, 'front')).toThrow(
+      `network ${byName(s.networks, 'front').id} is in use by task ${byName(s.containers, 'c1').id}`,
+    );
     s = applyChange(s, detachContainer(s, 'c1', undefined, now));
     expect(s.containers.size).toBe(0);
+  });
+
+  it('pins a VIP a user asks for (moby#24170), refuses a taken one, and keeps it through an update', () => {
+    const s = then(base(), svc({ name: 'db', networks: [{ network: 'front', vip: '10.10.0.50' }] }));
+    expect(byName(s.services, 'db').networks[0]?.vip).toBe('10.10.0.50');
+    expect(() => then(s, svc({ name: 'db2', networks: [{ network: 'front', vip: '10.10.0.50' }] }))).toThrow(
+      'address 10.10.0.50 is already in use in network front',
+    );
+    expect(() => then(s, svc({ name: 'db3', networks: [{ network: 'front', vip: '10.99.0.1' }] }))).toThrow(
+      'not in subnet 10.10.0.0/24',
+    );
+    expect(() =>
+      then(
+        s,
+        svc({ name: 'db4', endpointMode: 'dnsrr', networks: [{ network: 'front', vip: '10.10.0.51' }] }),
+      ),
+    ).toThrow('needs endpoint mode vip');
+    const db = byName(s.services, 'db');
+    const spec = readServiceSpec(
+      Fields.of({ name: 'db', lb: 'p2c', networks: [{ network: 'front', vip: '10.10.0.50' }] }, ''),
+    );
+    const updated = applyChange(s, updateService(s, 'db', spec, db.version, now));
+    expect(byName(updated.services, 'db').networks[0]?.vip).toBe('10.10.0.50');
+  });
+
+  it("refuses an explicit attachment to the ingress network with swarmkit's text", () => {
+    expect(() => then(base(), svc({ name: 'web', networks: [{ network: 'ingress' }] }))).toThrow(
+      'Service cannot be explicitly attached to the ingress network "ingress"',
+    );
   });
 
   it('refuses an alias or container name that another object answers on the network (no joining its records)', () => {

@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { parseNetworkAttachment, parsePublish } from '../../../src/cli/publish.js';
+
+describe('--publish, as the docker CLI reads it', () => {
+  it.each([
+    ['8080:80', { published: 8080, target: 80, protocol: 'tcp', mode: 'ingress' }],
+    ['80/udp', { published: 0, target: 80, protocol: 'udp', mode: 'ingress' }],
+    ['published=8080,target=80', { published: 8080, target: 80, protocol: 'tcp', mode: 'ingress' }],
+    // Keys and values in any case, as the docker CLI lowercases them.
+    [
+      'Published=53,Target=53,Protocol=UDP,Mode=Host',
+      { published: 53, target: 53, protocol: 'udp', mode: 'host' },
+    ],
+  ])('%s', (text, want) => {
+    expect(parsePublish(text)).toEqual(want);
+  });
+
+  it.each([
+    ['published=8080,colour=red,target=80', 'invalid field key: colour'],
+    ['published=8080', "missing mandatory field 'target'"],
+    ['target=80,protocol=sctp', "invalid protocol value 'sctp'"],
+    ['target=80,mode=local', "invalid publish mode value (local): must be either 'ingress' or 'host'"],
+    ['target=80,published', 'invalid field published must be a key=value pair'],
+  ])("refuses %s with Docker's words", (text, message) => {
+    expect(() => parsePublish(text)).toThrow(message);
+  });
+});
+
+describe('--network', () => {
+  it('takes a name, aliases and a fixed VIP', () => {
+    expect(parseNetworkAttachment('apps')).toEqual({ network: 'apps', aliases: [] });
+    expect(parseNetworkAttachment('name=apps,alias=db,vip=10.11.0.9')).toEqual({
+      network: 'apps',
+      aliases: ['db'],
+      vip: '10.11.0.9',
+    });
+    expect(() => parseNetworkAttachment('name=apps,colour=red')).toThrow(
+      'invalid --network field: colour=red',
+    );
+  });
+});
