@@ -18,9 +18,10 @@ function port(text: string | undefined, what: string): number {
 
 /**
  * Parses docker's two `--publish` forms: the long `published=8080,target=80,protocol=udp,mode=host`
- * and the short `8080:80[/udp]` (or just `80` for an auto-assigned published port).
+ * and the short `8080:80[/udp]` (or just `80` for an auto-assigned published port), with ranges
+ * (`8000-8010:80-90`) expanded to one port each.
  */
-export function parsePublish(text: string): PublishArg {
+export function parsePublish(text: string): PublishArg[] {
   if (text.includes('=')) {
     // The docker CLI's long syntax and its error texts; keys and values in any case.
     const out: PublishArg = { published: 0, target: 0, protocol: 'tcp', mode: 'ingress' };
@@ -63,19 +64,29 @@ export function parsePublish(text: string): PublishArg {
       }
     }
     if (!hasTarget) throw new UsageError(`missing mandatory field 'target'`);
-    return out;
+    return [out];
   }
-  const m = /^(?:(\d+):)?(\d+)(?:\/(tcp|udp))?$/.exec(text);
+  const m = /^(?:(\d+(?:-\d+)?):)?(\d+(?:-\d+)?)(?:\/(tcp|udp))?$/.exec(text);
   if (!m)
     throw new UsageError(
       `invalid publish format: ${text} (use PUBLISHED:TARGET[/udp] or published=P,target=T)`,
     );
-  return {
-    published: m[1] ? port(m[1], 'published') : 0,
-    target: port(m[2], 'target'),
-    protocol: (m[3] as 'tcp' | 'udp' | undefined) ?? 'tcp',
-    mode: 'ingress',
-  };
+  const protocol = (m[3] as 'tcp' | 'udp' | undefined) ?? 'tcp';
+  const targets = range(m[2] as string, 'target');
+  const published = m[1] ? range(m[1], 'published') : undefined;
+  // Ranges, as the docker CLI expands them: one port per number, pairwise.
+  if (published && published.length !== targets.length)
+    throw new UsageError(`Invalid ranges specified for container and host Ports: ${m[2]} and ${m[1]}`);
+  return targets.map((target, i) => ({ published: published?.[i] ?? 0, target, protocol, mode: 'ingress' }));
+}
+
+/** `8000` or `8000-8010`: the ports of a range, at most 1,000 of them. */
+function range(text: string, what: string): number[] {
+  const [a, b] = text.split('-');
+  const first = port(a, what);
+  const last = b === undefined ? first : port(b, what);
+  if (last < first || last - first >= 1000) throw new UsageError(`invalid ${what} port range: ${text}`);
+  return Array.from({ length: last - first + 1 }, (_, i) => first + i);
 }
 
 /** Parses `--network NET` or `--network name=NET,alias=A,alias=B[,vip=IP]`. */

@@ -12,7 +12,7 @@ import {
   UsageError,
 } from './args.js';
 import { type Command, printJson } from './context.js';
-import { parseNetworkAttachment, parsePublish } from './publish.js';
+import { type PublishArg, parseNetworkAttachment, parsePublish } from './publish.js';
 import { table } from './table.js';
 
 const specFlags = {
@@ -35,6 +35,7 @@ const specFlags = {
   '--health-unhealthy-interval': 'string',
   '--lb': 'string',
   '--local-first': 'bool',
+  '--publish-not-ready': 'bool',
   '--proxy-protocol': 'string',
   '--idle-timeout': 'string',
   '--drain': 'string',
@@ -45,7 +46,7 @@ const specAliases = { '-p': '--publish' };
 
 type Spec = Record<string, unknown> & {
   networks: { network: string; aliases: string[] }[];
-  ports: ReturnType<typeof parsePublish>[];
+  ports: PublishArg[];
   healthcheck: Record<string, unknown>;
 };
 
@@ -74,14 +75,16 @@ function applyFlags(spec: Spec, a: ParsedArgs, idOf: (network: string) => string
   dur('--drain', (ms) => (spec.drain = ms));
   const lf = flagBool(a, '--local-first');
   if (lf !== undefined) spec.localFirst = lf;
+  const nr = flagBool(a, '--publish-not-ready');
+  if (nr !== undefined) spec.publishNotReady = nr;
   const mc = flag(a, '--max-conns-per-task');
   if (mc !== undefined) spec.maxConnsPerTask = int(mc, '--max-conns-per-task');
   if (a.flags.has('--network')) spec.networks = flagList(a, '--network').map(parseNetworkAttachment);
   for (const n of flagList(a, '--network-add')) spec.networks.push(parseNetworkAttachment(n));
   for (const n of flagList(a, '--network-rm'))
     spec.networks = spec.networks.filter((x) => x.network !== idOf(n));
-  if (a.flags.has('--publish')) spec.ports = flagList(a, '--publish').map(parsePublish);
-  for (const p of flagList(a, '--publish-add')) spec.ports.push(parsePublish(p));
+  if (a.flags.has('--publish')) spec.ports = flagList(a, '--publish').flatMap(parsePublish);
+  for (const p of flagList(a, '--publish-add')) spec.ports.push(...parsePublish(p));
   for (const p of flagList(a, '--publish-rm')) {
     const [num, proto] = p.split('/');
     spec.ports = spec.ports.filter((x) => !(String(x.published) === num && (!proto || x.protocol === proto)));
@@ -109,6 +112,7 @@ function specFromService(s: Service): Spec {
   const h = s.healthcheck;
   return {
     name: s.name,
+    ...(s.image ? { image: s.image } : {}),
     mode: s.mode,
     endpointMode: s.endpointMode,
     networks: s.networks.map((n) => ({ network: n.network, aliases: [...n.aliases] })),
@@ -125,6 +129,7 @@ function specFromService(s: Service): Spec {
     },
     lb: s.lb,
     localFirst: s.localFirst,
+    ...(s.publishNotReady !== undefined ? { publishNotReady: s.publishNotReady } : {}),
     proxyProtocol: s.proxyProtocol,
     idleTimeout: s.idleTimeoutMs,
     drain: s.drainMs,

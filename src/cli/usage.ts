@@ -41,6 +41,8 @@ export const verbUsage: Readonly<Record<string, Readonly<Record<string, string>>
   -p, --publish PUB:TARGET[/udp] | published=P,target=T,protocol=tcp|udp,mode=ingress|host
   --expose PORT                    balanced on the VIP without publishing (repeatable)
   --lb round-robin|least-conn|p2c|source-ip   --local-first
+  --publish-not-ready              tasks.NAME lists tasks not ready yet too (peers finding
+                                   each other before they are healthy); the VIP does not
   --proxy-protocol none|v1|v2      --idle-timeout DURATION   --drain DURATION
   --max-conns-per-task N
   --health-type tcp|http --health-path P --health-interval D --health-timeout D

@@ -9,6 +9,12 @@ export interface TaskNameSpec {
   readonly names: readonly string[];
   /** SRV names listing each task (dnsrr mode), each once, with the port the tasks serve. */
   readonly srv: readonly { readonly name: string; readonly port: number }[];
+  /**
+   * Names of `names` that also list tasks not ready yet (starting, or failing their probe) on a
+   * live node: `tasks.NAME` of a service that publishes them, for software that must find its
+   * peers before it is healthy (Kubernetes' publishNotReadyAddresses, moby#36737).
+   */
+  readonly notReady?: readonly string[];
 }
 
 /**
@@ -96,12 +102,14 @@ export class TaskNames {
     if (known) return known;
     const v4: string[] = [];
     const v6: string[] = [];
-    for (const id of typeof had === 'string' ? [had] : had)
+    for (const id of typeof had === 'string' ? [had] : had) {
+      const all = this.specs.get(id)?.notReady?.includes(name) === true;
       for (const t of snap.tasksOf(id)) {
-        if (!snap.up.has(t.id)) continue;
+        if (!snap.up.has(t.id) && !(all && snap.state.heartbeats.has(t.node))) continue;
         for (const a of t.addresses)
           if (a.network === this.network) (a.address.includes(':') ? v6 : v4).push(a.address);
       }
+    }
     const rec = { v4: v4.length > 0 ? v4 : noAddresses, v6: v6.length > 0 ? v6 : noAddresses };
     this.nameCache.set(name, rec);
     return rec;

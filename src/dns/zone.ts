@@ -200,13 +200,21 @@ export class DnsIndex implements DnsView {
           const key = `_${p.key}._${p.proto}.${svc.name}`.toLowerCase();
           if (!srv.has(key)) srv.set(key, p.target);
         }
+        // Only tasks.NAME lists tasks not ready yet, when the service asks: NAME (dnsrr), SRV,
+        // the VIP and the mesh stay with tasks in rotation.
+        const notReady = svc.publishNotReady ? names.map((n) => `tasks.${n}`.toLowerCase()) : undefined;
         if (dnsrr) {
           z.tasks.setService(id, {
             names: names.flatMap((n) => [`tasks.${n}`, n].map((x) => x.toLowerCase())),
             srv: [...srv].map(([name, port]) => ({ name, port })),
+            ...(notReady ? { notReady } : {}),
           });
         } else {
-          z.tasks.setService(id, { names: names.map((n) => `tasks.${n}`.toLowerCase()), srv: [] });
+          z.tasks.setService(id, {
+            names: names.map((n) => `tasks.${n}`.toLowerCase()),
+            srv: [],
+            ...(notReady ? { notReady } : {}),
+          });
           if (att.vip)
             for (const [key, port] of srv)
               f.addSrv(z, key, { target: this.fqdn(svc.name), port, address: att.vip });

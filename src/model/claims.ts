@@ -31,6 +31,8 @@ export const nameClaim = (kind: 'services' | 'tasks' | 'containers' | 'networks'
 export const vniClaim = (vni: number): string => `vni/${vni}`;
 export const slotClaim = (service: string, slot: number): string => `slot/${service}/${slot}`;
 export const globalClaim = (service: string, node: string): string => `global/${service}/${node}`;
+/** A host-mode published port (`8080/tcp`) on one node: one task holds it, as one process binds it. */
+export const hostPortClaim = (node: string, port: string): string => `hostport/${node}/${port}`;
 /** A name answered on one network: service names, aliases and container names share it. */
 export const dnsClaim = (network: string, name: string): string => `dns/${network}/${name.toLowerCase()}`;
 /** Held while a network or service is being removed: new users of it must not appear meanwhile. */
@@ -51,6 +53,7 @@ function taskClaims(t: Task): string[] {
   const out = [nameClaim('tasks', t.name)];
   out.push(t.slot > 0 ? slotClaim(t.service, t.slot) : globalClaim(t.service, t.node));
   for (const a of t.addresses ?? []) out.push(addressClaim(a.network, a.address));
+  for (const p of t.hostPorts ?? []) out.push(hostPortClaim(t.node, p));
   return out;
 }
 

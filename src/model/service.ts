@@ -87,6 +87,7 @@ export function readServiceSpec(f: Fields): ServiceSpec {
     healthcheck,
     lb: f.oneOf('lb', ['round-robin', 'least-conn', 'p2c', 'source-ip'], 'round-robin'),
     localFirst: f.bool('localFirst', false),
+    ...(f.has('publishNotReady') ? { publishNotReady: f.bool('publishNotReady', false) } : {}),
     proxyProtocol: f.oneOf('proxyProtocol', ['none', 'v1', 'v2'], 'none'),
     idleTimeoutMs: f.duration('idleTimeout', defaultIdleTimeoutMs),
     drainMs: f.duration('drain', defaultDrainMs),
@@ -119,10 +120,8 @@ function checkPorts(state: ClusterState, spec: ServiceSpec, selfId: string | und
       throw invalid("EndpointSpec: port published with ingress mode can't be used with dnsrr mode");
     }
     let published = p.published;
-    if (published === 0) {
-      if (p.mode === 'host') throw invalid('a host-mode port needs an explicit published port');
-      published = autoPort(taken, seen, p.protocol);
-    }
+    // Without a number, one is assigned from 30000-32767, host mode included (as Docker does).
+    if (published === 0) published = autoPort(taken, seen, p.protocol);
     const key = `${published}/${p.protocol}`;
     if (seen.has(key)) throw invalid('EndpointSpec: duplicate published ports provided');
     seen.add(key);

@@ -1,5 +1,5 @@
 import { cidrContains, parseAddress, parseCidr } from './address.js';
-import { globalClaim, nameClaim, removingClaim, slotClaim } from './claims.js';
+import { globalClaim, hostPortClaim, nameClaim, removingClaim, slotClaim } from './claims.js';
 import {
   type Change,
   type ClusterState,
@@ -113,6 +113,18 @@ export function addTask(
   ) {
     throw new MeshError('already_exists', `task name ${name} is already in use`);
   }
+  // A host-mode port is bound on the task's node: one task per node and port, whichever service
+  // (Docker refuses the placement; meshd refuses the registration).
+  const hostPorts = svc.ports.filter((p) => p.mode === 'host').map((p) => `${p.published}/${p.protocol}`);
+  for (const hp of hostPorts) {
+    const holder = () =>
+      [...state.tasks.values()].find((t) => t.node === node && (t.hostPorts ?? []).includes(hp));
+    if (claimed(state, hostPortClaim(node, hp), () => holder() !== undefined)) {
+      const other = holder();
+      const who = other ? ` by task ${other.name}` : '';
+      throw new MeshError('already_exists', `host-mode port ${hp} is already in use on node ${node}${who}`);
+    }
+  }
   const task: Omit<Task, 'version'> = {
     id,
     name,
@@ -123,6 +135,7 @@ export function addTask(
     reportedHealth: spec.reportedHealth,
     labels: spec.labels,
     ...(spec.netns ? { netns: spec.netns } : {}),
+    ...(hostPorts.length > 0 ? { hostPorts } : {}),
     createdAt: now,
     updatedAt: now,
   };

@@ -80,6 +80,8 @@ export interface Service extends Meta {
   readonly healthcheck: Healthcheck;
   readonly lb: LbPolicy;
   readonly localFirst: boolean;
+  /** `tasks.NAME` lists tasks not ready yet too (on live nodes); the VIP and the mesh do not. */
+  readonly publishNotReady?: boolean;
   readonly proxyProtocol: ProxyProtocol;
   readonly idleTimeoutMs: number;
   readonly drainMs: number;
@@ -105,6 +107,8 @@ export interface Task extends Meta {
   readonly labels: Readonly<Record<string, string>>;
   /** The network namespace (a path on its node) meshd joins to the overlay: veths, addresses, routes. */
   readonly netns?: string;
+  /** The host-mode ports (`8080/tcp`) it holds on its node, as its service published them when it came. */
+  readonly hostPorts?: readonly string[];
 }
 
 export interface Container extends Meta {

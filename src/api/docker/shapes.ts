@@ -236,6 +236,7 @@ export function serviceSpecOf(body: unknown, keep?: Service): Obj {
       expose: keep.expose,
       lb: keep.lb,
       localFirst: keep.localFirst,
+      ...(keep.publishNotReady !== undefined ? { publishNotReady: keep.publishNotReady } : {}),
       proxyProtocol: keep.proxyProtocol,
       idleTimeout: `${keep.idleTimeoutMs}ms`,
       drain: `${keep.drainMs}ms`,

@@ -12,7 +12,20 @@ describe('--publish, as the docker CLI reads it', () => {
       { published: 53, target: 53, protocol: 'udp', mode: 'host' },
     ],
   ])('%s', (text, want) => {
-    expect(parsePublish(text)).toEqual(want);
+    expect(parsePublish(text)).toEqual([want]);
+  });
+
+  it('expands ranges pairwise, as the docker CLI does', () => {
+    expect(parsePublish('8000-8002:80-82/udp')).toEqual([
+      { published: 8000, target: 80, protocol: 'udp', mode: 'ingress' },
+      { published: 8001, target: 81, protocol: 'udp', mode: 'ingress' },
+      { published: 8002, target: 82, protocol: 'udp', mode: 'ingress' },
+    ]);
+    expect(parsePublish('80-81').map((p) => `${p.published}:${p.target}`)).toEqual(['0:80', '0:81']);
+    expect(() => parsePublish('8000-8005:80-90')).toThrow(
+      'Invalid ranges specified for container and host Ports: 80-90 and 8000-8005',
+    );
+    expect(() => parsePublish('90-80')).toThrow('invalid target port range: 90-80');
   });
 
   it.each([

@@ -96,6 +96,30 @@ describe('DNS index, change by change', () => {
     expect(a('tasks.api')).toEqual(['10.9.2.1', '10.9.2.2']);
   });
 
+  it('lists tasks not ready yet under tasks.NAME of a service that publishes them, never under NAME or SRV', async () => {
+    const { write, a, zone, mirror } = await node();
+    const body = { name: 'db', endpointMode: 'dnsrr', networks: [{ network: 'apps' }], expose: [5432] };
+    await write((s) => createService(s, spec({ ...body, publishNotReady: true }), now));
+    await write((s) => createService(s, spec({ ...body, name: 'plain' }), now));
+    const starting = (service: string, ip: string) => (s: ClusterState) =>
+      addTask(s, { service, ips: [ip], reportedHealth: 'starting', labels: {} }, 'n1', now);
+    await write(starting('db', '10.9.5.1'));
+    await write(task('db', '10.9.5.2'));
+    await write(starting('plain', '10.9.5.3'));
+    const srv = (n: string) => (zone()?.srv.get(`_5432._tcp.${n}`) ?? []).map((t) => t.address).sort();
+    // Peers find the starting one; clients of the service (NAME, SRV) get the ready one only.
+    expect([a('tasks.db'), a('db'), srv('db')]).toEqual([
+      ['10.9.5.1', '10.9.5.2'],
+      ['10.9.5.2'],
+      ['10.9.5.2'],
+    ]);
+    // Without the option, a starting task is nowhere.
+    expect([a('tasks.plain'), a('plain')]).toEqual([[], []]);
+    const id = [...mirror.state.tasks.values()].find((t) => t.addresses[0]?.address === '10.9.5.1')?.id ?? '';
+    await write((s) => setReportedHealth(s, id, 'healthy', now));
+    expect(a('db')).toEqual(['10.9.5.1', '10.9.5.2']);
+  });
+
   it('follows a service that changes endpoint mode and aliases, and goes', async () => {
     const { write, a, known, mirror } = await node();
     await write((s) => createService(s, spec({ name: 'web', networks: [{ network: 'apps' }] }), now));

@@ -193,6 +193,35 @@ describe('services', () => {
     s = applyChange(s, svc({ name: 'b', ports: [{ target: 80 }] })(s));
     expect(byName(s.services, 'a').ports[0]?.published).toBe(30000);
     expect(byName(s.services, 'b').ports[0]?.published).toBe(30001);
+    // Host mode too, as Docker does.
+    s = applyChange(s, svc({ name: 'h', ports: [{ target: 80, mode: 'host' }] })(s));
+    expect(byName(s.services, 'h').ports[0]).toMatchObject({ published: 30002, mode: 'host' });
+  });
+
+  it('lets two host-mode services share a port on different nodes, never on one', () => {
+    let s = base();
+    s = applyChange(
+      s,
+      registerNode(
+        s,
+        { id: 'node2', name: 'n2', advertiseAddr: '', datapathAddr: '', dataListen: '', apiListen: '' },
+        now,
+      ),
+    );
+    const host = (name: string) => svc({ name, ports: [{ published: 7000, target: 7000, mode: 'host' }] });
+    s = then(then(s, host('h1')), host('h2'));
+    s = applyChange(s, task('h1')(s));
+    const first = [...s.tasks.values()][0]?.name;
+    expect(() => task('h2')(s)).toThrow(
+      `host-mode port 7000/tcp is already in use on node node1 by task ${first}`,
+    );
+    // A second task of the same service on the same node binds the same port: refused too.
+    expect(() => task('h1')(s)).toThrow('host-mode port 7000/tcp is already in use on node node1');
+    const other = applyChange(
+      s,
+      addTask(s, { service: 'h2', node: 'node2', ips: [], reportedHealth: 'none', labels: {} }, 'node1', now),
+    );
+    expect([...other.tasks.values()].map((t) => t.node).sort()).toEqual(['node1', 'node2']);
   });
 
   it('needs an ingress network for ingress publishing', () => {
