@@ -1,4 +1,5 @@
-import { Agent, request } from 'undici';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 
 /** TLS settings for an https:// API: the CA to trust, and an optional client certificate. */
 export interface ClientTls {
@@ -7,61 +8,87 @@ export interface ClientTls {
   readonly key?: string;
 }
 
-/** A thin client for the management API; errors come back as the API's one-line message. */
-export class ApiClient {
-  private readonly dispatcher: Agent | undefined;
+/** No answer (headers) within this long is an error, not a wait without end. */
+const headersTimeoutMs = 30_000;
 
+/**
+ * A thin client for the management API; errors come back as the API's one-line message. Node's
+ * own http module, not undici: meshctl is a short-lived process, and loading undici took about
+ * half of its start-up (160 ms of 350).
+ */
+export class ApiClient {
   constructor(
     private readonly base: string,
     private readonly token: string | undefined,
-    tls?: ClientTls,
-  ) {
-    // The API's certificate names a node id, not a host name: trust is the cluster CA.
-    this.dispatcher = tls?.ca
-      ? new Agent({
-          connect: { ca: tls.ca, cert: tls.cert, key: tls.key, checkServerIdentity: () => undefined },
-        })
-      : undefined;
-  }
+    private readonly tls?: ClientTls,
+  ) {}
 
-  private async send(method: string, path: string, body: unknown, bodyTimeout: number) {
+  private send(method: string, path: string, body: unknown, bodyTimeoutMs: number): Promise<IncomingMessage> {
+    const url = new URL(path, this.base);
+    const text = body !== undefined ? JSON.stringify(body) : undefined;
     const headers: Record<string, string> = {};
-    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (text !== undefined) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = String(Buffer.byteLength(text));
+    }
     if (this.token) headers.authorization = `Bearer ${this.token}`;
-    let res: Awaited<ReturnType<typeof request>>;
-    try {
-      res = await request(new URL(path, this.base), {
-        method: method as 'GET',
+    const unreachable = (cause: string) =>
+      new Error(`cannot reach meshd at ${this.base} (${cause}); is it running? set --host or MESHD_HOST`);
+    return new Promise((resolve, reject) => {
+      const options = {
+        method,
         headers,
-        body: body !== undefined ? JSON.stringify(body) : undefined,
         // One request per run: no idle keep-alive socket holding the process open afterwards.
-        reset: true,
-        ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}),
-        headersTimeout: 30_000,
-        bodyTimeout,
-      });
-    } catch (err) {
-      const cause = (err as { code?: string }).code ?? (err as Error).message;
-      throw new Error(
-        `cannot reach meshd at ${this.base} (${cause}); is it running? set --host or MESHD_HOST`,
+        agent: false as const,
+      };
+      const req =
+        url.protocol === 'https:'
+          ? httpsRequest(url, {
+              ...options,
+              // The API's certificate names a node id, not a host name: trust is the cluster CA.
+              ...(this.tls?.ca
+                ? {
+                    ca: this.tls.ca,
+                    cert: this.tls.cert,
+                    key: this.tls.key,
+                    checkServerIdentity: () => undefined,
+                  }
+                : {}),
+            })
+          : httpRequest(url, options);
+      const timer = setTimeout(
+        () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })),
+        headersTimeoutMs,
       );
-    }
-    if (res.statusCode >= 400) {
-      const text = await res.body.text();
-      let msg = `HTTP ${res.statusCode}`;
-      try {
-        msg = (JSON.parse(text) as { message?: string }).message ?? msg;
-      } catch {
-        // Not the API's JSON: the status says enough.
-      }
-      throw new Error(msg);
-    }
-    return res;
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        reject(unreachable(err.code ?? err.message));
+      });
+      req.on('response', (res) => {
+        clearTimeout(timer);
+        if (bodyTimeoutMs > 0)
+          res.setTimeout(bodyTimeoutMs, () => res.destroy(new Error('the answer stopped')));
+        if ((res.statusCode ?? 0) < 400) {
+          resolve(res);
+          return;
+        }
+        readAll(res).then((raw) => {
+          let msg = `HTTP ${res.statusCode}`;
+          try {
+            msg = (JSON.parse(raw) as { message?: string }).message ?? msg;
+          } catch {
+            // Not the API's JSON: the status says enough.
+          }
+          reject(new Error(msg));
+        }, reject);
+      });
+      req.end(text);
+    });
   }
 
   async call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const res = await this.send(method, path, body, 30_000);
-    const text = await res.body.text();
+    const text = await readAll(res);
     return (text ? JSON.parse(text) : undefined) as T;
   }
 
@@ -70,7 +97,7 @@ export class ApiClient {
     // No body timeout: a quiet stream is not a dead one.
     const res = await this.send('GET', path, undefined, 0);
     let rest = '';
-    for await (const chunk of res.body) {
+    for await (const chunk of res) {
       rest += (chunk as Buffer).toString('utf8');
       let nl = rest.indexOf('\n');
       while (nl >= 0) {
@@ -81,4 +108,10 @@ export class ApiClient {
       }
     }
   }
+}
+
+async function readAll(res: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of res) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }
