@@ -7,6 +7,7 @@ export interface PublishArg {
   protocol: 'tcp' | 'udp';
   mode: 'ingress' | 'host';
   traffic?: 'cluster' | 'local';
+  hostIp?: string;
 }
 
 function port(text: string | undefined, what: string): number {
@@ -52,6 +53,9 @@ export function parsePublish(text: string): PublishArg[] {
           out.mode = m;
           break;
         }
+        case 'host_ip':
+          out.hostIp = v;
+          break;
         case 'traffic': {
           const t = v.toLowerCase();
           if (t !== 'cluster' && t !== 'local')
@@ -65,6 +69,16 @@ export function parsePublish(text: string): PublishArg[] {
     }
     if (!hasTarget) throw new UsageError(`missing mandatory field 'target'`);
     return [out];
+  }
+  // `IP:PUBLISHED:TARGET` (an IPv6 address in brackets): published on that address only.
+  const ip = /^(\[[0-9a-fA-F:.]+\]|\d+\.\d+\.\d+\.\d+):(.+)$/.exec(text);
+  if (ip) {
+    const tail = ip[2] as string;
+    if (!tail.includes(':'))
+      throw new UsageError(`invalid publish format: ${text} (use IP:PUBLISHED:TARGET or IP::TARGET)`);
+    const rest = parsePublish(tail.startsWith(':') ? tail.slice(1) : tail);
+    const hostIp = (ip[1] as string).replace(/^\[|\]$/g, '');
+    return rest.map((p) => ({ ...p, hostIp }));
   }
   const m = /^(?:(\d+(?:-\d+)?):)?(\d+(?:-\d+)?)(?:\/(tcp|udp))?$/.exec(text);
   if (!m)

@@ -1,3 +1,4 @@
+import { networkInterfaces } from 'node:os';
 import type { Registry } from 'prom-client';
 import type { Settings } from '../config/settings.js';
 import type { Logger } from '../log.js';
@@ -13,6 +14,23 @@ import { MeshLoad } from './load.js';
 import { MeshMetrics } from './metrics.js';
 import { type ListenerSpec, serviceListeners, type TaskPath, taskPath } from './routes.js';
 import { VipAddresses } from './vip-addresses.js';
+
+/**
+ * This host's addresses now, read once per update: every 127.x is local on Linux without being
+ * listed, so loopback addresses always count.
+ */
+function localAddresses(): (address: string) => boolean {
+  let known: Set<string> | undefined;
+  return (address) => {
+    if (address.startsWith('127.') || address === '::1') return true;
+    known ??= new Set(
+      Object.values(networkInterfaces())
+        .flat()
+        .map((i) => i?.address ?? ''),
+    );
+    return known.has(address);
+  };
+}
 
 /**
  * The routing mesh: turns each snapshot into listeners and routes, drains connections to tasks
@@ -105,6 +123,7 @@ export class Mesh implements Forwarding {
       publishAddr: this.settings.publishAddr,
       remote: this.settings.remoteTasks,
       reserved: this.reserved,
+      hasAddress: localAddresses(),
     };
     const specs = new Map<string, ListenerSpec[]>();
     const listen = (id: string) => {

@@ -141,6 +141,8 @@ export interface RouteOptions {
   readonly remote: RemotePath;
   /** This node's own listeners, which no route may lead to. */
   readonly reserved: (host: string, port: number) => boolean;
+  /** Whether this node has an address (a port published on one address opens where it is). */
+  readonly hasAddress?: (address: string) => boolean;
 }
 
 /**
@@ -154,12 +156,14 @@ export function serviceListeners(snap: Snapshot, svc: Service, o: RouteOptions):
     const eps = endpoints(snap, svc, p.target, o.nodeId, undefined, o.remote, o.reserved);
     const host = p.mode === 'host';
     if (host && !eps.all.some((e) => e.local)) continue;
+    if (p.hostIp && o.hasAddress && !o.hasAddress(p.hostIp)) continue;
     // `traffic=local`: open on every node like any ingress port, but only to this node's tasks.
     const localOnly = host || p.traffic === 'local';
+    const bind = p.hostIp ?? o.publishAddr;
     out.push({
-      key: `${p.protocol}|${o.publishAddr}|${p.published}`,
+      key: `${p.protocol}|${bind}|${p.published}`,
       proto: p.protocol,
-      host: o.publishAddr,
+      host: bind,
       port: p.published,
       kind: 'publish',
       route: route(svc, String(p.published), p.protocol, eps, localOnly),

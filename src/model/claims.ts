@@ -45,7 +45,8 @@ function serviceClaims(s: Service): string[] {
     for (const name of new Set([s.name, ...n.aliases].map((x) => x.toLowerCase())))
       out.push(dnsClaim(n.network, name));
   }
-  for (const p of s.ports ?? []) if (p.mode === 'ingress') out.push(`port/${p.published}/${p.protocol}`);
+  for (const p of s.ports ?? [])
+    if (p.mode === 'ingress') out.push(`port/${p.hostIp ? `${p.hostIp}/` : ''}${p.published}/${p.protocol}`);
   return out;
 }
 

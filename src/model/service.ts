@@ -1,3 +1,4 @@
+import { canonicalAddress } from './address.js';
 import { removingClaim } from './claims.js';
 import {
   type Change,
@@ -78,6 +79,7 @@ export function readServiceSpec(f: Fields): ServiceSpec {
         ...(p.has('traffic')
           ? { traffic: p.oneOf('traffic', ['cluster', 'local'] as const, 'cluster') }
           : {}),
+        ...(p.has('hostIp') ? { hostIp: hostAddress(p.string('hostIp'), p.at('hostIp')) } : {}),
       };
       if (!p.has('target') && v.target === 0) throw invalid(`${p.at('target')}: is required`);
       p.done();
@@ -98,6 +100,14 @@ export function readServiceSpec(f: Fields): ServiceSpec {
   return spec;
 }
 
+/** A `hostIp` to publish on: one address, written canonically (so `::1` and `0::1` are one). */
+function hostAddress(text: string, at: string): string {
+  const a = canonicalAddress(text);
+  if (!a) throw invalid(`${at}: "${text}" is not an IP address`);
+  if (a === '0.0.0.0' || a === '::') throw invalid(`${at}: give one address; leave it out for all of them`);
+  return a;
+}
+
 function readPorts(f: Fields, key: string): number[] {
   const v = f.raw(key);
   if (!Array.isArray(v) || v.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) {
@@ -106,15 +116,24 @@ function readPorts(f: Fields, key: string): number[] {
   return v as number[];
 }
 
-/** Docker's port rules: no dnsrr with ingress publishing, unique published ports per protocol. */
+/**
+ * Docker's port rules: no dnsrr with ingress publishing, unique published ports per protocol.
+ * Ports published on one address (`hostIp`) share a number with ports on other addresses, never
+ * with one on every address.
+ */
 function checkPorts(state: ClusterState, spec: ServiceSpec, selfId: string | undefined): PortConfig[] {
-  const seen = new Set<string>();
   const ports: PortConfig[] = [];
-  const taken = new Map<string, { svc: Service; mode: string }>();
+  const taken = new Map<string, { svc: Service | undefined; mode: string; hostIp?: string }[]>();
+  const users = (key: string) => taken.get(key) ?? [];
+  const overlaps = (a: string | undefined, b: string | undefined) => !a || !b || a === b;
   for (const s of state.services.values()) {
     if (s.id === selfId) continue;
-    for (const p of s.ports) taken.set(`${p.published}/${p.protocol}/${p.mode}`, { svc: s, mode: p.mode });
+    for (const p of s.ports) {
+      const key = `${p.published}/${p.protocol}`;
+      taken.set(key, [...users(key), { svc: s, mode: p.mode, ...(p.hostIp ? { hostIp: p.hostIp } : {}) }]);
+    }
   }
+  const seen = new Map<string, (string | undefined)[]>();
   for (const p of spec.ports) {
     if (p.mode === 'ingress' && spec.endpointMode === 'dnsrr') {
       throw invalid("EndpointSpec: port published with ingress mode can't be used with dnsrr mode");
@@ -123,21 +142,23 @@ function checkPorts(state: ClusterState, spec: ServiceSpec, selfId: string | und
     // Without a number, one is assigned from 30000-32767, host mode included (as Docker does).
     if (published === 0) published = autoPort(taken, seen, p.protocol);
     const key = `${published}/${p.protocol}`;
-    if (seen.has(key)) throw invalid('EndpointSpec: duplicate published ports provided');
-    seen.add(key);
-    const ingressUser = taken.get(`${key}/ingress`);
+    if ((seen.get(key) ?? []).some((ip) => overlaps(ip, p.hostIp)))
+      throw invalid('EndpointSpec: duplicate published ports provided');
+    seen.set(key, [...(seen.get(key) ?? []), p.hostIp]);
+    const clash = users(key).filter((u) => overlaps(u.hostIp, p.hostIp));
+    const ingressUser = clash.find((u) => u.mode === 'ingress')?.svc;
     if (ingressUser) {
       throw new MeshError(
         'already_exists',
-        `port '${published}' is already in use by service '${ingressUser.svc.name}' (${ingressUser.svc.id}) as an ingress port`,
+        `port '${published}' is already in use by service '${ingressUser.name}' (${ingressUser.id}) as an ingress port`,
       );
     }
     // Several host-mode services may share a port (they run on different nodes); ingress may not.
-    const hostUser = taken.get(`${key}/host`);
+    const hostUser = clash.find((u) => u.mode === 'host')?.svc;
     if (p.mode === 'ingress' && hostUser) {
       throw new MeshError(
         'already_exists',
-        `port '${published}' is already in use by service '${hostUser.svc.name}' (${hostUser.svc.id}) as a host-published port`,
+        `port '${published}' is already in use by service '${hostUser.name}' (${hostUser.id}) as a host-published port`,
       );
     }
     ports.push({ ...p, published });
@@ -151,10 +172,14 @@ function checkPorts(state: ClusterState, spec: ServiceSpec, selfId: string | und
   return ports;
 }
 
-function autoPort(taken: ReadonlyMap<string, unknown>, seen: ReadonlySet<string>, protocol: string): number {
+function autoPort(
+  taken: ReadonlyMap<string, unknown>,
+  seen: ReadonlyMap<string, unknown>,
+  protocol: string,
+): number {
   for (let port = autoPortFirst; port <= autoPortLast; port++) {
     const key = `${port}/${protocol}`;
-    if (!seen.has(key) && !taken.has(`${key}/ingress`) && !taken.has(`${key}/host`)) return port;
+    if (!seen.has(key) && !taken.has(key)) return port;
   }
   throw new MeshError('exhausted', `no free published port in ${autoPortFirst}-${autoPortLast}`);
 }

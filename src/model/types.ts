@@ -58,6 +58,11 @@ export interface PortConfig {
    * address is kept and a node without a healthy task refuses, so an outside balancer moves on.
    */
   readonly traffic?: 'cluster' | 'local';
+  /**
+   * Publish on this address only (`-p 192.0.2.10:8080:80`, moby#26696), on every node that has
+   * it; absent, on the node's publish address.
+   */
+  readonly hostIp?: string;
 }
 
 /** A service's attachment to one network, with its aliases and (vip mode) its VIP there. */

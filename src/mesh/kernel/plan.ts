@@ -60,6 +60,11 @@ function isLoopback(addr: string): boolean {
 export function userspaceReason(spec: ListenerSpec): string | undefined {
   const svc = spec.route.service;
   if (svc.proxyProtocol !== 'none') return 'PROXY protocol';
+  if (
+    spec.kind === 'publish' &&
+    svc.ports.some((p) => p.published === spec.port && p.protocol === spec.proto && p.hostIp)
+  )
+    return 'published on one address';
   if (!pickOf(svc.lb)) return `${svc.lb} balancing`;
   if (svc.maxConnsPerTask > 0) return 'a per-task connection cap';
   const v6 = isIPv6(spec.host) || (wildcard.has(spec.host) && spec.host === '::');

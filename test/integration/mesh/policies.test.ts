@@ -156,6 +156,32 @@ describe('balancing and limits', () => {
     expect(after).toBeGreaterThanOrEqual(550);
   });
 
+  it('publishes a port on one address only, beside another service on another address', async () => {
+    const port = await freePort('127.0.0.1');
+    await service('onone', '--publish', `127.0.0.31:${port}:8000`);
+    await service('ontwo', '--publish', `published=${port},target=8000,host_ip=127.0.0.32`);
+    // An address this host does not have: nothing opens, and nothing fails.
+    await service('elsewhere', '--publish', `10.255.255.77:${port}:8000`);
+    await m.ctl('task', 'add', 'onone', '--ip', '127.213.9.1');
+    await m.ctl('task', 'add', 'ontwo', '--ip', '127.213.9.2');
+    const one = await httpBackend('one', '127.213.9.1', 8000);
+    const two = await httpBackend('two', '127.213.9.2', 8000);
+    cleanups.push(
+      () => one.kill(),
+      () => two.kill(),
+    );
+    await eventually(async () => {
+      expect((await fetchOnce(`http://127.0.0.31:${port}/`)).body).toBe('one');
+      expect((await fetchOnce(`http://127.0.0.32:${port}/`)).body).toBe('two');
+    });
+    // Not on the node's publish address, nor on any other.
+    await expect(fetchOnce(`http://127.0.0.1:${port}/`)).rejects.toThrow(/ECONNREFUSED/);
+    const [svc] = JSON.parse(await m.ctl('service', 'inspect', 'elsewhere')) as {
+      status: { errors: string[] };
+    }[];
+    expect(svc?.status.errors).toEqual([]);
+  });
+
   it('opens a host-mode port only where a task of the service runs', async () => {
     const port = await freePort();
     await service('hosted', '--publish', `published=${port},target=8000,mode=host`);

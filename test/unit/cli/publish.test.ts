@@ -15,6 +15,25 @@ describe('--publish, as the docker CLI reads it', () => {
     expect(parsePublish(text)).toEqual([want]);
   });
 
+  it('publishes on one address: IP:PUBLISHED:TARGET, IP::TARGET, [IPv6]:P:T and host_ip=', () => {
+    expect(parsePublish('192.0.2.10:8080:80')).toEqual([
+      { published: 8080, target: 80, protocol: 'tcp', mode: 'ingress', hostIp: '192.0.2.10' },
+    ]);
+    expect(parsePublish('192.0.2.10::80/udp')[0]).toMatchObject({
+      published: 0,
+      target: 80,
+      hostIp: '192.0.2.10',
+    });
+    expect(parsePublish('[2001:db8::1]:8080:80')[0]).toMatchObject({
+      published: 8080,
+      hostIp: '2001:db8::1',
+    });
+    expect(parsePublish('published=8080,target=80,host_ip=192.0.2.10')[0]).toMatchObject({
+      hostIp: '192.0.2.10',
+    });
+    expect(() => parsePublish('192.0.2.10:8080')).toThrow('invalid publish format');
+  });
+
   it('expands ranges pairwise, as the docker CLI does', () => {
     expect(parsePublish('8000-8002:80-82/udp')).toEqual([
       { published: 8000, target: 80, protocol: 'udp', mode: 'ingress' },

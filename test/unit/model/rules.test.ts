@@ -198,6 +198,23 @@ describe('services', () => {
     expect(byName(s.services, 'h').ports[0]).toMatchObject({ published: 30002, mode: 'host' });
   });
 
+  it('shares a published port between services on different addresses, never with one on every address', () => {
+    let s = base();
+    s = applyChange(s, svc({ name: 'a', ports: [{ published: 8080, target: 80, hostIp: '192.0.2.10' }] })(s));
+    s = applyChange(s, svc({ name: 'b', ports: [{ published: 8080, target: 80, hostIp: '192.0.2.11' }] })(s));
+    const a = byName(s.services, 'a');
+    expect(() => svc({ name: 'c', ports: [{ published: 8080, target: 80 }] })(s)).toThrow(
+      `port '8080' is already in use by service 'a' (${a.id}) as an ingress port`,
+    );
+    expect(() =>
+      svc({ name: 'd', ports: [{ published: 8080, target: 80, hostIp: '192.0.2.10' }] })(s),
+    ).toThrow('already in use by service');
+    expect(() => svc({ name: 'e', ports: [{ published: 1, target: 80, hostIp: 'nowhere' }] })(s)).toThrow(
+      'is not an IP address',
+    );
+    expect(byName(s.services, 'b').ports[0]?.hostIp).toBe('192.0.2.11');
+  });
+
   it('lets two host-mode services share a port on different nodes, never on one', () => {
     let s = base();
     s = applyChange(
