@@ -22,6 +22,7 @@ beforeAll(async () => {
 mesh:
   publishAddr: 127.0.0.1
   shutdownGrace: 1s
+  keepAlive: 1s
 declare:
   networks: [{ name: pol, subnet: 127.213.0.0/16 }]
 `,
@@ -154,6 +155,41 @@ describe('balancing and limits', () => {
     await new Promise((r) => s.once('close', r));
     const after = Date.now() - opened;
     expect(after).toBeGreaterThanOrEqual(550);
+  });
+
+  it('keeps an idle connection, probing it with TCP keepalive (IPVS drops it after 900 s, moby#31208)', async () => {
+    // Scaled down: keepalive every second (mesh.keepAlive), the connection idle for three.
+    const port = await freePort();
+    await service('quiet', '-p', `${port}:7000`, '--idle-timeout', '20s');
+    const server = await tcpBackend('127.213.3.2', 7000, (sock) => sock.pipe(sock));
+    cleanups.push(() => server.close());
+    await m.ctl('task', 'add', 'quiet', '--ip', '127.213.3.2');
+    const { connect } = await import('node:net');
+    const echo = (sock: Socket, text: string) =>
+      new Promise<string>((resolve) => {
+        sock.once('data', (d) => resolve(d.toString()));
+        sock.write(text);
+      });
+    const sock = await eventually(
+      () =>
+        new Promise<Socket>((resolve, reject) => {
+          const c = connect(port, '127.0.0.1', () => resolve(c));
+          c.once('error', reject);
+        }),
+    );
+    cleanups.push(() => sock.destroy());
+    expect(await echo(sock, 'before')).toBe('before');
+    await new Promise((r) => setTimeout(r, 3000));
+    // The mesh's side of the connection has its keepalive timer running...
+    const { execFile } = await import('node:child_process');
+    const ss = await new Promise<string>((resolve, reject) =>
+      execFile('ss', ['-tnoH', 'state', 'established', `( sport = :${port} )`], (err, out) =>
+        err ? reject(err) : resolve(out),
+      ),
+    );
+    expect(ss).toMatch(/timer:\(keepalive,/);
+    // ...and the connection still carries data both ways.
+    expect(await echo(sock, 'after')).toBe('after');
   });
 
   it('publishes a port on one address only, beside another service on another address', async () => {
