@@ -336,6 +336,34 @@ describe('a three-node cluster on etcd', () => {
     await eventually(async () => expect(await digShort(nodes[1]?.dns as string, 'agent')).toHaveLength(3));
   });
 
+  it('publishes a global service through the routing mesh on every node, to its task on each', async () => {
+    const [n1] = nodes as [MeshdProcess];
+    const gport = await freePort('127.0.1.1');
+    await n1.ctl(
+      'service',
+      'create',
+      '--name',
+      'gpub',
+      '--mode',
+      'global',
+      '--network',
+      'cnet',
+      '-p',
+      `${gport}:8000`,
+    );
+    for (const [i, n] of nodes.entries()) {
+      backends.push(await httpBackend(`g${i + 1}`, `127.220.10.${i + 1}`, 8000));
+      await n.ctl('task', 'add', 'gpub', '--ip', `127.220.10.${i + 1}`);
+    }
+    // Every node's published port answers, and between them every node's task is reached.
+    const seen = new Set<string>();
+    await eventually(async () => {
+      for (const i of [1, 2, 3]) seen.add((await fetchOnce(`http://127.0.${i}.1:${gport}/`)).body);
+      expect([...seen].sort()).toEqual(['g1', 'g2', 'g3']);
+    }, 10_000);
+    await n1.ctl('service', 'rm', 'gpub');
+  });
+
   it('keeps serving from the last state while etcd is down, refuses writes, and catches up', async () => {
     const [n1, n2, n3] = nodes as [MeshdProcess, MeshdProcess, MeshdProcess];
     await webWithTasks();

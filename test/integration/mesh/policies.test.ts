@@ -192,6 +192,39 @@ describe('balancing and limits', () => {
     expect(await echo(sock, 'after')).toBe('after');
   });
 
+  it('publishes through a custom ingress network made after the default one is removed', async () => {
+    const own = await startMeshd({ config: 'mesh:\n  publishAddr: 127.0.0.1\n' });
+    cleanups.push(() => own.stop());
+    await own.ctl('network', 'rm', 'ingress');
+    await own.ctl(
+      'network',
+      'create',
+      '--ingress',
+      '--subnet',
+      '10.244.0.0/24',
+      '--gateway',
+      '10.244.0.5',
+      '--opt',
+      'com.docker.network.driver.mtu=1400',
+      'edge',
+    );
+    const [edge] = JSON.parse(await own.ctl('network', 'inspect', 'edge')) as {
+      ingress: boolean;
+      gateway: string;
+      mtu: number;
+    }[];
+    expect(edge).toMatchObject({ ingress: true, gateway: '10.244.0.5', mtu: 1400 });
+    const port = await freePort();
+    await own.ctl('network', 'create', '--subnet', '127.248.0.0/16', 'apps');
+    await own.ctl('service', 'create', '--name', 'front', '--network', 'apps', '-p', `${port}:8000`);
+    const b = await httpBackend('front', '127.248.0.10', 8000);
+    cleanups.push(() => b.kill());
+    await own.ctl('task', 'add', 'front', '--ip', '127.248.0.10');
+    await eventually(async () => expect((await fetchOnce(`http://127.0.0.1:${port}/`)).body).toBe('front'));
+    // While a service publishes through it, the custom ingress cannot go either.
+    await expect(own.ctl('network', 'rm', 'edge')).rejects.toThrow(/ingress network cannot be removed/);
+  });
+
   it('publishes a port on one address only, beside another service on another address', async () => {
     const port = await freePort('127.0.0.1');
     await service('onone', '--publish', `127.0.0.31:${port}:8000`);
