@@ -219,7 +219,8 @@ export class Daemon {
     }
     this.closers.push(() => membership.close());
 
-    await this.startMesh();
+    const kernelAvailable = await this.startMesh();
+    await membership.update({ dataplane: kernelAvailable ? 'kernel' : 'userspace' });
     await this.rebuild();
 
     const workloads = await startWorkloads(s, this.controller, this.nodeId, this.registry);
@@ -368,7 +369,8 @@ export class Daemon {
     return formatHostPort({ host: a.address, port: a.port });
   }
 
-  private async startMesh(): Promise<void> {
+  /** Starts the mesh and the subsystems beside it; resolves to whether the kernel data plane is there. */
+  private async startMesh(): Promise<boolean> {
     const meshLog = logger('mesh');
     const kernel = await startKernelPlane(this.settings.mesh, this.registry, meshLog);
     const secure = () => this.secureContext;
@@ -407,6 +409,7 @@ export class Daemon {
       this.closers.push(() => overlay.close(this.settings.mesh.kernelStateOnStop === 'remove'));
       this.snapshots.subscribe({ name: 'overlay', apply: (snap, change) => overlay.update(snap, change) });
     }
+    return kernel.available;
   }
 
   /** This node's own listeners, recomputed only when what it bound changes (not per endpoint). */

@@ -18,6 +18,7 @@ export interface NodeSelf {
   readonly canIssue?: boolean;
   readonly certExpires?: string;
   readonly joinListen?: string;
+  readonly dataplane?: 'kernel' | 'userspace';
 }
 
 /** Registers (or refreshes) a node and its leased heartbeat; a removed node may not come back. */
@@ -43,7 +44,8 @@ export function registerNode(state: ClusterState, self: NodeSelf, now: string): 
     existing.apiTls === self.apiTls &&
     existing.canIssue === self.canIssue &&
     existing.certExpires === self.certExpires &&
-    existing.joinListen === self.joinListen;
+    existing.joinListen === self.joinListen &&
+    existing.dataplane === self.dataplane;
   if (!same) change.puts.push({ kind: 'nodes', id: self.id, value: node });
   change.puts.push({ kind: 'heartbeats', id: self.id, value: heartbeat, lease: true });
   return change;

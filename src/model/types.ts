@@ -139,6 +139,8 @@ export interface Node extends Meta {
   readonly certExpires?: string;
   /** A listener for joins and renewals only, when its API listens on loopback alone. */
   readonly joinListen?: string;
+  /** Whether it can serve ports in the kernel (nftables), or serves every port in userspace. */
+  readonly dataplane?: 'kernel' | 'userspace';
   readonly advertiseAddr: string;
   readonly datapathAddr: string;
   readonly dataListen: string;

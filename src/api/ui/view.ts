@@ -47,6 +47,7 @@ export function overview(ctx: ApiContext, rates: RateSampler) {
           state: self_ && self.status === 'degraded' ? 'degraded' : up ? 'ready' : 'down',
           reason: self_ && self.status === 'degraded' ? self.reason : '',
           dataTls: n.dataTls === true,
+          dataplane: n.dataplane ?? '',
           lastSeen: ctx.nodeFacts(n.id).lastSeen ?? '',
         };
       })

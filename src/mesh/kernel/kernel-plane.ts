@@ -30,6 +30,8 @@ const retryMs = 1000;
  * only the entries of services that changed are sent.
  */
 export class KernelPlane {
+  /** Whether this node can program nftables at all (the page and `node ls` say so). */
+  readonly available: boolean;
   private readonly state = new TableState();
   private readonly wanted = new Map<string, KernelEntry>();
   private readonly keysOf = new Map<string, readonly string[]>();
@@ -53,6 +55,7 @@ export class KernelPlane {
      */
     private readonly unavailable: string | undefined,
   ) {
+    this.available = unavailable === undefined;
     const entries = () => this.state.entries();
     this.metrics = {
       update: new Histogram({

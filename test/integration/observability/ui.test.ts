@@ -85,6 +85,8 @@ describe('the web page at /ui', () => {
       expect(await text(page, 'tr[data-service="api"] .count')).toBe('1/1');
     }, 5000);
     expect(await text(page, 'tr[data-network="shop"]')).toContain('127.239.0.0/16');
+    // Each node says which data plane it can run, as it registered.
+    expect(await text(page, 'tr[data-node="test-node"]')).toMatch(/(kernel|userspace), (mTLS|no TLS)/);
     expect(await text(page, '#live')).toBe('live');
     const light = await shoot(page, 'overview-light');
     await page.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: 'dark' }]);
@@ -130,7 +132,8 @@ describe('the web page at /ui', () => {
     );
     console.log(`task shown unhealthy ${Date.now() - changed} ms after the API call returned`);
     expect(await page.evaluate('window.marker')).toBe(42);
-    expect(await text(page, 'ul.events')).toContain('unhealthy');
+    // The history comes with the event itself, which may follow the state by a redraw.
+    await eventually(async () => expect(await text(page, 'ul.events')).toContain('unhealthy'), 1000, 20);
     await shoot(page, 'service-light');
     await page.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: 'dark' }]);
     await shoot(page, 'service-dark');

@@ -34,6 +34,7 @@ interface Overview {
     state: string;
     reason: string;
     dataTls: boolean;
+    dataplane: string;
     lastSeen: string;
   }[];
   networks: {
@@ -205,7 +206,7 @@ function renderOverview(o: Overview): HTMLElement[] {
     ),
   );
   const nodes = table(
-    ['Node', 'Address', 'State', 'Data plane TLS', 'Last seen'],
+    ['Node', 'Address', 'State', 'Data plane', 'Last seen'],
     o.nodes.map((n) =>
       h(
         'tr',
@@ -218,7 +219,8 @@ function renderOverview(o: Overview): HTMLElement[] {
           badge(n.state, n.state === 'ready' ? 'ok' : n.state === 'degraded' ? 'warn' : 'bad'),
           n.reason ? h('div', { class: 'muted' }, n.reason) : null,
         ),
-        h('td', {}, n.dataTls ? 'mTLS' : 'none'),
+        // Kernel (nftables) or userspace, and whether node-to-node traffic is mTLS.
+        h('td', {}, [n.dataplane || 'unknown', n.dataTls ? 'mTLS' : 'no TLS'].join(', ')),
         h('td', { class: 'muted' }, n.lastSeen ? new Date(n.lastSeen).toLocaleTimeString() : ''),
       ),
     ),
