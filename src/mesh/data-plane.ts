@@ -90,9 +90,13 @@ export class DataPlaneServer {
     raw.on('close', () => this.conns.delete(raw));
     raw.on('error', () => raw.destroy());
     raw.setTimeout(handshakeTimeoutMs, () => raw.destroy());
-    raw.once('readable', () => {
+    const onReadable = () => {
       const first = raw.read() as Buffer | null;
-      if (!first) return;
+      // Nothing to read yet (or only the end): wait for the next chunk, not the handshake timeout.
+      if (!first) {
+        if (!raw.readableEnded) raw.once('readable', onReadable);
+        return;
+      }
       // STARTTLS and nothing else: TLS then takes the socket itself. Anything else, a plain
       // header, a bare ClientHello or noise, is refused before a byte of it is interpreted.
       if (first.length !== 1 || first[0] !== startTls || !this.secure) {
@@ -118,7 +122,8 @@ export class DataPlaneServer {
         secured = true;
         void this.admit(raw, sock);
       });
-    });
+    };
+    raw.once('readable', onReadable);
   }
 
   /** Admits a TLS peer as a tunnel if its certificate verifies and names a current member. */

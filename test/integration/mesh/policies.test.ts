@@ -368,13 +368,25 @@ declare:
 });
 
 describe('IPv6 end to end', () => {
-  it('answers AAAA for a service on an IPv6 network and balances its VIP to an IPv6 task', async () => {
+  it('answers AAAA for a service on an IPv6 network and balances its VIP and a published port on an IPv6 address to an IPv6 task', async () => {
     const task = 'fd00:214::10';
     execFileSync('ip', ['-6', 'addr', 'add', `${task}/128`, 'dev', 'lo', 'nodad']);
     cleanups.push(() => execFileSync('ip', ['-6', 'addr', 'del', `${task}/128`, 'dev', 'lo']));
     await m.ctl('network', 'create', '--subnet', 'fd00:214::/64', 'six');
     cleanups.push(() => m.ctl('network', 'rm', 'six').catch(() => undefined));
-    await m.ctl('service', 'create', '--name', 'six', '--network', 'six', '--expose', '8000');
+    const port = await freePort();
+    await m.ctl(
+      'service',
+      'create',
+      '--name',
+      'six',
+      '--network',
+      'six',
+      '--expose',
+      '8000',
+      '-p',
+      `[::1]:${port}:8000`,
+    );
     cleanups.push(() => m.ctl('service', 'rm', 'six').catch(() => undefined));
     const b = await httpBackend('v6-task', task, 8000);
     cleanups.push(() => b.kill());
@@ -386,5 +398,7 @@ describe('IPv6 end to end', () => {
       async () => expect((await fetchOnce(`http://[${vip}]:8000/`)).body).toBe('v6-task'),
       10_000,
     );
+    // The published port listens on the IPv6 address it names.
+    await eventually(async () => expect((await fetchOnce(`http://[::1]:${port}/`)).body).toBe('v6-task'));
   });
 });

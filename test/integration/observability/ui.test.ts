@@ -110,8 +110,12 @@ describe('the web page at /ui', () => {
       focused = String(await page.evaluate("document.activeElement?.textContent ?? ''"));
     }
     expect(focused).toBe('web');
+    // A change redraws the page (so does the chart tick every 5 s): the focus stays where it was.
+    await fetch(`${m.api}/networks/create`, { method: 'POST', body: JSON.stringify({ name: 'redraw' }) });
+    await eventually(async () => expect(await text(page, 'tr[data-network="redraw"]')).toContain('redraw'));
+    expect(await page.evaluate("document.activeElement?.textContent ?? ''")).toBe('web');
     await page.keyboard.press('Enter');
-    await page.waitForSelector('tr[data-task]');
+    await page.waitForSelector('tr[data-task]', { timeout: 5000 });
     const rows = await page.$$eval('tr[data-task]', (trs) => trs.map((tr) => tr.getAttribute('data-health')));
     expect(rows).toEqual(['healthy', 'healthy']);
     await page.evaluate('window.marker = 42');

@@ -433,7 +433,18 @@ async function draw(): Promise<void> {
     const parts = m
       ? renderService(await get<ServicePage>(`/ui/api/services/${m[1]}`))
       : renderOverview(await get<Overview>('/ui/api/overview'));
+    // A redraw (every event, every chart tick) must not take the keyboard user's place: the
+    // link that had focus gets it back in the new page.
+    const active = document.activeElement;
+    const href =
+      active instanceof HTMLAnchorElement && main.contains(active) ? active.getAttribute('href') : null;
     main.replaceChildren(...parts);
+    if (href)
+      for (const a of main.querySelectorAll('a'))
+        if (a.getAttribute('href') === href) {
+          a.focus();
+          break;
+        }
   } catch (err) {
     main.replaceChildren(
       h('p', { class: 'error', role: 'alert' }, `Cannot read the cluster: ${(err as Error).message}`),
