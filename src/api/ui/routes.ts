@@ -9,17 +9,20 @@ import { RateSampler, rateStepMs } from './rates.js';
 import { styles } from './styles.js';
 import { overview, serviceView } from './view.js';
 
-/** The compiled page script, read once (it ships in the package next to this file). */
-let script: string | undefined;
-function appScript(): string {
-  if (script === undefined) {
+/** The page's script modules (compiled from ./client), each read once: a fixed list, never a path from the request. */
+const modules = ['app', 'dom', 'overview', 'service-page'] as const;
+const scripts = new Map<string, string>();
+function pageScript(name: string): string {
+  let text = scripts.get(name);
+  if (text === undefined) {
     try {
-      script = readFileSync(new URL('./client/app.js', import.meta.url), 'utf8');
+      text = readFileSync(new URL(`./client/${name}.js`, import.meta.url), 'utf8');
     } catch {
       throw new MeshError('not_found', 'the page script is not built: run npm run build');
     }
+    scripts.set(name, text);
   }
-  return script;
+  return text;
 }
 
 const ref = '([^/]+)';
@@ -45,9 +48,9 @@ export function uiRoutes(ctx: ApiContext): { routes: Route[]; close(): void } {
     // The styles and script hold nothing of the cluster; the sign-in form needs the styles.
     page('/ui/app\\.css', async () => ({ stream: (res) => sendPage(res, 200, 'text/css', styles) }), true),
     page(
-      '/ui/app\\.js',
-      async () => {
-        const js = appScript();
+      `/ui/(${modules.join('|')})\\.js`,
+      async ({ params }) => {
+        const js = pageScript(params[0] as string);
         return { stream: (res) => sendPage(res, 200, 'text/javascript', js) };
       },
       true,

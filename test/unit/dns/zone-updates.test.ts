@@ -6,10 +6,8 @@ import { createNetwork, readNetworkSpec } from '../../../src/model/network.js';
 import { initCluster, registerNode } from '../../../src/model/node.js';
 import { createService, readServiceSpec, removeService, updateService } from '../../../src/model/service.js';
 import { addTask, removeTask, setReportedHealth } from '../../../src/model/task.js';
-import { Controller } from '../../../src/state/controller.js';
-import { Mirror } from '../../../src/state/mirror.js';
 import { SnapshotBuilder } from '../../../src/state/snapshot.js';
-import { MemoryStore } from '../../../src/store/memory-store.js';
+import { memoryCluster } from '../../helpers/memory-cluster.js';
 
 const now = '2026-01-01T00:00:00.000Z';
 const closers: (() => Promise<void> | void)[] = [];
@@ -19,18 +17,7 @@ afterEach(async () => {
 
 /** A node's DNS index fed change by change from a mirror, as the daemon feeds it. */
 async function node() {
-  const store = MemoryStore.open();
-  const mirror = new Mirror(store, '/m/', {
-    onChange: () => undefined,
-    onConnection: () => undefined,
-    onBadObject: () => undefined,
-  });
-  await mirror.start();
-  closers.push(() => {
-    mirror.close();
-    return store.close();
-  });
-  const controller = new Controller(store, mirror, '/m/');
+  const { mirror, controller } = await memoryCluster(closers);
   const builder = new SnapshotBuilder();
   const dns = new DnsIndex('meshd');
   const write = async (op: (s: ClusterState) => Change) => {

@@ -5,7 +5,6 @@ import { createNetwork, readNetworkSpec } from '../../../src/model/network.js';
 import { initCluster, registerNode } from '../../../src/model/node.js';
 import { createService, readServiceSpec, removeService } from '../../../src/model/service.js';
 import { addTask, setReportedHealth } from '../../../src/model/task.js';
-import { Controller } from '../../../src/state/controller.js';
 import {
   type ClusterEvent,
   EventLog,
@@ -14,8 +13,7 @@ import {
   makeEvent,
   parseFilters,
 } from '../../../src/state/events.js';
-import { Mirror } from '../../../src/state/mirror.js';
-import { MemoryStore } from '../../../src/store/memory-store.js';
+import { memoryCluster } from '../../helpers/memory-cluster.js';
 
 const now = '2026-01-01T00:00:00.000Z';
 const closers: (() => Promise<void> | void)[] = [];
@@ -25,18 +23,7 @@ afterEach(async () => {
 
 /** Writes through a controller and reads the events each write means, as the daemon does. */
 async function cluster() {
-  const store = MemoryStore.open();
-  const mirror = new Mirror(store, '/m/', {
-    onChange: () => undefined,
-    onConnection: () => undefined,
-    onBadObject: () => undefined,
-  });
-  await mirror.start();
-  closers.push(() => {
-    mirror.close();
-    return store.close();
-  });
-  const controller = new Controller(store, mirror, '/m/');
+  const { mirror, controller } = await memoryCluster(closers);
   mirror.takeDelta();
   const write = async (op: (s: ClusterState) => Change) => {
     await controller.apply(op);
