@@ -1,5 +1,6 @@
 import { parseDuration } from '../model/duration.js';
 import { shortId } from '../model/ids.js';
+import { specJsonOf } from '../model/service.js';
 import type { Service } from '../model/types.js';
 import {
   flag,
@@ -107,37 +108,6 @@ function applyFlags(spec: Spec, a: ParsedArgs, idOf: (network: string) => string
   return spec;
 }
 
-/** Turns a stored service back into the spec shape the API takes. */
-function specFromService(s: Service): Spec {
-  const h = s.healthcheck;
-  return {
-    name: s.name,
-    ...(s.image ? { image: s.image } : {}),
-    mode: s.mode,
-    endpointMode: s.endpointMode,
-    networks: s.networks.map((n) => ({ network: n.network, aliases: [...n.aliases] })),
-    ports: s.ports.map((p) => ({ ...p })),
-    expose: [...s.expose],
-    healthcheck: {
-      type: h.type,
-      path: h.path,
-      interval: h.intervalMs,
-      timeout: h.timeoutMs,
-      retries: h.retries,
-      startPeriod: h.startPeriodMs,
-      unhealthyInterval: h.unhealthyIntervalMs,
-    },
-    lb: s.lb,
-    localFirst: s.localFirst,
-    ...(s.publishNotReady !== undefined ? { publishNotReady: s.publishNotReady } : {}),
-    proxyProtocol: s.proxyProtocol,
-    idleTimeout: s.idleTimeoutMs,
-    drain: s.drainMs,
-    maxConnsPerTask: s.maxConnsPerTask,
-    labels: { ...s.labels },
-  };
-}
-
 const create: Command = async (ctx, argv) => {
   const a = parseArgs(argv, specFlags, specAliases);
   if (!flag(a, '--name')) throw new UsageError('usage: meshctl service create --name NAME [OPTIONS]');
@@ -166,8 +136,8 @@ const update: Command = async (ctx, argv) => {
     if (!attached.has(idOf(n)))
       throw new UsageError(`service ${current.name} is not attached to network ${n}`);
   }
-  const before = specFromService(current);
-  const spec = applyFlags(specFromService(current), a, idOf);
+  const before = specJsonOf(current);
+  const spec = applyFlags(specJsonOf(current), a, idOf);
   if (JSON.stringify(spec) === JSON.stringify(before)) {
     ctx.out(`${current.name}: nothing to change\n`);
     return;

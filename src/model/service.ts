@@ -108,6 +108,44 @@ function hostAddress(text: string, at: string): string {
   return a;
 }
 
+/**
+ * A stored service back in the JSON shape `readServiceSpec` takes: what an update starts from
+ * (meshctl's flags, or a Docker spec that has no words for meshd's own settings).
+ */
+export function specJsonOf(s: Service): Record<string, unknown> & {
+  networks: { network: string; aliases: string[] }[];
+  ports: PortConfig[];
+  healthcheck: Record<string, unknown>;
+} {
+  const h = s.healthcheck;
+  return {
+    name: s.name,
+    ...(s.image ? { image: s.image } : {}),
+    mode: s.mode,
+    endpointMode: s.endpointMode,
+    networks: s.networks.map((n) => ({ network: n.network, aliases: [...n.aliases] })),
+    ports: s.ports.map((p) => ({ ...p })),
+    expose: [...s.expose],
+    healthcheck: {
+      type: h.type,
+      path: h.path,
+      interval: h.intervalMs,
+      timeout: h.timeoutMs,
+      retries: h.retries,
+      startPeriod: h.startPeriodMs,
+      unhealthyInterval: h.unhealthyIntervalMs,
+    },
+    lb: s.lb,
+    localFirst: s.localFirst,
+    ...(s.publishNotReady !== undefined ? { publishNotReady: s.publishNotReady } : {}),
+    proxyProtocol: s.proxyProtocol,
+    idleTimeout: s.idleTimeoutMs,
+    drain: s.drainMs,
+    maxConnsPerTask: s.maxConnsPerTask,
+    labels: { ...s.labels },
+  };
+}
+
 function readPorts(f: Fields, key: string): number[] {
   const v = f.raw(key);
   if (!Array.isArray(v) || v.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) {

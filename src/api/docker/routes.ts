@@ -180,18 +180,13 @@ export function dockerRoutes(ctx: ApiContext): Route[] {
 
     route('GET', '/services', async ({ query }) => {
       const f = dockerFilters(query.get('filters'));
-      const c = query.get('status') === 'true' || query.get('status') === '1' ? counts() : undefined;
+      const status = query.get('status') === 'true' || query.get('status') === '1';
       const all = counts();
       return {
         body: [...state().services.values()]
           .filter((s) => passes(f, s.id, s.name))
           .filter((s) => !f.get('mode') || f.get('mode')?.includes(s.mode))
-          .map((s) => {
-            const d = dockerService(state(), s, all.get(s.id) ?? { tasks: 0, running: 0 });
-            if (c) return d;
-            const { ServiceStatus: _, ...rest } = d;
-            return rest;
-          }),
+          .map((s) => dockerService(state(), s, all.get(s.id) ?? { tasks: 0, running: 0 }, status)),
       };
     }),
     route('GET', `/services/${ref}`, async ({ params }) => {

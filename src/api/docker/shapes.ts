@@ -1,6 +1,7 @@
 import { parseCidr } from '../../model/address.js';
 import type { ClusterState } from '../../model/cluster-state.js';
 import { invalid } from '../../model/errors.js';
+import { specJsonOf } from '../../model/service.js';
 import type { Network, Node, PortConfig, Service, Task } from '../../model/types.js';
 
 // The Docker Engine API's swarm objects, built from meshd's and read back into meshd's specs.
@@ -54,7 +55,9 @@ function dockerPorts(ports: readonly PortConfig[]) {
 export function dockerService(
   state: ClusterState,
   s: Service,
-  counts: { tasks: number; running: number } | undefined,
+  counts: { tasks: number; running: number },
+  /** `ServiceStatus` (running and desired tasks), as Docker adds it for `?status=true`. */
+  status = true,
 ) {
   const ports = dockerPorts(s.ports);
   const endpointSpec = { Mode: s.endpointMode, ...(ports.length ? { Ports: ports } : {}) };
@@ -73,7 +76,7 @@ export function dockerService(
         Runtime: 'container',
       },
       // meshd does not schedule: the replicas a service has are the tasks registered for it.
-      Mode: s.mode === 'global' ? { Global: {} } : { Replicated: { Replicas: counts?.tasks ?? 0 } },
+      Mode: s.mode === 'global' ? { Global: {} } : { Replicated: { Replicas: counts.tasks } },
       EndpointSpec: endpointSpec,
       // meshd starts no tasks, so there is nothing to watch settle: a zero monitor would mean
       // the CLI's default 5 s of "verify that tasks are stable" after every create and update.
@@ -92,7 +95,7 @@ export function dockerService(
         .filter((n) => n.vip)
         .map((n) => ({ NetworkID: n.network, Addr: withPrefix(state, n.network, n.vip as string) })),
     },
-    ...(counts
+    ...(status
       ? { ServiceStatus: { RunningTasks: counts.running, DesiredTasks: counts.tasks, CompletedTasks: 0 } }
       : {}),
   };
@@ -229,28 +232,8 @@ export function serviceSpecOf(body: unknown, keep?: Service): Obj {
     ports,
     labels: b.Labels ?? {},
   };
-  // What Docker's spec cannot say (meshd's balancing, probes, timeouts) stays as it was.
-  if (keep) {
-    return {
-      ...spec,
-      expose: keep.expose,
-      lb: keep.lb,
-      localFirst: keep.localFirst,
-      ...(keep.publishNotReady !== undefined ? { publishNotReady: keep.publishNotReady } : {}),
-      proxyProtocol: keep.proxyProtocol,
-      idleTimeout: `${keep.idleTimeoutMs}ms`,
-      drain: `${keep.drainMs}ms`,
-      maxConnsPerTask: keep.maxConnsPerTask,
-      healthcheck: {
-        type: keep.healthcheck.type,
-        path: keep.healthcheck.path,
-        interval: `${keep.healthcheck.intervalMs}ms`,
-        timeout: `${keep.healthcheck.timeoutMs}ms`,
-        retries: keep.healthcheck.retries,
-        startPeriod: `${keep.healthcheck.startPeriodMs}ms`,
-        unhealthyInterval: `${keep.healthcheck.unhealthyIntervalMs}ms`,
-      },
-    };
-  }
+  // What Docker's spec cannot say (meshd's balancing, probes, timeouts) stays as it was;
+  // Docker's own fields (name, image, mode, networks, ports, labels) come from its spec.
+  if (keep) return { ...specJsonOf(keep), ...spec };
   return spec;
 }
