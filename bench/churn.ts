@@ -12,7 +12,7 @@ import { claimsOf } from '../src/model/claims.js';
 import type { Kind } from '../src/model/kinds.js';
 import { bigState } from './big-state.js';
 import { startEtcd, startEtcdNode } from './etcd.js';
-import { sleep, stopAll, workdir } from './lib.js';
+import { api, sleep, stopAll, workdir } from './lib.js';
 
 const services = Number(process.env.BENCH_SERVICES ?? 10_000);
 const tasksEach = Number(process.env.BENCH_TASKS ?? 10);
@@ -52,12 +52,6 @@ async function load(endpoint: string): Promise<void> {
   };
   await Promise.all(Array.from({ length: 8 }, worker));
   client.close();
-}
-
-async function api(base: string, method: string, path: string, body?: unknown): Promise<unknown> {
-  const res = await fetch(`${base}${path}`, { method, ...(body ? { body: JSON.stringify(body) } : {}) });
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-  return res.status === 204 ? undefined : res.json();
 }
 
 /** Asks `dns` for `name` until `done(answers)`; resolves with the time it took. */

@@ -3,6 +3,7 @@
 // and a 100 MB transfer. Nodes on CPU 0, load and backend on CPU 1.
 import { join } from 'node:path';
 import {
+  api,
   execFileP,
   median,
   peerConfig,
@@ -16,11 +17,6 @@ import {
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const reps = Number(process.env.BENCH_REPS ?? 3);
-
-async function api(base: string, path: string, body: unknown): Promise<void> {
-  const res = await fetch(`${base}${path}`, { method: 'POST', body: JSON.stringify(body) });
-  if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
-}
 
 async function wrk(url: string): Promise<number> {
   const { stdout } = await execFileP(
@@ -108,20 +104,24 @@ async function main(): Promise<void> {
   ]);
   const A = `http://${a.api}`;
   const B = `http://${b.api}`;
-  await api(A, '/networks/create', { name: 'plain', subnet: '127.70.0.0/16' });
-  await api(A, '/networks/create', { name: 'secure', subnet: '127.71.0.0/16', options: { encrypted: '' } });
-  await api(A, '/services/create', {
+  await api(A, 'POST', '/networks/create', { name: 'plain', subnet: '127.70.0.0/16' });
+  await api(A, 'POST', '/networks/create', {
+    name: 'secure',
+    subnet: '127.71.0.0/16',
+    options: { encrypted: '' },
+  });
+  await api(A, 'POST', '/services/create', {
     name: 'p',
     networks: [{ network: 'plain' }],
     ports: [{ published: 18181, target: 18081 }],
   });
-  await api(A, '/services/create', {
+  await api(A, 'POST', '/services/create', {
     name: 's',
     networks: [{ network: 'secure' }],
     ports: [{ published: 18182, target: 18081 }],
   });
-  await api(B, '/tasks/create', { service: 'p', ips: ['127.70.0.10'] });
-  await api(B, '/tasks/create', { service: 's', ips: ['127.71.0.10'] });
+  await api(B, 'POST', '/tasks/create', { service: 'p', ips: ['127.70.0.10'] });
+  await api(B, 'POST', '/tasks/create', { service: 's', ips: ['127.71.0.10'] });
   await sleep(2000);
   const plain: number[] = [];
   const enc: number[] = [];

@@ -5,16 +5,32 @@ import { contentSecurityPolicy } from './ui/page.js';
 /** Request bodies are small JSON specs; anything bigger is refused before it is buffered. */
 const maxBodyBytes = 1 << 20;
 
-/** The request body as text, refused past `limit` bytes before it is buffered. */
-export async function readText(req: IncomingMessage, limit = maxBodyBytes): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw new MeshError('invalid_argument', `request body exceeds ${limit} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+/**
+ * The request body as text, refused past `limit` bytes before it is buffered. (Events, not an
+ * async iterator: the iterator's promise per chunk was a tenth of a registration's CPU.)
+ */
+export function readText(req: IncomingMessage, limit = maxBodyBytes): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.off('data', onData);
+        req.resume();
+        reject(new MeshError('invalid_argument', `request body exceeds ${limit} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () =>
+      resolve(
+        chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8'),
+      ),
+    );
+    req.once('error', reject);
+  });
 }
 
 export async function readJson(req: IncomingMessage): Promise<unknown> {

@@ -169,7 +169,6 @@ export class EtcdStore implements Store {
       .watch()
       .prefix(prefix)
       .startRevision(String(afterRevision + 1))
-      .withPreviousKV()
       .create()
       .then(
         (w) => {

@@ -287,6 +287,11 @@ describe('meshctl against a real meshd', () => {
       code: 'invalid_argument',
       message: 'request body is not valid JSON',
     });
+    // A body past the limit is refused with a clear error, not buffered; the API keeps serving.
+    const huge = await fetch(`${m.api}/services/create`, { method: 'POST', body: 'x'.repeat(2 << 20) });
+    expect(huge.status).toBe(400);
+    expect(await huge.json()).toMatchObject({ message: 'request body exceeds 1048576 bytes' });
+    expect((await fetch(`${m.api}/services`)).status).toBe(200);
     const conflict = await fetch(`${m.api}/services/web/update?version=1`, {
       method: 'POST',
       body: '{"name":"web"}',
