@@ -1,6 +1,7 @@
 // bench/overlay: TCP throughput between two endpoints on different nodes over meshd's VXLAN
-// overlay, side by side with the same transfer directly between the two node namespaces (the
-// underlay, no overlay), in the same run; and the machine's CPU per GB moved on each path.
+// overlay and over an encrypted overlay (frames through the mTLS tunnels), side by side with the
+// same transfer directly between the two node namespaces (the underlay, no overlay), in the same
+// run; and the machine's CPU per GB moved on each path.
 // Two node namespaces on one bridge, etcd on the bridge; node 1 and its endpoint on CPU 0, node 2
 // and its endpoint on CPU 1. Needs root (namespaces, VXLAN), iperf3.
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const reps = Number(process.env.BENCH_REPS ?? 3);
 const lanPrefix = '10.239.7';
 const subnet = '10.239.100.0/24';
+const sealedSubnet = '10.239.101.0/24';
 /** The API listens off loopback (on the node's LAN address), so it wants a token. */
 const token = 'bench-overlay-token';
 
@@ -53,6 +55,8 @@ async function main(): Promise<void> {
   const eps: string[] = [];
   try {
     const apis: string[] = [];
+    // Node 2 joins with node 1's token: both hold certificates, which the encrypted path needs.
+    let joinArgs: string[] = [];
     for (const n of [1, 2]) {
       const a = `${lanPrefix}.${n}`;
       const { ready } = await startMeshd(
@@ -70,10 +74,19 @@ async function main(): Promise<void> {
           a,
           '--api-token',
           token,
+          '--data-listen',
+          `${a}:0`,
+          ...joinArgs,
         ],
         lan.hosts[n - 1]?.name,
       );
       apis.push(`http://${ready.api}`);
+      if (n === 1) {
+        const res = await fetch(`${apis[0]}/swarm/join-token`, {
+          headers: { authorization: `Bearer ${token}` },
+        });
+        joinArgs = ['--join-token', ((await res.json()) as { worker: string }).worker];
+      }
     }
     const api = async (path: string, body: unknown) => {
       const res = await fetch(`${apis[0]}${path}`, {
@@ -85,25 +98,44 @@ async function main(): Promise<void> {
     };
     await api('/networks/create', { name: 'bench', subnet });
     await api('/services/create', { name: 'iperf', networks: [{ network: 'bench' }], endpointMode: 'dnsrr' });
-    for (const n of [1, 2]) {
-      const ep = `obe${n}`;
-      await execFileP('ip', ['netns', 'add', ep]);
-      eps.push(ep);
-      await api('/tasks/create', { service: 'iperf', node: `node${n}`, netns: `/run/netns/${ep}` });
-    }
-    const addrOf = async (ep: string) => {
+    await api('/networks/create', { name: 'sealed', subnet: sealedSubnet, options: { encrypted: '' } });
+    await api('/services/create', {
+      name: 'sealed',
+      networks: [{ network: 'sealed' }],
+      endpointMode: 'dnsrr',
+    });
+    for (const [svc, tag] of [
+      ['iperf', 'obe'],
+      ['sealed', 'obs'],
+    ] as const)
+      for (const n of [1, 2]) {
+        const ep = `${tag}${n}`;
+        await execFileP('ip', ['netns', 'add', ep]);
+        eps.push(ep);
+        await api('/tasks/create', { service: svc, node: `node${n}`, netns: `/run/netns/${ep}` });
+      }
+    const addrOf = async (ep: string, net: string) => {
       for (let i = 0; i < 100; i++) {
         const { stdout } = await execFileP('ip', ['netns', 'exec', ep, 'ip', '-4', '-o', 'addr', 'show']);
-        const m = /inet (10\.239\.100\.\d+)\//.exec(stdout);
+        const m = new RegExp(`inet (${net.replace('.0/24', '').replaceAll('.', '\\.')}\\.\\d+)/`).exec(
+          stdout,
+        );
         if (m) return m[1] as string;
         await new Promise((r) => setTimeout(r, 200));
       }
       throw new Error(`${ep} never joined the overlay`);
     };
-    const far = await addrOf('obe2');
-    await addrOf('obe1');
+    const far = await addrOf('obe2', subnet);
+    await addrOf('obe1', subnet);
+    const sealedFar = await addrOf('obs2', sealedSubnet);
+    await addrOf('obs1', sealedSubnet);
+    // The first frames open the tunnel: one ping before measuring.
+    await execFileP('ip', ['netns', 'exec', 'obs1', 'ping', '-c', '3', '-W', '2', sealedFar]).catch(
+      () => undefined,
+    );
     const runs = {
       overlay: [] as { gbps: number; cpuPerGb: number }[],
+      sealed: [] as { gbps: number; cpuPerGb: number }[],
       direct: [] as { gbps: number; cpuPerGb: number }[],
     };
     for (let r = 0; r < reps; r++) {
@@ -111,6 +143,7 @@ async function main(): Promise<void> {
         await iperf(lan.hosts[1]?.name as string, lan.hosts[0]?.name as string, `${lanPrefix}.2`),
       );
       runs.overlay.push(await iperf('obe2', 'obe1', far));
+      runs.sealed.push(await iperf('obs2', 'obs1', sealedFar));
     }
     const m = (xs: { gbps: number; cpuPerGb: number }[]) => ({
       gbps: median(xs.map((x) => x.gbps)),
@@ -118,6 +151,7 @@ async function main(): Promise<void> {
     });
     const d = m(runs.direct);
     const o = m(runs.overlay);
+    const e = m(runs.sealed);
     console.log(`TCP throughput, ${reps} runs of ${seconds} s (median), two nodes, endpoint to endpoint:`);
     console.log(
       `  direct between the node namespaces: ${d.gbps.toFixed(2)} Gbit/s, ${d.cpu.toFixed(2)} CPU s/GB`,
@@ -126,7 +160,13 @@ async function main(): Promise<void> {
       `  meshd VXLAN overlay:                ${o.gbps.toFixed(2)} Gbit/s, ${o.cpu.toFixed(2)} CPU s/GB`,
     );
     console.log(
+      `  meshd encrypted overlay (mTLS):    ${e.gbps.toFixed(2)} Gbit/s, ${e.cpu.toFixed(2)} CPU s/GB`,
+    );
+    console.log(
       `  overlay/direct: ${(o.gbps / d.gbps).toFixed(2)}x throughput (target >= 0.8x), ${(o.cpu / d.cpu).toFixed(2)}x CPU per GB`,
+    );
+    console.log(
+      `  encrypted/direct: ${(e.gbps / d.gbps).toFixed(3)}x throughput (target >= 0.3x), ${(e.cpu / d.cpu).toFixed(1)}x CPU per GB`,
     );
   } finally {
     await stopAll();

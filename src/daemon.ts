@@ -9,10 +9,12 @@ import { DnsIndex } from './dns/zone.js';
 import { Prober } from './health/prober.js';
 import { logger } from './log.js';
 import { DataPlaneServer } from './mesh/data-plane.js';
+import { framesHeader } from './mesh/data-plane-client.js';
 import { DataPlaneMetrics } from './mesh/data-plane-metrics.js';
 import { startKernelPlane } from './mesh/kernel/setup.js';
 import { Mesh } from './mesh/mesh.js';
 import { isOwnListener, ownListeners } from './mesh/own-ports.js';
+import { peerOf } from './mesh/routes.js';
 import { Tunnels } from './mesh/tunnels.js';
 import { createRegistry } from './metrics/registry.js';
 import { MetricsServer } from './metrics/server.js';
@@ -404,8 +406,17 @@ export class Daemon {
     const prober = this.prober;
     this.snapshots.subscribe({ name: 'health', apply: (snap, change) => prober.update(snap, change) });
     this.snapshots.subscribe({ name: 'mesh', apply: (snap, change) => mesh.update(snap, change) });
-    const overlay = await startOverlay(this.settings, this.nodeId, logger('overlay'));
+    const overlay = await startOverlay(this.settings, this.nodeId, logger('overlay'), {
+      open: async (node, network) => {
+        const snap = this.snapshots.current;
+        const peer = snap && peerOf(snap, node);
+        if (!peer) throw new Error(`node ${node} has no data plane address`);
+        return tunnels.openStream(peer, framesHeader(network));
+      },
+    });
     if (overlay) {
+      if (this.dataPlane)
+        this.dataPlane.onFrames = (stream, network) => overlay.acceptFrames(stream, network);
       this.closers.push(() => overlay.close(this.settings.mesh.kernelStateOnStop === 'remove'));
       this.snapshots.subscribe({ name: 'overlay', apply: (snap, change) => overlay.update(snap, change) });
     }

@@ -10,6 +10,14 @@ export function dataPlaneHeader(task: string, port: number): Buffer {
   return Buffer.from(`${dataPlaneMagic} ${task} ${port}\n`, 'latin1');
 }
 
+/**
+ * The header of a tunnel stream that carries an encrypted overlay network's Ethernet frames
+ * (framed as datagrams) rather than one connection to a task.
+ */
+export function framesHeader(network: string): string {
+  return `${dataPlaneMagic} frames ${network}`;
+}
+
 /** The byte a client sends to ask for TLS on the raw socket, and the server's go-ahead. */
 export const startTls = 0x54; // 'T'
 export const startTlsOk = 0x4b; // 'K'

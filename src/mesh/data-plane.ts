@@ -53,6 +53,8 @@ export class DataPlaneServer {
   private caPem = '';
   private readonly tunnels = new Set<{ peer: string; mux: Mux }>();
   private active = 0;
+  /** Where streams of an encrypted overlay's frames go (the overlay fabric), if anywhere. */
+  onFrames: ((stream: Duplex, network: string) => void) | undefined;
 
   constructor(
     private readonly listen: HostPort,
@@ -161,6 +163,16 @@ export class DataPlaneServer {
 
   /** One stream of a tunnel: the header names the task; splice it to the local task. */
   private serveStream(stream: MuxStream, header: string, peer: string): void {
+    const frames = /^\S+ frames (\S+)$/.exec(header);
+    if (frames && header.startsWith(`${dataPlaneMagic} `)) {
+      if (!this.onFrames) {
+        this.refuse('target', peer);
+        stream.destroy();
+        return;
+      }
+      this.onFrames(stream, frames[1] as string);
+      return;
+    }
     const udp = header.endsWith(' udp');
     const target = this.resolve(udp ? header.slice(0, -4) : header, udp ? 'udp' : 'tcp');
     if (!target) {

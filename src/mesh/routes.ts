@@ -3,6 +3,7 @@ import type { Protocol, Service, Task } from '../model/types.js';
 import type { Snapshot } from '../state/snapshot.js';
 import type { Endpoint } from './endpoint.js';
 import { makePicker, type Picker } from './picker.js';
+import type { Peer } from './tunnels.js';
 
 /** Where connections arriving on one listener go. Immutable; replaced on every snapshot. */
 export interface ServiceRoute {
@@ -44,6 +45,13 @@ function dataAddress(snap: Snapshot, nodeId: string): { host: string; port: numb
   if (!n || !m) return undefined;
   const host = (m[1] as string).replace(/^\[|\]$/g, '');
   return { host: host === '0.0.0.0' || host === '::' ? n.datapathAddr : host, port: Number(m[2]) };
+}
+
+/** Node `nodeId`'s data plane as a tunnel needs it, if it has one. */
+export function peerOf(snap: Snapshot, nodeId: string): Peer | undefined {
+  const where = dataAddress(snap, nodeId);
+  if (!where) return undefined;
+  return { node: nodeId, nodeName: snap.state.nodes.get(nodeId)?.name ?? nodeId, ...where };
 }
 
 /** How this node reaches a task: on this node, straight to its address, through its node's data plane, or not at all. */

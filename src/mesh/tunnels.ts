@@ -79,14 +79,19 @@ export class Tunnels {
   }
 
   /** A stream to `task:port` on the peer, through its tunnel. */
-  async open(peer: Peer, task: string, port: number, proto: 'tcp' | 'udp' = 'tcp'): Promise<Duplex> {
+  open(peer: Peer, task: string, port: number, proto: 'tcp' | 'udp' = 'tcp'): Promise<Duplex> {
+    const header = dataPlaneHeader(task, port).toString('latin1').trimEnd();
+    return this.openStream(peer, proto === 'udp' ? `${header} udp` : header);
+  }
+
+  /** A stream named by `header` to the peer, through its tunnel. */
+  async openStream(peer: Peer, header: string): Promise<Duplex> {
     const mux = await this.tunnel(peer);
     if (mux.closedFlag) {
       this.muxes.delete(peer.node);
-      return this.open(peer, task, port, proto);
+      return this.openStream(peer, header);
     }
-    const header = dataPlaneHeader(task, port).toString('latin1').trimEnd();
-    return mux.open(proto === 'udp' ? `${header} udp` : header);
+    return mux.open(header);
   }
 
   /** Closes every tunnel (shutdown, or a new certificate to present). */

@@ -1,7 +1,9 @@
 import { writeFile } from 'node:fs/promises';
+import type { Duplex } from 'node:stream';
 import { run, runNft } from '../host/commands.js';
 import type { Logger } from '../log.js';
 import type { Snapshot, SnapshotChange } from '../state/snapshot.js';
+import type { EncryptedRelay } from './encrypted-relay.js';
 import { overlayFilterScript, overlayTable } from './filter.js';
 import { type LocalEndpoint, type OverlayNetwork, overlayPlan, type RemoteEndpoint } from './plan.js';
 
@@ -27,6 +29,8 @@ export class OverlayFabric {
     /** This node's datapath address: the VXLAN source. */
     private readonly local: string,
     private readonly log: Logger,
+    /** Carries encrypted networks' frames; without it (no perl) they get no devices here. */
+    private readonly relay: EncryptedRelay | undefined,
   ) {}
 
   /** Applies a snapshot when its change can touch the overlay; resolves once applied. */
@@ -51,12 +55,26 @@ export class OverlayFabric {
     return false;
   }
 
+  /** A stream a peer opened to send frames of encrypted `network` here. */
+  acceptFrames(stream: Duplex, network: string): void {
+    if (this.relay) this.relay.accept(stream, network);
+    else stream.destroy();
+  }
+
   /** The VNI and peers of each network built here, for `network inspect`. */
   networks(): readonly OverlayNetwork[] {
     return [...this.applied.values()];
   }
 
-  private async apply(plan: readonly OverlayNetwork[]): Promise<void> {
+  private async apply(all: readonly OverlayNetwork[]): Promise<void> {
+    const plan = all.filter((n) => {
+      if (!n.encrypted || this.relay) return true;
+      this.warnOnce(
+        n.name,
+        'an encrypted network needs perl on this node to hold its TAP device; it gets no devices here (Debian: apt-get install perl-base)',
+      );
+      return false;
+    });
     const want = new Map(plan.map((n) => [n.id, n]));
     for (const [id, old] of this.applied) if (!want.has(id)) await this.removeNetwork(old);
     for (const n of plan) await this.applyNetwork(n, this.applied.get(n.id));
@@ -76,6 +94,14 @@ export class OverlayFabric {
       );
   }
 
+  private readonly warned = new Set<string>();
+
+  private warnOnce(network: string, message: string): void {
+    if (this.warned.has(network)) return;
+    this.warned.add(network);
+    this.log.warn(message, { network });
+  }
+
   private async applyNetwork(n: OverlayNetwork, old: OverlayNetwork | undefined): Promise<void> {
     if (!old) await this.createDevices(n);
     const had = new Map((old?.locals ?? []).map((e) => [e.hostIf, e]));
@@ -84,6 +110,11 @@ export class OverlayFabric {
       await this.join(n, e);
     }
     for (const gone of had.values()) await ip('link', 'del', gone.hostIf);
+    // The relay routes an encrypted network's frames itself: no FDB or neighbour entries.
+    if (n.encrypted) {
+      this.relay?.update(n);
+      return;
+    }
     const before = new Map((old?.remotes ?? []).map((r) => [r.address, r]));
     for (const r of n.remotes) {
       const was = before.get(r.address);
@@ -100,12 +131,17 @@ export class OverlayFabric {
     await ip('link', 'add', n.bridge, 'type', 'bridge');
     await must(ip('link', 'set', n.bridge, 'mtu', mtu, 'up'), `bridge ${n.bridge}`);
     await must(ip('addr', 'replace', `${n.gateway}/${n.prefix}`, 'dev', n.bridge), `gateway of ${n.name}`);
+    if (n.encrypted) {
+      await this.relay?.attach(n);
+      await must(ip('link', 'set', n.carrier, 'master', n.bridge, 'mtu', mtu, 'up'), `TAP ${n.carrier}`);
+      return;
+    }
     const local = this.local ? ['local', this.local] : [];
     // Made once with every parameter (the kernel will not change most of them later); kept if there.
     await ip(
       'link',
       'add',
-      n.vxlan,
+      n.carrier,
       'type',
       'vxlan',
       'id',
@@ -116,9 +152,9 @@ export class OverlayFabric {
       'proxy',
       ...local,
     );
-    await must(ip('link', 'set', n.vxlan, 'master', n.bridge, 'mtu', mtu, 'up'), `vxlan ${n.vxlan}`);
+    await must(ip('link', 'set', n.carrier, 'master', n.bridge, 'mtu', mtu, 'up'), `vxlan ${n.carrier}`);
     // A re-created device (or a restart) may hold entries of endpoints that left meanwhile.
-    await ip('neigh', 'flush', 'dev', n.vxlan);
+    await ip('neigh', 'flush', 'dev', n.carrier);
   }
 
   /** A veth from the bridge into the endpoint's namespace, named and addressed as Docker does. */
@@ -153,24 +189,27 @@ export class OverlayFabric {
   }
 
   private async addRemote(n: OverlayNetwork, r: RemoteEndpoint): Promise<void> {
-    await ip('neigh', 'replace', r.address, 'lladdr', r.mac, 'dev', n.vxlan, 'nud', 'permanent');
-    await run('bridge', ['fdb', 'replace', r.mac, 'dev', n.vxlan, 'dst', r.node, 'self', 'permanent']);
+    await ip('neigh', 'replace', r.address, 'lladdr', r.mac, 'dev', n.carrier, 'nud', 'permanent');
+    await run('bridge', ['fdb', 'replace', r.mac, 'dev', n.carrier, 'dst', r.node, 'self', 'permanent']);
   }
 
   private async dropRemote(n: OverlayNetwork, r: RemoteEndpoint): Promise<void> {
-    await ip('neigh', 'del', r.address, 'dev', n.vxlan);
-    await run('bridge', ['fdb', 'del', r.mac, 'dev', n.vxlan, 'self']);
+    await ip('neigh', 'del', r.address, 'dev', n.carrier);
+    await run('bridge', ['fdb', 'del', r.mac, 'dev', n.carrier, 'self']);
   }
 
   private async removeNetwork(n: OverlayNetwork): Promise<void> {
     for (const e of n.locals) await ip('link', 'del', e.hostIf);
-    await ip('link', 'del', n.vxlan);
+    if (n.encrypted) this.relay?.detach(n.id);
+    await ip('link', 'del', n.carrier);
     await ip('link', 'del', n.bridge);
   }
 
   /** Takes down what this fabric built (a stop with `kernelStateOnStop: remove`). */
   async close(remove: boolean): Promise<void> {
     await this.chain;
+    // An encrypted network's TAP device cannot outlive its holder; plain VXLAN devices can.
+    this.relay?.close();
     if (!remove) return;
     for (const n of this.applied.values()) await this.removeNetwork(n);
     this.applied.clear();
@@ -191,7 +230,7 @@ async function must(p: Promise<{ code: number; err: string }>, what: string): Pr
 export async function removeOverlay(): Promise<string[]> {
   const removed: string[] = [];
   const links = await ip('-o', 'link', 'show');
-  for (const m of links.out.matchAll(/^\d+: (m(?:br|vx|v)[0-9a-f]+)[@:]/gm)) {
+  for (const m of links.out.matchAll(/^\d+: (m(?:br|vx|tp|v)[0-9a-f]+)[@:]/gm)) {
     const name = m[1] as string;
     if ((await ip('link', 'del', name)).code === 0) removed.push(name);
   }

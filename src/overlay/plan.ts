@@ -24,11 +24,15 @@ export interface LocalEndpoint {
   readonly hostIf: string;
 }
 
-/** An endpoint on another node: its frames go over VXLAN to that node's datapath address. */
+/**
+ * An endpoint on another node: its frames go over VXLAN to that node's datapath address (`node`),
+ * or, on an encrypted network, through the mTLS tunnel to that node (`nodeId`).
+ */
 export interface RemoteEndpoint {
   readonly address: string;
   readonly mac: string;
   readonly node: string;
+  readonly nodeId: string;
 }
 
 /** One overlay network as this node builds it: a bridge, a VXLAN device, and its endpoints. */
@@ -41,8 +45,14 @@ export interface OverlayNetwork {
   readonly gateway: string;
   readonly mtu: number;
   readonly internal: boolean;
+  /**
+   * Frames to other nodes never cross in clear: the bridge's port towards them is a TAP device
+   * whose frames meshd carries through its mTLS tunnels, instead of a VXLAN device.
+   */
+  readonly encrypted: boolean;
   readonly bridge: string;
-  readonly vxlan: string;
+  /** The bridge's port towards other nodes: `mvx<VNI>` (VXLAN) or `mtp<VNI>` (TAP, encrypted). */
+  readonly carrier: string;
   readonly locals: readonly LocalEndpoint[];
   readonly remotes: readonly RemoteEndpoint[];
 }
@@ -106,7 +116,7 @@ export function overlayPlan(state: ClusterState, self: string): OverlayNetwork[]
       }
       const node = state.nodes.get(t.node);
       if (!node?.datapathAddr || !state.heartbeats.has(t.node)) continue;
-      remotes.push({ address, mac: macOf(address), node: node.datapathAddr });
+      remotes.push({ address, mac: macOf(address), node: node.datapathAddr, nodeId: t.node });
     }
     out.push({
       id,
@@ -118,8 +128,9 @@ export function overlayPlan(state: ClusterState, self: string): OverlayNetwork[]
       // As Docker: the option is the underlay's MTU, and VXLAN takes 50 bytes of it.
       mtu: net.mtu - vxlanOverhead,
       internal: net.internal,
+      encrypted: net.encrypted,
       bridge: `mbr${net.vni}`,
-      vxlan: `mvx${net.vni}`,
+      carrier: net.encrypted ? `mtp${net.vni}` : `mvx${net.vni}`,
       locals,
       remotes,
     });

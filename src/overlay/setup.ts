@@ -1,7 +1,9 @@
 import type { Settings } from '../config/settings.js';
 import { kernelUnavailable } from '../host/commands.js';
 import type { Logger } from '../log.js';
+import { EncryptedRelay, type FrameCarrier } from './encrypted-relay.js';
 import { OverlayFabric } from './fabric.js';
+import { tapHelperAvailable } from './tap-helper.js';
 
 /**
  * The overlay fabric where this node may build it: the same rule as the kernel data plane
@@ -12,6 +14,8 @@ export async function startOverlay(
   settings: Settings,
   nodeId: string,
   log: Logger,
+  /** How encrypted networks' frames reach other nodes: the mTLS tunnels. */
+  carrier: FrameCarrier,
 ): Promise<OverlayFabric | undefined> {
   if (settings.mesh.dataplane === 'userspace') return undefined;
   const unavailable = await kernelUnavailable();
@@ -19,5 +23,6 @@ export async function startOverlay(
     log.info('overlay networks stay logical on this node', { reason: unavailable });
     return undefined;
   }
-  return new OverlayFabric(nodeId, settings.node.datapathAddr, log);
+  const relay = (await tapHelperAvailable()) ? new EncryptedRelay(carrier, log) : undefined;
+  return new OverlayFabric(nodeId, settings.node.datapathAddr, log, relay);
 }

@@ -1,7 +1,8 @@
 /**
  * Messages carried over a byte stream as `length(2, big-endian) payload`: DNS over TCP
- * (RFC 1035 4.2.2) and datagrams through a data-plane tunnel both use this framing. The
- * reader is a pure core (chunks in, whole messages out) so each user keeps its own I/O.
+ * (RFC 1035 4.2.2) and datagrams through a data-plane tunnel both use this framing; the
+ * encrypted overlay's frames, up to 64 KB plus headers (segmentation offload), use a 4-byte
+ * length. The reader is a pure core (chunks in, whole messages out) so each user keeps its own I/O.
  */
 
 /** The largest payload a two-byte length can announce. */
@@ -10,7 +11,7 @@ export const maxFrame = 65_535;
 /** A frame whose announced length is below the reader's minimum: the stream is garbage. */
 export class BadFrame extends Error {
   constructor(readonly length: number) {
-    super(`frame of ${length} bytes is too short`);
+    super(`frame of ${length} bytes is out of bounds`);
   }
 }
 
@@ -19,18 +20,24 @@ export class FrameReader {
   private buf: Buffer = Buffer.alloc(0);
 
   /** `minLength`: frames announcing fewer bytes throw `BadFrame` (12 for DNS: a header). */
-  constructor(private readonly minLength = 0) {}
+  constructor(
+    private readonly minLength = 0,
+    private readonly lengthBytes: 2 | 4 = 2,
+    /** With 4-byte lengths, frames announcing more throw `BadFrame` too. */
+    private readonly maxLength = maxFrame,
+  ) {}
 
   /** Feeds a chunk; returns the frames it completes (views, valid until the next push). */
   push(chunk: Buffer): Buffer[] {
     let buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     const out: Buffer[] = [];
-    while (buf.length >= 2) {
-      const len = buf.readUInt16BE(0);
-      if (len < this.minLength) throw new BadFrame(len);
-      if (buf.length < 2 + len) break;
-      out.push(buf.subarray(2, 2 + len));
-      buf = buf.subarray(2 + len);
+    const h = this.lengthBytes;
+    while (buf.length >= h) {
+      const len = h === 2 ? buf.readUInt16BE(0) : buf.readUInt32BE(0);
+      if (len < this.minLength || len > this.maxLength) throw new BadFrame(len);
+      if (buf.length < h + len) break;
+      out.push(buf.subarray(h, h + len));
+      buf = buf.subarray(h + len);
     }
     this.buf = buf;
     return out;
@@ -42,8 +49,13 @@ export class FrameReader {
   }
 }
 
-/** The two-byte header for a payload of `length` bytes; undefined when it cannot be framed. */
-export function frameHeader(length: number): Buffer | undefined {
+/** The header for a payload of `length` bytes; undefined when it cannot be framed. */
+export function frameHeader(length: number, lengthBytes: 2 | 4 = 2): Buffer | undefined {
+  if (lengthBytes === 4) {
+    const h = Buffer.allocUnsafe(4);
+    h.writeUInt32BE(length);
+    return h;
+  }
   if (length > maxFrame) return undefined;
   const h = Buffer.allocUnsafe(2);
   h.writeUInt16BE(length);

@@ -73,7 +73,11 @@ describe('overlay plan', () => {
     ]);
     expect((apps?.locals[0]?.hostIf.length ?? 99) <= 15).toBe(true);
     // n3's lease lapsed: its endpoint is left out.
-    expect(apps?.remotes).toEqual([{ address: '10.5.0.11', mac: macOf('10.5.0.11'), node: '192.168.9.2' }]);
+    expect(apps?.remotes).toEqual([
+      { address: '10.5.0.11', mac: macOf('10.5.0.11'), node: '192.168.9.2', nodeId: 'n2' },
+    ]);
+    // A plain network's frames leave by VXLAN; an encrypted one's by a TAP device and meshd's tunnels.
+    expect(apps).toMatchObject({ encrypted: false, carrier: `mvx${apps?.vni}` });
     expect(overlayPeers(s, apps?.id as string)).toEqual([
       { name: 'n1', ip: '192.168.9.1' },
       { name: 'n2', ip: '192.168.9.2' },

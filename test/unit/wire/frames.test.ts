@@ -35,6 +35,16 @@ describe('FrameReader', () => {
     expect(() => reader.push(framed('short'))).toThrow(BadFrame);
     expect(new FrameReader(12).push(framed('exactly 12 b'))).toHaveLength(1);
   });
+
+  it('reads 4-byte lengths (an encrypted overlay frame of 64 KB and more) and refuses one past the maximum', () => {
+    const big = Buffer.alloc(70_000, 7);
+    const reader = new FrameReader(0, 4, 70_000);
+    const stream = Buffer.concat([frameHeader(big.length, 4) as Buffer, big]);
+    expect(reader.push(stream.subarray(0, 3))).toEqual([]);
+    const [got] = reader.push(stream.subarray(3));
+    expect(got?.equals(big)).toBe(true);
+    expect(() => new FrameReader(0, 4, 69_999).push(stream)).toThrow(BadFrame);
+  });
 });
 
 describe('writeFrame', () => {
