@@ -171,12 +171,21 @@ export class OverlayFabric {
       await must(ip('link', 'set', peer, 'netns', e.netns), `moving the veth into ${e.netns}`);
       const inside = (...args: string[]) =>
         must(run('nsenter', [`--net=${e.netns}`, 'ip', ...args]), e.netns);
-      await inside('link', 'set', peer, 'name', e.ifname);
-      await inside('link', 'set', e.ifname, 'address', e.mac, 'mtu', mtu, 'up');
-      await inside('addr', 'add', `${e.address}/${n.prefix}`, 'dev', e.ifname);
+      const shown = (...args: string[]) => run('nsenter', [`--net=${e.netns}`, 'ip', ...args]);
+      // A namespace an engine made already has its own eth0: the next free name, as Docker does.
+      const links = (await shown('-o', 'link', 'show')).out;
+      let ifname = e.ifname;
+      for (let i = Number(e.ifname.slice(3)); new RegExp(`^\\d+: ${ifname}[@:]`, 'm').test(links); i++)
+        ifname = `eth${i + 1}`;
+      await inside('link', 'set', peer, 'name', ifname);
+      await inside('link', 'set', ifname, 'address', e.mac, 'mtu', mtu, 'up');
+      await inside('addr', 'add', `${e.address}/${n.prefix}`, 'dev', ifname);
       await inside('link', 'set', 'lo', 'up');
-      // An internal network has no way out: no default route through it.
-      if (!n.internal) await inside('route', 'replace', 'default', 'via', n.gateway, 'dev', e.ifname);
+      // The way out, unless the namespace has one (an engine's container keeps its own); an
+      // internal network has none at all.
+      const hasDefault = (await shown('route', 'show', 'default')).out.trim() !== '';
+      if (!n.internal && !hasDefault)
+        await inside('route', 'replace', 'default', 'via', n.gateway, 'dev', ifname);
       this.log.info('endpoint joined the overlay', { network: n.name, task: e.task, address: e.address });
     } catch (err) {
       this.log.warn('endpoint could not join the overlay', {

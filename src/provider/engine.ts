@@ -17,6 +17,8 @@ export interface EngineContainer {
     readonly address: string;
     readonly aliases: readonly string[];
   }[];
+  /** The container's network namespace (`NetworkSettings.SandboxKey`), where meshd can join it. */
+  readonly sandbox?: string;
 }
 
 /** A container the engine listed but could not inspect just now (not "gone": that is a 404). */
@@ -108,6 +110,7 @@ export class EngineClient {
       networks: Object.entries(d.NetworkSettings?.Networks ?? {})
         .filter(([, n]) => n.IPAddress)
         .map(([name, n]) => ({ name, address: n.IPAddress as string, aliases: n.Aliases ?? [] })),
+      ...(d.NetworkSettings?.SandboxKey?.startsWith('/') ? { sandbox: d.NetworkSettings.SandboxKey } : {}),
     };
   }
 
@@ -159,5 +162,8 @@ interface RawInspect {
   Name?: string;
   State?: { Running?: boolean; Health?: { Status?: string; Log?: { Output?: string }[] | null } };
   Config?: { Labels?: Record<string, string> | null; Healthcheck?: { StartPeriod?: number } };
-  NetworkSettings?: { Networks?: Record<string, { IPAddress?: string; Aliases?: string[] | null }> };
+  NetworkSettings?: {
+    Networks?: Record<string, { IPAddress?: string; Aliases?: string[] | null }>;
+    SandboxKey?: string;
+  };
 }

@@ -9,12 +9,16 @@ import { serviceFromLabels } from './labels.js';
 export interface Replica {
   readonly container: EngineContainer;
   readonly net: Network;
+  /** Its address on `net`, or '' when meshd joins it by its namespace (`netns`) and allocates one. */
   readonly address: string;
+  readonly netns?: string;
   readonly spec: ServiceSpec;
 }
 
-/** Why a labelled container cannot be placed, in words that name the fix. */
-export type Placement = { readonly net: Network; readonly address: string } | { readonly reason: string };
+/** Where a labelled container sits, or why it cannot be placed, in words that name the fix. */
+export type Placement =
+  | { readonly net: Network; readonly address: string; readonly netns?: string }
+  | { readonly reason: string };
 
 /** The meshd network a labelled container belongs to, or why it has none. */
 export function placeReplica(state: ClusterState, c: EngineContainer, svc: Service | undefined): Placement {
@@ -31,6 +35,10 @@ export function placeReplica(state: ClusterState, c: EngineContainer, svc: Servi
     const hit = addrs.find((a) => cidrContains(subnet, a));
     if (hit) return { net: n, address: hit };
   }
+  // Named by its label but not on it: meshd joins the container's namespace to the network, as
+  // swarm attaches a task's sandbox to each of its networks (an interface, an address from IPAM).
+  const named = nets[0];
+  if (label && named && c.sandbox) return { net: named, address: '', netns: c.sandbox };
   const shown = addrs.length > 0 ? addrs.join(', ') : 'none';
   if (wanted)
     return {

@@ -180,7 +180,11 @@ export function plan(state: ClusterState, listing: EngineListing, nodeId: string
     for (const r of group) {
       const existing = byContainer.get(r.container.id);
       const stale =
-        existing && (existing.service !== svc.id || !existing.addresses.some((a) => a.address === r.address));
+        existing &&
+        (existing.service !== svc.id ||
+          (r.netns
+            ? existing.netns !== r.netns
+            : !existing.addresses.some((a) => a.address === r.address)));
       if (existing && !stale) {
         wantedTasks.add(existing.id);
         if (existing.reportedHealth !== r.container.health)
@@ -192,7 +196,8 @@ export function plan(state: ClusterState, listing: EngineListing, nodeId: string
         spec: {
           service: svc.id,
           name: r.container.name,
-          ips: [r.address],
+          ips: r.address ? [r.address] : [],
+          ...(r.netns ? { netns: r.netns } : {}),
           reportedHealth: r.container.health,
           labels: { [providerLabel]: providerName, [containerLabel]: r.container.id },
         },
