@@ -182,9 +182,7 @@ export function plan(state: ClusterState, listing: EngineListing, nodeId: string
       const stale =
         existing &&
         (existing.service !== svc.id ||
-          (r.netns
-            ? existing.netns !== r.netns
-            : !existing.addresses.some((a) => a.address === r.address)));
+          (r.netns ? existing.netns !== r.netns : !existing.addresses.some((a) => a.address === r.address)));
       if (existing && !stale) {
         wantedTasks.add(existing.id);
         if (existing.reportedHealth !== r.container.health)
