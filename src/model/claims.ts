@@ -45,6 +45,7 @@ function serviceClaims(s: Service): string[] {
     for (const name of new Set([s.name, ...n.aliases].map((x) => x.toLowerCase())))
       out.push(dnsClaim(n.network, name));
   }
+  if (s.ingress) out.push(addressClaim(s.ingress.network, s.ingress.vip));
   for (const p of s.ports ?? [])
     if (p.mode === 'ingress') out.push(`port/${p.hostIp ? `${p.hostIp}/` : ''}${p.published}/${p.protocol}`);
   return out;

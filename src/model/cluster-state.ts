@@ -116,6 +116,7 @@ export function usedAddresses(state: ClusterState, networkId: string): Addresses
   const used = new Set<string>();
   for (const s of state.services.values()) {
     for (const n of s.networks) if (n.network === networkId && n.vip) used.add(n.vip);
+    if (s.ingress?.network === networkId) used.add(s.ingress.vip);
   }
   for (const t of state.tasks.values()) {
     for (const a of t.addresses) if (a.network === networkId) used.add(a.address);

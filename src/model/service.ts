@@ -18,7 +18,10 @@ import { checkNameFree } from './names.js';
 import type { Healthcheck, Network, PortConfig, Service, ServiceNetwork } from './types.js';
 
 /** A service as a user specifies it: everything but ids, VIPs and timestamps. */
-export type ServiceSpec = Omit<Service, 'id' | 'version' | 'createdAt' | 'updatedAt' | 'networks'> & {
+export type ServiceSpec = Omit<
+  Service,
+  'id' | 'version' | 'createdAt' | 'updatedAt' | 'networks' | 'ingress'
+> & {
   /** `vip`: a fixed VIP on that network (moby#24170), refused when taken; else one is allocated. */
   readonly networks: readonly { network: string; aliases: readonly string[]; vip?: string }[];
 };
@@ -261,6 +264,22 @@ function attachNetworks(
   return out;
 }
 
+/**
+ * The service's VIP on the ingress network while it publishes a port in ingress mode (swarmkit
+ * attaches such a service to ingress): kept across updates, allocated from ingress's IPAM.
+ */
+function ingressOf(
+  state: ClusterState,
+  ports: readonly PortConfig[],
+  previous: Service | undefined,
+): Service['ingress'] {
+  const net = ingressNetwork(state);
+  if (!net || !ports.some((p) => p.mode === 'ingress')) return undefined;
+  if (previous?.ingress?.network === net.id) return previous.ingress;
+  const vip = allocate(makePool(net.subnet, net.gateway, net.vipRange), usedAddresses(state, net.id), net.name);
+  return { network: net.id, vip };
+}
+
 export function createService(state: ClusterState, spec: ServiceSpec, now: string, id = newId()): Change {
   checkDnsName(spec.name, 'service name');
   for (const s of state.services.values()) {
@@ -273,10 +292,20 @@ export function createService(state: ClusterState, spec: ServiceSpec, now: strin
   }
   const ports = checkPorts(state, spec, undefined);
   const networks = attachNetworks(state, spec, undefined);
-  const service: Omit<Service, 'version'> = { ...spec, id, networks, ports, createdAt: now, updatedAt: now };
+  const ingress = ingressOf(state, ports, undefined);
+  const service: Omit<Service, 'version'> = {
+    ...spec,
+    id,
+    networks,
+    ports,
+    ...(ingress ? { ingress } : {}),
+    createdAt: now,
+    updatedAt: now,
+  };
   const change = emptyChange();
   change.puts.push({ kind: 'services', id, value: service });
   for (const n of networks) change.guards.push(removingClaim('networks', n.network));
+  if (ingress) change.guards.push(removingClaim('networks', ingress.network));
   return change;
 }
 
@@ -302,6 +331,7 @@ export function updateService(
   if (spec.mode !== current.mode) throw invalid('service mode cannot be changed');
   const ports = checkPorts(state, spec, current.id);
   const networks = attachNetworks(state, spec, current);
+  const ingress = ingressOf(state, ports, current);
   const kept = new Set(networks.map((n) => n.network));
   const change = emptyChange();
   // Tasks keep addresses only on networks the service still has.
@@ -317,12 +347,14 @@ export function updateService(
     id: current.id,
     networks,
     ports,
+    ...(ingress ? { ingress } : {}),
     createdAt: current.createdAt,
     updatedAt: now,
   };
   change.puts.push({ kind: 'services', id: current.id, value: service });
   change.expect.push({ kind: 'services', id: current.id, version: current.version });
   for (const n of networks) change.guards.push(removingClaim('networks', n.network));
+  if (ingress) change.guards.push(removingClaim('networks', ingress.network));
   // Leaving a network rewrites the tasks' addresses: a task registered meanwhile must be seen.
   if (current.networks.some((n) => !kept.has(n.network)))
     change.fence = removingClaim('services', current.id);

@@ -79,6 +79,12 @@ export interface Service extends Meta {
   readonly mode: ServiceMode;
   readonly endpointMode: EndpointMode;
   readonly networks: readonly ServiceNetwork[];
+  /**
+   * Its VIP on the ingress network, which a service with ingress-published ports joins as in
+   * swarm (swarmkit adds ingress to its endpoint). Its tasks take no ingress address: the mesh
+   * reaches them on their own networks, so ingress's /24 bounds services, not tasks.
+   */
+  readonly ingress?: { readonly network: string; readonly vip: string };
   readonly ports: readonly PortConfig[];
   /** Extra target ports balanced on the VIP without being published (like Dockerfile EXPOSE). */
   readonly expose: readonly number[];

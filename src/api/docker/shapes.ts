@@ -91,9 +91,11 @@ export function dockerService(
     Endpoint: {
       Spec: endpointSpec,
       ...(ports.length ? { Ports: ports } : {}),
-      VirtualIPs: s.networks
-        .filter((n) => n.vip)
-        .map((n) => ({ NetworkID: n.network, Addr: withPrefix(state, n.network, n.vip as string) })),
+      // Docker's order: the ingress VIP first, then one per network in vip mode.
+      VirtualIPs: [
+        ...(s.ingress ? [{ network: s.ingress.network, vip: s.ingress.vip }] : []),
+        ...s.networks.filter((n) => n.vip),
+      ].map((n) => ({ NetworkID: n.network, Addr: withPrefix(state, n.network, n.vip as string) })),
     },
     ...(status
       ? { ServiceStatus: { RunningTasks: counts.running, DesiredTasks: counts.tasks, CompletedTasks: 0 } }

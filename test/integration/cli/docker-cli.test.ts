@@ -111,12 +111,23 @@ describe('the docker CLI as a client of meshd', () => {
       .trim()
       .split('\n')[0] as string;
     expect(Date.now() - started).toBeLessThan(4000);
-    const vips = JSON.parse(
-      await docker(m.api, 'service', 'inspect', '--format', '{{json .Endpoint.VirtualIPs}}', 'dsvc'),
-    ) as {
-      Addr: string;
-    }[];
-    expect(vips.map((v) => v.Addr)).toEqual(['127.247.0.2/16']);
+    const vipsOf = async () =>
+      JSON.parse(
+        await docker(m.api, 'service', 'inspect', '--format', '{{json .Endpoint.VirtualIPs}}', 'dsvc'),
+      ) as { NetworkID: string; Addr: string }[];
+    // As in swarm, a service that publishes joins ingress too: its ingress VIP comes first.
+    const ingressId = (await docker(m.api, 'network', 'inspect', '-f', '{{.Id}}', 'ingress')).trim();
+    const vips = await vipsOf();
+    expect(vips.map((v) => v.NetworkID)).toEqual([
+      ingressId,
+      (await docker(m.api, 'network', 'inspect', '-f', '{{.Id}}', 'dweb')).trim(),
+    ]);
+    expect(vips[1]?.Addr).toBe('127.247.0.2/16');
+    expect(vips[0]?.Addr).toMatch(/^\d+\.\d+\.\d+\.\d+\/\d+$/);
+    // ...but ingress is not one of the networks its spec names.
+    expect(
+      await docker(m.api, 'service', 'inspect', '--format', '{{len .Spec.TaskTemplate.Networks}}', 'dsvc'),
+    ).toBe('1\n');
     expect(
       (
         await docker(
@@ -172,6 +183,10 @@ describe('the docker CLI as a client of meshd', () => {
     // ...survives an update through the docker CLI.
     const [svc] = JSON.parse(await m.ctl('service', 'inspect', 'dsvc')) as { lb: string }[];
     expect(svc?.lb).toBe('least-conn');
+    // With no published port left it leaves ingress, and its ingress VIP is free again. (The
+    // CLI's --publish-rm names the target port: both published ports go.)
+    await docker(m.api, 'service', 'update', '-d', '--publish-rm', '8000', 'dsvc');
+    expect((await vipsOf()).map((v) => v.Addr)).toEqual(['127.247.0.2/16']);
     await docker(m.api, 'service', 'rm', 'dsvc');
     expect((await docker(m.api, 'service', 'ls', '-q')).trim()).toBe('');
   });

@@ -401,4 +401,27 @@ describe('tasks and containers', () => {
       ),
     );
   });
+
+  it('joins a publishing service to ingress with a VIP of its own there, kept across updates, freed without ports', () => {
+    const body = { name: 'web', networks: [{ network: 'front' }], ports: [{ published: 80, target: 8080 }] };
+    let s = then(base(), svc(body));
+    const ingress = byName(s.networks, 'ingress');
+    const web = byName(s.services, 'web');
+    expect(web.ingress).toEqual({ network: ingress.id, vip: '10.0.0.2' });
+    // Its tasks take no ingress address: the mesh reaches them on their own network.
+    s = then(s, task('web'));
+    expect([...s.tasks.values()][0]?.addresses.map((a) => a.network)).toEqual([
+      byName(s.networks, 'front').id,
+    ]);
+    // The VIP is in use: a publishing service without networks (on ingress itself) gets the next.
+    s = then(s, svc({ name: 'only', ports: [{ published: 81, target: 80 }] }));
+    expect(byName(s.services, 'only').ingress?.vip).toBe('10.0.0.3');
+    const spec = (extra: Record<string, unknown>) => readServiceSpec(Fields.of({ ...body, ...extra }, ''));
+    s = applyChange(s, updateService(s, 'web', spec({ lb: 'p2c' }), undefined, now));
+    expect(byName(s.services, 'web').ingress?.vip).toBe('10.0.0.2');
+    s = applyChange(s, updateService(s, 'web', spec({ ports: [] }), undefined, now));
+    expect(byName(s.services, 'web').ingress).toBeUndefined();
+    s = then(s, svc({ name: 'again', ports: [{ published: 82, target: 80 }] }));
+    expect(byName(s.services, 'again').ingress?.vip).toBe('10.0.0.2');
+  });
 });
