@@ -23,6 +23,9 @@ interface UdpOpen {
 
 type Open = TcpListener | UdpOpen;
 
+/** How soon a listener that could not be opened is tried again. */
+const retryMs = 2000;
+
 /**
  * The sockets behind published ports and VIPs. Listeners stay open across changes; only the route
  * behind them is swapped (Traefik's way). A port that cannot be bound disables itself, keeps its
@@ -35,8 +38,14 @@ export class Listeners {
   /** What should be open, by key, and the keys each service asked for. */
   private readonly wanted = new Map<string, ListenerSpec>();
   private readonly keysOf = new Map<string, readonly string[]>();
-  /** Keys that could not be opened: tried again on every update. */
+  /**
+   * Keys that could not be opened: tried again with the next update after `retryAt`, and by a
+   * timer then (a port another process let go opens with no change to the service), not on
+   * every update: thousands of failing listeners retried at each change would hold the loop.
+   */
   private readonly failed = new Set<string>();
+  private retryAt = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
   /** Open listeners per VIP: the address leaves `lo` with the last one. */
   private readonly vipUsers = new Map<string, number>();
   private chain: Promise<void> = Promise.resolve();
@@ -56,14 +65,17 @@ export class Listeners {
   }
 
   private async apply(changed: ReadonlyMap<string, readonly ListenerSpec[]>, full: boolean): Promise<void> {
-    const touched = new Set(this.failed);
+    const retry = full || Date.now() >= this.retryAt;
+    const touched = new Set(retry ? this.failed : []);
     const services = new Set(changed.keys());
     if (full) for (const svc of this.keysOf.keys()) services.add(svc);
-    for (const key of this.failed) {
-      const svc = this.wanted.get(key)?.route.service.id;
-      if (svc) services.add(svc);
+    if (retry) {
+      for (const key of this.failed) {
+        const svc = this.wanted.get(key)?.route.service.id;
+        if (svc) services.add(svc);
+      }
+      this.failed.clear();
     }
-    this.failed.clear();
     const previous = new Map<string, string[]>();
     for (const svc of services) {
       previous.set(svc, this.errors.get(svc) ?? []);
@@ -120,6 +132,15 @@ export class Listeners {
           });
       }
     }
+    if (this.failed.size > 0 && (retry || !this.retryTimer)) {
+      this.retryAt = Date.now() + retryMs;
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        void this.update(new Map(), false);
+      }, retryMs);
+      this.retryTimer.unref();
+    }
   }
 
   private async openTcp(spec: ListenerSpec): Promise<TcpListener> {
@@ -172,6 +193,8 @@ export class Listeners {
 
   async close(): Promise<void> {
     await this.chain;
+    clearTimeout(this.retryTimer);
+    this.failed.clear();
     for (const l of this.open.values()) {
       if (l.kind === 'tcp') l.server.close();
       else l.udp.close();

@@ -211,8 +211,8 @@ export class Mesh implements Forwarding {
     return out;
   }
 
-  private *localTasks(snap: Snapshot): Iterable<Task> {
-    for (const t of snap.state.tasks.values()) if (t.node === this.nodeId) yield t;
+  private localTasks(snap: Snapshot): Iterable<Task> {
+    return snap.tasksOn(this.nodeId);
   }
 
   /** Stops accepting, lets open connections finish within `graceMs`, then closes what is left. */

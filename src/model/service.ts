@@ -276,7 +276,11 @@ function ingressOf(
   const net = ingressNetwork(state);
   if (!net || !ports.some((p) => p.mode === 'ingress')) return undefined;
   if (previous?.ingress?.network === net.id) return previous.ingress;
-  const vip = allocate(makePool(net.subnet, net.gateway, net.vipRange), usedAddresses(state, net.id), net.name);
+  const vip = allocate(
+    makePool(net.subnet, net.gateway, net.vipRange),
+    usedAddresses(state, net.id),
+    net.name,
+  );
   return { network: net.id, vip };
 }
 

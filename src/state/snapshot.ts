@@ -15,6 +15,8 @@ export interface Snapshot {
   readonly up: { has(taskId: string): boolean };
   /** The tasks of each service. */
   tasksOf(serviceId: string): Iterable<Task>;
+  /** The tasks on one node (a scrape's per-node gauges read this, not every task). */
+  tasksOn(nodeId: string): Iterable<Task>;
 }
 
 /**
@@ -76,6 +78,7 @@ export class SnapshotBuilder {
       state,
       up: { has: (id) => state.tasks.has(id) && !down.has(id) },
       tasksOf: (id) => byService.get(id) ?? [],
+      tasksOn: (node) => tasksIn(state, this.byNode.get(node)),
     };
     return { snap, change };
   }
@@ -167,7 +170,10 @@ export class SnapshotBuilder {
           break;
         }
         case 'heartbeats':
-          onNode(c.id);
+          // Only a heartbeat that comes or goes moves tasks in or out of rotation; the refresh
+          // each node writes about once per lease TTL (its last-seen time) moves nothing, and at
+          // 100,000 tasks re-checking a node's tasks on each one cost every node tens of ms.
+          if ((c.before === undefined) === state.heartbeats.has(c.id)) onNode(c.id);
           break;
         case 'nodes':
           nodes.add(c.id);
@@ -222,5 +228,12 @@ export class SnapshotBuilder {
     const node = this.byNode.get(t.node);
     node?.delete(t.id);
     if (node?.size === 0) this.byNode.delete(t.node);
+  }
+}
+
+function* tasksIn(state: ClusterState, ids: ReadonlySet<string> | undefined): Iterable<Task> {
+  for (const id of ids ?? none) {
+    const t = state.tasks.get(id);
+    if (t) yield t;
   }
 }

@@ -273,6 +273,12 @@ describe('TCP mesh', () => {
     });
     const [vip] = await digShort(m.dns, 'dyn');
     expect((await fetchOnce(`http://${vip}:8000/`)).body).toBe('a');
+    // Once the other process lets go, the port opens by itself, with no change to the service.
+    await new Promise((r) => squatter.close(r));
+    await eventually(
+      async () => expect((await fetchOnce(`http://127.0.0.1:${taken}/`)).body).toBe('a'),
+      10_000,
+    );
   });
 });
 
