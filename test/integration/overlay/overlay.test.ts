@@ -230,6 +230,26 @@ describe('VXLAN overlay networks across three nodes', () => {
     );
   });
 
+  it('routes a published port on node 1 to a task joined to the overlay on node 2, by default', async () => {
+    await (nodes[0] as MeshdProcess).ctl(
+      'service',
+      'create',
+      '--name',
+      'pub',
+      '--network',
+      'apps',
+      '-p',
+      '8088:80',
+    );
+    await endpoint('p2', 'pub', 2);
+    await serve('p2', 'pub2');
+    // From the LAN (this host's side of the bridge) to node 1's address: the only task is on node 2.
+    await eventually(async () => {
+      const r = await sh('curl', '-s', '-m', '2', `http://${nodeAddr(1)}:8088/`);
+      expect(r.startsWith('pub2 ')).toBe(true);
+    }, 15_000);
+  });
+
   it('carries an encrypted network between nodes, never in clear on the underlay', async () => {
     const s1 = await endpoint('s1', 'sec', 1);
     const s2 = await endpoint('s2', 'sec', 2);
