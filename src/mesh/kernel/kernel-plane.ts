@@ -8,7 +8,7 @@ import type { Service } from '../../model/types.js';
 import type { Snapshot } from '../../state/snapshot.js';
 import { type ListenerSpec, type RouteOptions, vipRoute } from '../routes.js';
 import { conntrackCount, forgetFlows, readCounters, removeTables } from './nft.js';
-import { entryChain } from './nft-script.js';
+import { entryChain, trafficCounter } from './nft-script.js';
 import { type KernelEntry, kernelEntries, type Plane, userspaceReason } from './plan.js';
 import { TableState } from './table-state.js';
 
@@ -70,20 +70,44 @@ export class KernelPlane {
         registers: [registry],
       }),
     };
-    new Counter({
-      name: 'meshd_kernel_new_connections_total',
-      help: 'New connections (TCP) and flows (UDP) the kernel data plane sent to tasks, from nftables counters.',
-      labelNames: ['service', 'port', 'proto'],
-      registers: [registry],
-      async collect() {
-        const counts = await readCounters();
-        this.reset();
-        for (const e of entries()) {
-          const labels = { service: e.service, port: e.port, proto: e.proto };
-          this.inc(labels, counts.get(entryChain(e)) ?? 0);
-        }
-      },
-    });
+    // One `nft list counters` per scrape feeds the three counters (each collects on its own).
+    let read: { at: number; counts: ReturnType<typeof readCounters> } | undefined;
+    const counters = () => {
+      if (!read || Date.now() - read.at > 500) read = { at: Date.now(), counts: readCounters() };
+      return read.counts;
+    };
+    const fromNft = (
+      name: string,
+      help: string,
+      value: (counts: Awaited<ReturnType<typeof readCounters>>, e: KernelEntry) => number,
+    ) =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['service', 'port', 'proto'],
+        registers: [registry],
+        async collect() {
+          const counts = await counters();
+          this.reset();
+          for (const e of entries())
+            this.inc({ service: e.service, port: e.port, proto: e.proto }, value(counts, e));
+        },
+      });
+    fromNft(
+      'meshd_kernel_new_connections_total',
+      'New connections (TCP) and flows (UDP) the kernel data plane sent to tasks, from nftables counters.',
+      (c, e) => c.get(entryChain(e))?.packets ?? 0,
+    );
+    fromNft(
+      'meshd_kernel_packets_total',
+      'Packets of the connections the kernel data plane sent to tasks, both ways, from nftables counters.',
+      (c, e) => c.get(trafficCounter(e))?.packets ?? 0,
+    );
+    fromNft(
+      'meshd_kernel_bytes_total',
+      'Bytes of the connections the kernel data plane sent to tasks, both ways, from nftables counters.',
+      (c, e) => c.get(trafficCounter(e))?.bytes ?? 0,
+    );
     new Gauge({
       name: 'meshd_kernel_conntrack_entries',
       help: 'Connection tracking entries in use in meshd network namespace.',

@@ -21,6 +21,13 @@ export const shards = 128;
 export const dnatMark = 0x0010_0000;
 /** New connections with nowhere to go: refused in the filter hooks, as a closed port would be. */
 export const refuseMark = 0x0020_0000;
+/**
+ * The upper half of a connection's conntrack mark names the entry it was sent by (1..65535), so
+ * the counting chains can add each of its packets, both ways, to that entry's traffic counter.
+ * The lower half is left to whoever else uses conntrack marks.
+ */
+export const maxTrafficId = 0xffff;
+const trafficMark = (id: number) => hex(id * 0x1_0000);
 
 const hex = (n: number) => `0x${n.toString(16)}`;
 const addrOf = (f: Family) => (f === 'ip' ? 'ip' : 'ip6');
@@ -48,6 +55,8 @@ export function baseScript(family: Family): string {
   const addrType = family === 'ip' ? 'ipv4_addr' : 'ipv6_addr';
   const loopback = family === 'ip' ? '127.0.0.0/8' : '::1';
   const marked = `meta mark & ${hex(dnatMark)} != 0`;
+  const countIn = (hook: string) =>
+    `  chain count-${hook} { type filter hook ${hook} priority -1; policy accept; ct mark & 0xffff0000 != 0 counter name ct mark & 0xffff0000 map @traffic; }`;
   const refuse = (hook: string) =>
     `  chain refuse-${hook} { type filter hook ${hook} priority 0; policy accept; meta mark & ${hex(refuseMark)} != 0 jump refuse; }`;
   const maps: string[] = [];
@@ -66,6 +75,8 @@ export function baseScript(family: Family): string {
     // Task addresses on other nodes, and (task, task) pairs for a task that reaches itself.
     `  set remote { type ${addrType}; }`,
     `  set hairpin { type ${addrType} . ${addrType}; }`,
+    // Each entry's traffic counter, by the conntrack mark its connections carry.
+    '  map traffic { type mark : counter; }',
     ...maps,
     '  chain prerouting { type nat hook prerouting priority -100; policy accept; jump services; }',
     '  chain output { type nat hook output priority -100; policy accept; jump services; }',
@@ -80,6 +91,9 @@ export function baseScript(family: Family): string {
     // which lets martian packets in (kube-proxy's CVE-2020-8558).
     `    fib daddr type local ${a} daddr != ${loopback} meta l4proto . th dport vmap @ports`,
     '  }',
+    countIn('input'),
+    countIn('forward'),
+    countIn('output'),
     refuse('input'),
     refuse('forward'),
     refuse('output'),
@@ -104,14 +118,21 @@ function pickExpr(e: KernelEntry, block: Block): string {
   return `${head} offset ${block.offset}`;
 }
 
-/** An entry's rule: count the new connection, mark it ours, pick a slot, rewrite the destination. */
-export function entryRule(e: KernelEntry, block: Block): string {
+/**
+ * An entry's rule: count the new connection, mark it ours, name the entry in the connection's
+ * mark (for its traffic counter), pick a slot, rewrite the destination.
+ */
+export function entryRule(e: KernelEntry, block: Block, traffic = 0): string {
   const name = entryChain(e);
   const head = `add rule ${e.family} ${table} ${name} counter name "${name}"`;
   if (e.targets.length === 0) return `${head} meta mark set meta mark | ${hex(refuseMark)}`;
   const l4 = e.proto === 'any' ? '' : `meta l4proto ${e.proto} `;
-  return `${head} meta mark set meta mark | ${hex(dnatMark)} ${l4}dnat to ${pickExpr(e, block)} map @${slotMap(e, block.shard)}`;
+  const ct = traffic > 0 ? `ct mark set ct mark & 0xffff | ${trafficMark(traffic)} ` : '';
+  return `${head} meta mark set meta mark | ${hex(dnatMark)} ${ct}${l4}dnat to ${pickExpr(e, block)} map @${slotMap(e, block.shard)}`;
 }
+
+/** The name of an entry's traffic counter (packets and bytes of its connections, both ways). */
+export const trafficCounter = (e: { key: string }) => `t-${entryChain(e)}`;
 
 /** A slot's value: the task address, and the target port where the port is rewritten. */
 function slotValue(t: KernelTarget): string {
@@ -151,23 +172,39 @@ export function elementOf(e: KernelEntry): { map: string; key: string } {
   return { map: 'ports', key: `${proto} . ${e.match.publish}` };
 }
 
-export function addEntry(e: KernelEntry): string[] {
+export function addEntry(e: KernelEntry, traffic = 0): string[] {
   const name = entryChain(e);
   const { map, key } = elementOf(e);
+  const counted =
+    traffic > 0
+      ? [
+          `add counter ${e.family} ${table} ${trafficCounter(e)}`,
+          `add element ${e.family} ${table} traffic { ${trafficMark(traffic)} : "${trafficCounter(e)}" }`,
+        ]
+      : [];
   return [
     `add counter ${e.family} ${table} ${name}`,
+    ...counted,
     `add chain ${e.family} ${table} ${name}`,
     `add element ${e.family} ${table} ${map} { ${key} : goto ${name} }`,
   ];
 }
 
-export function deleteEntry(e: KernelEntry): string[] {
+export function deleteEntry(e: KernelEntry, traffic = 0): string[] {
   const name = entryChain(e);
   const { map, key } = elementOf(e);
+  const counted =
+    traffic > 0
+      ? [
+          `delete element ${e.family} ${table} traffic { ${trafficMark(traffic)} }`,
+          `delete counter ${e.family} ${table} ${trafficCounter(e)}`,
+        ]
+      : [];
   return [
     `delete element ${e.family} ${table} ${map} { ${key} }`,
     `delete chain ${e.family} ${table} ${name}`,
     `delete counter ${e.family} ${table} ${name}`,
+    ...counted,
   ];
 }
 

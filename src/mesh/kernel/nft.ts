@@ -16,16 +16,19 @@ export async function removeTables(): Promise<string[]> {
   return removed;
 }
 
-/** Every named counter of meshd's tables: chain name -> packets (each is one new connection). */
-export async function readCounters(): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
+/** Every named counter of meshd's tables: its packets and bytes (an entry's chain counter counts new connections). */
+export async function readCounters(): Promise<Map<string, { packets: number; bytes: number }>> {
+  const out = new Map<string, { packets: number; bytes: number }>();
   for (const family of ['ip', 'ip6']) {
     const r = await run('nft', ['-j', 'list', 'counters', 'table', family, table]);
     if (r.code !== 0) continue;
     try {
-      const doc = JSON.parse(r.out) as { nftables?: { counter?: { name: string; packets: number } }[] };
+      const doc = JSON.parse(r.out) as {
+        nftables?: { counter?: { name: string; packets: number; bytes: number } }[];
+      };
       for (const item of doc.nftables ?? [])
-        if (item.counter) out.set(item.counter.name, item.counter.packets);
+        if (item.counter)
+          out.set(item.counter.name, { packets: item.counter.packets, bytes: item.counter.bytes });
     } catch {
       // A table being replaced at this instant: the next scrape reads it.
     }

@@ -5,6 +5,7 @@ import {
   deleteEntry,
   entryRule,
   flushEntry,
+  maxTrafficId,
   replaceSlot,
   setElements,
   shardOf,
@@ -53,9 +54,36 @@ class Slots {
   }
 }
 
+/** Traffic ids (the entry named in a connection's mark): the lowest free one, reused after removal. */
+class TrafficIds {
+  private next = 1;
+  private free: number[] = [];
+
+  clone(): TrafficIds {
+    const c = new TrafficIds();
+    c.next = this.next;
+    c.free = [...this.free];
+    return c;
+  }
+
+  /** An id, or 0 (not counted) once all 65,535 are in use. */
+  take(): number {
+    const id = this.free.pop();
+    if (id !== undefined) return id;
+    if (this.next > maxTrafficId) return 0;
+    return this.next++;
+  }
+
+  give(id: number): void {
+    if (id > 0) this.free.push(id);
+  }
+}
+
 interface Installed {
   readonly entry: KernelEntry;
   readonly block: Block;
+  /** The entry's traffic id (0: not counted). */
+  readonly traffic: number;
 }
 
 /** Reference counts of the masquerade sets' elements, per family. */
@@ -79,6 +107,7 @@ function masqueradeItems(e: KernelEntry): { remote: string[]; hairpin: string[] 
 export class TableState {
   private installed = new Map<string, Installed>();
   private slots = new Slots();
+  private ids = new TrafficIds();
   private refs = new Map<string, Refs>();
 
   get size(): number {
@@ -93,16 +122,18 @@ export class TableState {
   rebuild(wanted: Iterable<KernelEntry>): PlannedScript {
     const lines: string[] = families.map(baseScript);
     const slots = new Slots();
+    const ids = new TrafficIds();
     const refs = new Map<string, Refs>();
     const installed = new Map<string, Installed>();
     const rules: string[] = [];
     for (const e of wanted) {
       const block = slots.take(shardOf(e.key), e.targets.length);
-      installed.set(e.key, { entry: e, block });
-      lines.push(...addEntry(e));
+      const traffic = ids.take();
+      installed.set(e.key, { entry: e, block, traffic });
+      lines.push(...addEntry(e, traffic));
       const add = slotElements(e, block, 'add');
       if (add) lines.push(add);
-      rules.push(entryRule(e, block));
+      rules.push(entryRule(e, block, traffic));
       count(refs, e, 1);
     }
     lines.push(...rules, ...refLines(new Map(), refs));
@@ -112,6 +143,7 @@ export class TableState {
       commit: () => {
         this.installed = installed;
         this.slots = slots;
+        this.ids = ids;
         this.refs = refs;
       },
     };
@@ -123,6 +155,7 @@ export class TableState {
    */
   update(wanted: ReadonlyMap<string, KernelEntry>, keys: Iterable<string>): PlannedScript | undefined {
     const slots = this.slots.clone();
+    const ids = this.ids.clone();
     // Copy-on-write of the reference counts: only the sets an update touches are copied.
     const refs = new Map(this.refs);
     const touched = new Map<string, Set<string>>();
@@ -151,17 +184,23 @@ export class TableState {
       }
       if (!have && want) {
         const block = slots.take(shardOf(key), want.targets.length);
+        const traffic = ids.take();
         const add = slotElements(want, block, 'add');
-        before.push(...addEntry(want), ...(add ? [add] : []), entryRule(want, block));
-        next.set(key, { entry: want, block });
+        before.push(...addEntry(want, traffic), ...(add ? [add] : []), entryRule(want, block, traffic));
+        next.set(key, { entry: want, block, traffic });
       } else if (have && !want) {
-        before.push(flushEntry(have.entry), ...deleteEntry(have.entry));
+        before.push(flushEntry(have.entry), ...deleteEntry(have.entry, have.traffic));
         const del = slotElements(have.entry, have.block, 'delete');
         if (del) after.push(del);
         slots.give(have.block, have.entry.targets.length);
+        ids.give(have.traffic);
         next.set(key, undefined);
       } else if (have && want) {
-        next.set(key, { entry: want, block: this.rewrite(have, want, slots, before, after) });
+        next.set(key, {
+          entry: want,
+          block: this.rewrite(have, want, slots, before, after),
+          traffic: have.traffic,
+        });
       }
     }
     if (changed === 0) return undefined;
@@ -175,6 +214,7 @@ export class TableState {
           else this.installed.delete(k);
         }
         this.slots = slots;
+        this.ids = ids;
         this.refs = refs;
       },
     };
@@ -204,7 +244,7 @@ export class TableState {
     const block = slots.take(have.block.shard, want.targets.length);
     const add = slotElements(want, block, 'add');
     if (add) before.push(add);
-    before.push(flushEntry(want), entryRule(want, block));
+    before.push(flushEntry(want), entryRule(want, block, have.traffic));
     const del = slotElements(old, have.block, 'delete');
     if (del) after.push(del);
     slots.give(have.block, old.targets.length);

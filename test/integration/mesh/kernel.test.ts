@@ -97,6 +97,17 @@ describe('the kernel data plane (nftables)', () => {
     expect(sockets).not.toContain('0.0.0.0:8080');
     const ls = await node.ctl('service', 'ls');
     expect(ls).toContain('*:8080->80/tcp [kernel]');
+    // The kernel counted them, per service and port: new connections, and every packet and byte
+    // of those connections both ways (a request and its answer are several packets each).
+    const metrics = (await lab.nodes[0]?.exec('curl', '-s', `http://${node.metrics}/metrics`))?.stdout ?? '';
+    const value = (name: string) =>
+      Number(
+        new RegExp(`^${name}\\{service="web",port="8080",proto="tcp"\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? 0,
+      );
+    const conns = value('meshd_kernel_new_connections_total');
+    expect(conns).toBeGreaterThanOrEqual(8);
+    expect(value('meshd_kernel_packets_total')).toBeGreaterThanOrEqual(conns * 4);
+    expect(value('meshd_kernel_bytes_total')).toBeGreaterThan(conns * 200);
   });
 
   it('carries every port of the service on its VIP, from a task and from the node itself', async () => {
