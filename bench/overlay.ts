@@ -1,13 +1,27 @@
 // bench/overlay: TCP throughput between two endpoints on different nodes over meshd's VXLAN
 // overlay and over an encrypted overlay (frames through the mTLS tunnels), side by side with the
 // same transfer directly between the two node namespaces (the underlay, no overlay), in the same
-// run; and the machine's CPU per GB moved on each path.
+// run; and the machine's CPU per GB moved on each path; and HTTP requests/s (wrk, keep-alive) to
+// an nginx on the far side of each path.
 // Two node namespaces on one bridge, etcd on the bridge; node 1 and its endpoint on CPU 0, node 2
 // and its endpoint on CPU 1. Needs root (namespaces, VXLAN), iperf3.
+
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startEtcd } from '../test/helpers/etcd.js';
 import { createTestLan } from '../test/helpers/netns.js';
-import { execFileP, hz, machineCpu, median, startMeshd, stopAll, workdir } from './lib.js';
+import {
+  execFileP,
+  hz,
+  machineCpu,
+  median,
+  peerConfig,
+  pinned,
+  prepareNginxDir,
+  startMeshd,
+  stopAll,
+  workdir,
+} from './lib.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const reps = Number(process.env.BENCH_REPS ?? 3);
@@ -46,6 +60,33 @@ async function iperf(
   const end = (JSON.parse(out) as { end: { sum_received: { bits_per_second: number; bytes: number } } }).end;
   const gb = end.sum_received.bytes / 1e9;
   return { gbps: end.sum_received.bits_per_second / 1e9, cpuPerGb: (after.busy - before.busy) / hz / gb };
+}
+
+/** Requests/s of a keep-alive wrk run from namespace `client` to `url`. */
+async function requests(client: string, url: string): Promise<number> {
+  const out = await inNs(client, 0, ['wrk', '-t1', '-c32', `-d${seconds}s`, url]);
+  const errors = /Socket errors: (.*)|Non-2xx or 3xx responses: (\d+)/.exec(out);
+  if (errors) console.warn(`  wrk ${url}: ${errors[0]}`);
+  return Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
+}
+
+/** An nginx answering on port 8099 in namespace `ns`, on CPU 1 (ended with the other processes). */
+async function nginxIn(dir: string, ns: string): Promise<void> {
+  const conf = peerConfig('nginx-backend.conf', dir, {
+    'listen 127.0.0.1:18081 backlog=4096;': 'listen 8099 backlog=4096;',
+    'listen 127.0.0.1:18082 backlog=4096;': '',
+    'nginx-backend.pid': `nginx-${ns}.pid`,
+    'nginx-backend.err': `nginx-${ns}.err`,
+  });
+  const copy = join(dir, `nginx-${ns}.conf`);
+  writeFileSync(copy, readFileSync(conf));
+  pinned(1, 'ip', ['netns', 'exec', ns, 'nginx', '-e', join(dir, `nginx-${ns}.err`), '-c', copy]);
+  for (let i = 0; i < 50; i++) {
+    const r = await execFileP('ip', ['netns', 'exec', ns, 'ss', '-ltnH', 'sport = :8099']);
+    if (r.stdout.includes('8099')) return;
+    await new Promise((r2) => setTimeout(r2, 100));
+  }
+  throw new Error(`nginx in ${ns} did not listen`);
 }
 
 async function main(): Promise<void> {
@@ -145,6 +186,14 @@ async function main(): Promise<void> {
       runs.overlay.push(await iperf('obe2', 'obe1', far));
       runs.sealed.push(await iperf('obs2', 'obs1', sealedFar));
     }
+    prepareNginxDir(dir);
+    for (const ns of [lan.hosts[1]?.name as string, 'obe2', 'obs2']) await nginxIn(dir, ns);
+    const rps = { direct: [] as number[], overlay: [] as number[], sealed: [] as number[] };
+    for (let r = 0; r < reps; r++) {
+      rps.direct.push(await requests(lan.hosts[0]?.name as string, `http://${lanPrefix}.2:8099/`));
+      rps.overlay.push(await requests('obe1', `http://${far}:8099/`));
+      rps.sealed.push(await requests('obs1', `http://${sealedFar}:8099/`));
+    }
     const m = (xs: { gbps: number; cpuPerGb: number }[]) => ({
       gbps: median(xs.map((x) => x.gbps)),
       cpu: median(xs.map((x) => x.cpuPerGb)),
@@ -167,6 +216,14 @@ async function main(): Promise<void> {
     );
     console.log(
       `  encrypted/direct: ${(e.gbps / d.gbps).toFixed(3)}x throughput (target >= 0.3x), ${(e.cpu / d.cpu).toFixed(1)}x CPU per GB`,
+    );
+    const [rd, ro, re] = [median(rps.direct), median(rps.overlay), median(rps.sealed)];
+    console.log(`HTTP requests/s, wrk keep-alive -c32 to nginx, ${reps} runs of ${seconds} s (median):`);
+    console.log(
+      `  direct ${rd.toFixed(0)}, VXLAN overlay ${ro.toFixed(0)}, encrypted overlay ${re.toFixed(0)}`,
+    );
+    console.log(
+      `  overlay/direct ${(ro / rd).toFixed(2)}x (target >= 0.8x), encrypted/direct ${(re / rd).toFixed(2)}x (target >= 0.3x)`,
     );
   } finally {
     await stopAll();
