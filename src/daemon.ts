@@ -1,5 +1,6 @@
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Registry } from 'prom-client';
+import { nodeApiContext } from './api/node-context.js';
 import type { ApiServer } from './api/server.js';
 import { startApi } from './api/setup.js';
 import { formatHostPort } from './config/listen.js';
@@ -37,7 +38,6 @@ import { loadNodeId } from './state/node-identity.js';
 import { PeerWatch } from './state/peers.js';
 import { type Readiness, readiness } from './state/readiness.js';
 import { SnapshotScheduler } from './state/scheduler.js';
-import { serviceStatus, taskHealth } from './state/status.js';
 import { StoreHealth } from './state/store-health.js';
 import { TaskHistory } from './state/task-history.js';
 import { InstrumentedStore } from './store/instrumented.js';
@@ -235,41 +235,23 @@ export class Daemon {
     if (s.api.tls) await this.startIdentity(membership);
     const api = await startApi(
       s,
-      {
+      nodeApiContext({
+        settings: s,
+        nodeId: this.nodeId,
         controller: this.controller,
         registry: this.registry,
         events: this.events,
-        nodeId: this.nodeId,
-        now: () => new Date().toISOString(),
-        readiness: () => this.readiness(),
-        info: () => ({
-          node: { id: this.nodeId, name: s.node.name },
-          version: meshdVersion(),
-          cluster: this.mirror.state.cluster,
-          store: this.store.description,
-          revision: this.mirror.revision,
-        }),
-        serviceStatus: (svc) =>
-          serviceStatus(
-            this.mirror.state,
-            this.snapshots.current,
-            svc.id,
-            this.mesh?.errors(svc.id) ?? [],
-            (t) => this.mesh?.reach(t),
-            this.mesh?.planes(svc.id),
-          ),
+        mirror: this.mirror,
+        snapshots: this.snapshots,
+        history: this.history,
+        peers: this.peers,
         identity: this.identity,
-        endedTasks: (svc) => this.history.of(svc),
+        storeDescription: this.store.description,
+        mesh: () => this.mesh,
+        storeConnected: () => this.storeHealth.connected,
+        readiness: () => this.readiness(),
         rejectedContainers: () => this.provider?.rejectedContainers() ?? [],
-        nodeFacts: (id) => ({ lastSeen: this.peers.seen(id), stale: !this.storeHealth.connected }),
-        taskHealth: (task) => {
-          const reach = this.mesh?.reach(task);
-          return {
-            health: taskHealth(this.mirror.state, this.snapshots.current, task, reach),
-            route: reach?.path ?? 'direct',
-          };
-        },
-      },
+      }),
       s.api.tls
         ? { identity: () => this.identity?.identity, isMember: (id) => this.mirror.state.nodes.has(id) }
         : undefined,
