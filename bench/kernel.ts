@@ -6,7 +6,6 @@
 // the kernel path's work lands in softirq, not in a process), then the time to apply changes.
 // Needs root. BENCH_SECONDS (5), BENCH_REPS (3), BENCH_SERVICES (10000) tune it.
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runNft } from '../src/host/commands.js';
 import type { KernelEntry } from '../src/mesh/kernel/plan.js';
@@ -17,6 +16,7 @@ import {
   hz,
   machineCpu,
   median,
+  nginxBackendConfig,
   peerConfig,
   pinned,
   prepareNginxDir,
@@ -216,14 +216,7 @@ async function run(lab: KernelLab, dir: string): Promise<void> {
     'net.ipv4.ip_local_port_range=1024 65000',
   ]);
   for (const [i, name] of ['t1', 't2'].entries()) {
-    const conf = peerConfig('nginx-backend.conf', dir, {
-      'listen 127.0.0.1:18081 backlog=4096;': 'listen 80 backlog=4096;',
-      'listen 127.0.0.1:18082 backlog=4096;': '',
-      'nginx-backend.pid': `nginx-${name}.pid`,
-      'nginx-backend.err': `nginx-${name}.err`,
-    });
-    const copy = join(dir, `nginx-${name}.conf`);
-    writeFileSync(copy, readFileSync(conf));
+    const copy = nginxBackendConfig(dir, name, '80');
     await lab.addTask(1, name, {
       argv: ['taskset', '-c', '1', 'nginx', '-e', join(dir, `nginx-${name}.err`), '-c', copy],
     });

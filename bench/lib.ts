@@ -35,6 +35,22 @@ export function peerConfig(file: string, dir: string, subst: Record<string, stri
   return out;
 }
 
+/**
+ * A config file of its own for one nginx backend `name` listening on `listen` (from the peers'
+ * nginx-backend.conf, whose pid and log get the name too); returns its path.
+ */
+export function nginxBackendConfig(dir: string, name: string, listen: string): string {
+  const conf = peerConfig('nginx-backend.conf', dir, {
+    'listen 127.0.0.1:18081 backlog=4096;': `listen ${listen} backlog=4096;`,
+    'listen 127.0.0.1:18082 backlog=4096;': '',
+    'nginx-backend.pid': `nginx-${name}.pid`,
+    'nginx-backend.err': `nginx-${name}.err`,
+  });
+  const copy = join(dir, `nginx-${name}.conf`);
+  writeFileSync(copy, readFileSync(conf));
+  return copy;
+}
+
 const started: ChildProcess[] = [];
 
 /** Starts a process pinned to one CPU (`taskset -c cpu`), remembered so `stopAll` ends exactly these. */

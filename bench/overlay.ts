@@ -6,7 +6,6 @@
 // Two node namespaces on one bridge, etcd on the bridge; node 1 and its endpoint on CPU 0, node 2
 // and its endpoint on CPU 1. Needs root (namespaces, VXLAN), iperf3.
 
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startEtcd } from '../test/helpers/etcd.js';
 import { createTestLan } from '../test/helpers/netns.js';
@@ -15,7 +14,7 @@ import {
   hz,
   machineCpu,
   median,
-  peerConfig,
+  nginxBackendConfig,
   pinned,
   prepareNginxDir,
   startMeshd,
@@ -72,14 +71,7 @@ async function requests(client: string, url: string): Promise<number> {
 
 /** An nginx answering on port 8099 in namespace `ns`, on CPU 1 (ended with the other processes). */
 async function nginxIn(dir: string, ns: string): Promise<void> {
-  const conf = peerConfig('nginx-backend.conf', dir, {
-    'listen 127.0.0.1:18081 backlog=4096;': 'listen 8099 backlog=4096;',
-    'listen 127.0.0.1:18082 backlog=4096;': '',
-    'nginx-backend.pid': `nginx-${ns}.pid`,
-    'nginx-backend.err': `nginx-${ns}.err`,
-  });
-  const copy = join(dir, `nginx-${ns}.conf`);
-  writeFileSync(copy, readFileSync(conf));
+  const copy = nginxBackendConfig(dir, ns, '8099');
   pinned(1, 'ip', ['netns', 'exec', ns, 'nginx', '-e', join(dir, `nginx-${ns}.err`), '-c', copy]);
   for (let i = 0; i < 50; i++) {
     const r = await execFileP('ip', ['netns', 'exec', ns, 'ss', '-ltnH', 'sport = :8099']);
