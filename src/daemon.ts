@@ -388,14 +388,20 @@ export class Daemon {
     const prober = this.prober;
     this.snapshots.subscribe({ name: 'health', apply: (snap, change) => prober.update(snap, change) });
     this.snapshots.subscribe({ name: 'mesh', apply: (snap, change) => mesh.update(snap, change) });
-    const overlay = await startOverlay(this.settings, this.nodeId, logger('overlay'), {
-      open: async (node, network) => {
-        const snap = this.snapshots.current;
-        const peer = snap && peerOf(snap, node);
-        if (!peer) throw new Error(`node ${node} has no data plane address`);
-        return tunnels.openStream(peer, framesHeader(network));
+    const overlay = await startOverlay(
+      this.settings,
+      this.nodeId,
+      logger('overlay'),
+      {
+        open: async (node, network) => {
+          const snap = this.snapshots.current;
+          const peer = snap && peerOf(snap, node);
+          if (!peer) throw new Error(`node ${node} has no data plane address`);
+          return tunnels.openStream(peer, framesHeader(network));
+        },
       },
-    });
+      this.registry,
+    );
     if (overlay) {
       if (this.dataPlane)
         this.dataPlane.onFrames = (stream, network) => overlay.acceptFrames(stream, network);

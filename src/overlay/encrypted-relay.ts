@@ -59,8 +59,8 @@ export class EncryptedRelay {
   private readonly out = new Map<string, Outgoing>();
   /** `node/network` pairs whose tunnel failed, said once in the log. */
   private readonly unreachable = new Set<string>();
-  /** Frames dropped: no route, a full queue or a slow tunnel (counted, never logged each). */
-  dropped = 0;
+  /** What crossed the tunnels, and frames dropped (no route, a full queue, a slow tunnel): metrics. */
+  readonly counts = { sentFrames: 0, sentBytes: 0, receivedFrames: 0, receivedBytes: 0, dropped: 0 };
 
   constructor(
     private readonly carrier: FrameCarrier,
@@ -162,7 +162,7 @@ export class EncryptedRelay {
     const dst = unicastDestination(ethernet);
     const node = dst && r.remotes.get(dst);
     if (!node) {
-      this.dropped++;
+      this.counts.dropped++;
       return;
     }
     this.send(node, r.id, frame);
@@ -182,11 +182,13 @@ export class EncryptedRelay {
   }
 
   private send(node: string, network: string, frame: Buffer): void {
+    this.counts.sentFrames++;
+    this.counts.sentBytes += frame.length;
     const key = `${node}/${network}`;
     const o = this.out.get(key);
     if (o?.stream) {
       if (o.stream.writableLength + o.batchBytes > maxBuffered) {
-        this.dropped++;
+        this.counts.dropped++;
         return;
       }
       const h = frameHeader(frame.length, 4);
@@ -201,7 +203,7 @@ export class EncryptedRelay {
     }
     if (o) {
       if (o.queue.length < maxQueued) o.queue.push(frame);
-      else this.dropped++;
+      else this.counts.dropped++;
       return;
     }
     const entry: Outgoing = { queue: [frame], batch: [], batchBytes: 0 };
@@ -223,7 +225,7 @@ export class EncryptedRelay {
       },
       (err: Error) => {
         if (this.out.get(key) === entry) this.out.delete(key);
-        this.dropped += entry.queue.length;
+        this.counts.dropped += entry.queue.length;
         // Once per node and network until a tunnel opens: every frame retries, not every log.
         if (this.unreachable.has(key)) return;
         if (this.unreachable.size < 1024) this.unreachable.add(key);
@@ -269,8 +271,11 @@ export class EncryptedRelay {
       for (const f of frames) {
         // Only to an endpoint of this network on this node: a peer cannot reach anything else.
         const dst = unicastDestination(f.subarray(vnetHeader));
-        if (dst && r.locals.has(dst)) this.toTap(r, Buffer.from(f));
-        else this.dropped++;
+        if (dst && r.locals.has(dst)) {
+          this.counts.receivedFrames++;
+          this.counts.receivedBytes += f.length;
+          this.toTap(r, Buffer.from(f));
+        } else this.counts.dropped++;
       }
     });
   }

@@ -1,3 +1,4 @@
+import { Counter, type Registry } from 'prom-client';
 import type { Settings } from '../config/settings.js';
 import { kernelUnavailable } from '../host/commands.js';
 import type { Logger } from '../log.js';
@@ -16,6 +17,7 @@ export async function startOverlay(
   log: Logger,
   /** How encrypted networks' frames reach other nodes: the mTLS tunnels. */
   carrier: FrameCarrier,
+  registry: Registry,
 ): Promise<OverlayFabric | undefined> {
   if (settings.mesh.dataplane === 'userspace') return undefined;
   const unavailable = await kernelUnavailable();
@@ -24,5 +26,44 @@ export async function startOverlay(
     return undefined;
   }
   const relay = (await tapHelperAvailable()) ? new EncryptedRelay(carrier, log) : undefined;
+  if (relay) relayMetrics(relay, registry);
   return new OverlayFabric(nodeId, settings.node.datapathAddr, log, relay);
+}
+
+/** What the encrypted overlay carried through the tunnels, read from the relay at scrape time. */
+function relayMetrics(relay: EncryptedRelay, registry: Registry): void {
+  const c = relay.counts;
+  const byDirection = (name: string, help: string, sent: () => number, received: () => number) =>
+    new Counter({
+      name,
+      help,
+      labelNames: ['direction'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc({ direction: 'sent' }, sent());
+        this.inc({ direction: 'received' }, received());
+      },
+    });
+  byDirection(
+    'meshd_overlay_encrypted_frames_total',
+    'Frames of encrypted overlay networks sent to other nodes through the tunnels (dropped ones too) and received from them.',
+    () => c.sentFrames,
+    () => c.receivedFrames,
+  );
+  byDirection(
+    'meshd_overlay_encrypted_bytes_total',
+    'Bytes of those frames, each way.',
+    () => c.sentBytes,
+    () => c.receivedBytes,
+  );
+  new Counter({
+    name: 'meshd_overlay_encrypted_dropped_total',
+    help: 'Frames of encrypted overlay networks dropped: no node holds the destination, no tunnel, or a tunnel too slow.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(c.dropped);
+    },
+  });
 }

@@ -274,6 +274,18 @@ describe('VXLAN overlay networks across three nodes', () => {
     expect((await ping(`${prefix}s1`, s2, '-M', 'do', '-s', '1422')).code).toBe(0);
     // Another encrypted network's endpoint, or a plain one, cannot reach it.
     expect((await noPing(`${prefix}w1`, s2)).code).not.toBe(0);
+    // Node 1 counts what its tunnels carried for the network, both ways.
+    const metrics = await sh(
+      'ip',
+      ...['netns', 'exec', lan.hosts[0]?.name as string, 'curl', '-s', `http://${nodes[0]?.metrics}/metrics`],
+    );
+    for (const direction of ['sent', 'received']) {
+      const m = new RegExp(
+        `^meshd_overlay_encrypted_bytes_total\\{direction="${direction}"\\} (\\d+)`,
+        'm',
+      ).exec(metrics);
+      expect(Number(m?.[1] ?? 0)).toBeGreaterThan(1000);
+    }
   });
 
   it("drops a dead node's endpoints from the other nodes' forwarding within the lease TTL", async () => {

@@ -71,11 +71,19 @@ describe('joining', () => {
       'tcpdump',
       ['-i', 'lo', '-U', '-s', '0', '-w', pcap, `tcp port ${port}`],
       {
-        stdio: 'ignore',
+        stdio: ['ignore', 'ignore', 'pipe'],
       },
     );
     try {
-      await sleep(1000);
+      // Capturing once tcpdump says it listens (a fixed wait lost the join on a loaded machine).
+      await new Promise<void>((resolve) => {
+        let said = '';
+        dump.stderr?.on('data', (d: Buffer) => {
+          said += d.toString();
+          if (said.includes('listening on')) resolve();
+        });
+        setTimeout(resolve, 10_000);
+      });
       nodes.push(await node(2, ['--join-token', token]));
       await eventually(
         async () => expect((await nodeList(a)).find((n) => n.name === 'n2')?.dataTls).toBe(true),
