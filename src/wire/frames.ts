@@ -17,7 +17,11 @@ export class BadFrame extends Error {
 
 /** Splits a byte stream into frames; keeps only the bytes of the frame in progress. */
 export class FrameReader {
-  private buf: Buffer = Buffer.alloc(0);
+  /** Chunks of the frame in progress, joined only once it is whole. */
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  /** What the frame in progress needs in all (its header included), once its header is read. */
+  private need = 0;
 
   /** `minLength`: frames announcing fewer bytes throw `BadFrame` (12 for DNS: a header). */
   constructor(
@@ -27,25 +31,43 @@ export class FrameReader {
     private readonly maxLength = maxFrame,
   ) {}
 
-  /** Feeds a chunk; returns the frames it completes (views, valid until the next push). */
+  /**
+   * Feeds a chunk; returns the frames it completes (views, valid until the next push). A frame
+   * that arrives in many chunks (a 64 KB one in TLS records) is joined once, when it is whole,
+   * not re-joined with each chunk.
+   */
   push(chunk: Buffer): Buffer[] {
-    let buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    if (this.need > 0 && this.heldBytes + chunk.length < this.need) {
+      this.held.push(chunk);
+      this.heldBytes += chunk.length;
+      return [];
+    }
+    let buf = this.heldBytes === 0 ? chunk : Buffer.concat([...this.held, chunk]);
+    this.held = [];
+    this.heldBytes = 0;
+    this.need = 0;
     const out: Buffer[] = [];
     const h = this.lengthBytes;
     while (buf.length >= h) {
       const len = h === 2 ? buf.readUInt16BE(0) : buf.readUInt32BE(0);
       if (len < this.minLength || len > this.maxLength) throw new BadFrame(len);
-      if (buf.length < h + len) break;
+      if (buf.length < h + len) {
+        this.need = h + len;
+        break;
+      }
       out.push(buf.subarray(h, h + len));
       buf = buf.subarray(h + len);
     }
-    this.buf = buf;
+    if (buf.length > 0) {
+      this.held = [buf];
+      this.heldBytes = buf.length;
+    }
     return out;
   }
 
   /** Bytes held for a frame not yet complete. */
   get pending(): number {
-    return this.buf.length;
+    return this.heldBytes;
   }
 }
 

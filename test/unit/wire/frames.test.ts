@@ -45,6 +45,27 @@ describe('FrameReader', () => {
     expect(got?.equals(big)).toBe(true);
     expect(() => new FrameReader(0, 4, 69_999).push(stream)).toThrow(BadFrame);
   });
+
+  it('joins a frame that comes in many chunks once, whole, with the next frame behind it', () => {
+    const big = Buffer.from(Array.from({ length: 70_000 }, (_, i) => i % 251));
+    const small = Buffer.from('next');
+    const stream = Buffer.concat([
+      frameHeader(big.length, 4) as Buffer,
+      big,
+      frameHeader(small.length, 4) as Buffer,
+      small,
+    ]);
+    const reader = new FrameReader(0, 4, 70_000);
+    const got: Buffer[] = [];
+    for (let at = 0; at < stream.length; at += 1000) {
+      got.push(...reader.push(stream.subarray(at, at + 1000)));
+      if (got.length === 0) expect(reader.pending).toBe(Math.min(stream.length, at + 1000));
+    }
+    expect(got.map((f) => f.length)).toEqual([70_000, 4]);
+    expect(got[0]?.equals(big)).toBe(true);
+    expect(got[1]?.toString()).toBe('next');
+    expect(reader.pending).toBe(0);
+  });
 });
 
 describe('writeFrame', () => {
