@@ -62,10 +62,18 @@ export class EncryptedRelay {
   /** What crossed the tunnels, and frames dropped (no route, a full queue, a slow tunnel): metrics. */
   readonly counts = { sentFrames: 0, sentBytes: 0, receivedFrames: 0, receivedBytes: 0, dropped: 0 };
 
+  /** Called when a network's helper stops on its own (the fabric rebuilds what is missing). */
+  onLost: (() => void) | undefined;
+
   constructor(
     private readonly carrier: FrameCarrier,
     private readonly log: Logger,
   ) {}
+
+  /** Whether network `id`'s TAP device is held now. */
+  has(id: string): boolean {
+    return this.nets.has(id);
+  }
 
   /** Creates network `n`'s TAP device (held by its helper); resolves once the device exists. */
   async attach(n: OverlayNetwork): Promise<void> {
@@ -97,11 +105,14 @@ export class EncryptedRelay {
     });
     helper.once('exit', (code) => {
       if (this.nets.get(n.id) !== relayed) return;
-      this.log.warn('encrypted overlay: the TAP helper stopped', {
+      // Lost: forgotten here, so the fabric builds the network's TAP device again.
+      this.nets.delete(n.id);
+      this.log.warn('encrypted overlay: the TAP helper stopped; starting it again', {
         network: n.name,
         code,
         error: stderr.trim(),
       });
+      this.onLost?.();
     });
     for (let i = 0; ; i++) {
       if ((await run('ip', ['link', 'show', n.carrier])).code === 0) break;

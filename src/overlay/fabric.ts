@@ -31,12 +31,23 @@ export class OverlayFabric {
     private readonly log: Logger,
     /** Carries encrypted networks' frames; without it (no perl) they get no devices here. */
     private readonly relay: EncryptedRelay | undefined,
-  ) {}
+  ) {
+    if (relay)
+      relay.onLost = () => {
+        this.chain = this.chain
+          .then(() => this.apply(this.lastPlan))
+          .catch((err: unknown) => this.log.warn('overlay update failed', { error: String(err) }));
+      };
+  }
+
+  /** The last plan applied, for a rebuild that no change asked for (a lost TAP helper). */
+  private lastPlan: readonly OverlayNetwork[] = [];
 
   /** Applies a snapshot when its change can touch the overlay; resolves once applied. */
   update(snap: Snapshot, change: SnapshotChange): Promise<void> {
     if (!this.touches(snap, change)) return this.chain;
     const plan = overlayPlan(snap.state, this.self);
+    this.lastPlan = plan;
     this.joinedServices = new Set();
     for (const t of snap.state.tasks.values()) if (t.netns) this.joinedServices.add(t.service);
     this.chain = this.chain
@@ -103,7 +114,8 @@ export class OverlayFabric {
   }
 
   private async applyNetwork(n: OverlayNetwork, old: OverlayNetwork | undefined): Promise<void> {
-    if (!old) await this.createDevices(n);
+    // An encrypted network whose TAP helper was lost gets its device again.
+    if (!old || (n.encrypted && this.relay && !this.relay.has(n.id))) await this.createDevices(n);
     const had = new Map((old?.locals ?? []).map((e) => [e.hostIf, e]));
     for (const e of n.locals) {
       if (had.delete(e.hostIf)) continue;

@@ -286,6 +286,20 @@ describe('VXLAN overlay networks across three nodes', () => {
       ).exec(metrics);
       expect(Number(m?.[1] ?? 0)).toBeGreaterThan(1000);
     }
+    // The helper holding node 1's TAP device dies (meshd's own child, found by its parent pid):
+    // meshd starts it again and the network carries again, with no change to the cluster.
+    const helper = (await sh('pgrep', '-P', String(nodes[0]?.child.pid), 'perl'))
+      .trim()
+      .split('\n')[0] as string;
+    expect(Number(helper)).toBeGreaterThan(0);
+    process.kill(Number(helper), 'SIGKILL');
+    await eventually(async () =>
+      expect(nodes[0]?.logs.some((l) => l.includes('the TAP helper stopped'))).toBe(true),
+    );
+    await eventually(async () => expect((await ping(`${prefix}s1`, s2)).code).toBe(0), 15_000);
+    const again = (await sh('pgrep', '-P', String(nodes[0]?.child.pid), 'perl')).trim();
+    expect(again).not.toBe('');
+    expect(again.split('\n')).not.toContain(helper);
   });
 
   it("drops a dead node's endpoints from the other nodes' forwarding within the lease TTL", async () => {
