@@ -101,7 +101,8 @@ export class EncryptedRelay {
         helper.kill();
         return;
       }
-      for (const f of frames) this.fromTap(relayed, Buffer.from(f));
+      // The reader's frames are views it never reuses: kept as they are, not copied.
+      for (const f of frames) this.fromTap(relayed, f);
     });
     helper.once('exit', (code) => {
       if (this.nets.get(n.id) !== relayed) return;
@@ -285,7 +286,7 @@ export class EncryptedRelay {
         if (dst && r.locals.has(dst)) {
           this.counts.receivedFrames++;
           this.counts.receivedBytes += f.length;
-          this.toTap(r, Buffer.from(f));
+          this.toTap(r, f);
         } else this.counts.dropped++;
       }
     });

@@ -32,7 +32,8 @@ export class FrameReader {
   ) {}
 
   /**
-   * Feeds a chunk; returns the frames it completes (views, valid until the next push). A frame
+   * Feeds a chunk; returns the frames it completes: views of the chunks given, or of a buffer
+   * joined from them, which the reader never writes into again (a caller may keep them). A frame
    * that arrives in many chunks (a 64 KB one in TLS records) is joined once, when it is whole,
    * not re-joined with each chunk.
    */

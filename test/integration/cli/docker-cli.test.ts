@@ -111,10 +111,10 @@ describe('the docker CLI as a client of meshd', () => {
       .trim()
       .split('\n')[0] as string;
     expect(Date.now() - started).toBeLessThan(4000);
+    /** `docker service inspect --format FORMAT dsvc`. */
+    const inspect = (format: string) => docker(m.api, 'service', 'inspect', '--format', format, 'dsvc');
     const vipsOf = async () =>
-      JSON.parse(
-        await docker(m.api, 'service', 'inspect', '--format', '{{json .Endpoint.VirtualIPs}}', 'dsvc'),
-      ) as { NetworkID: string; Addr: string }[];
+      JSON.parse(await inspect('{{json .Endpoint.VirtualIPs}}')) as { NetworkID: string; Addr: string }[];
     // As in swarm, a service that publishes joins ingress too: its ingress VIP comes first.
     const ingressId = (await docker(m.api, 'network', 'inspect', '-f', '{{.Id}}', 'ingress')).trim();
     const vips = await vipsOf();
@@ -125,21 +125,10 @@ describe('the docker CLI as a client of meshd', () => {
     expect(vips[1]?.Addr).toBe('127.247.0.2/16');
     expect(vips[0]?.Addr).toMatch(/^\d+\.\d+\.\d+\.\d+\/\d+$/);
     // ...but ingress is not one of the networks its spec names.
-    expect(
-      await docker(m.api, 'service', 'inspect', '--format', '{{len .Spec.TaskTemplate.Networks}}', 'dsvc'),
-    ).toBe('1\n');
-    expect(
-      (
-        await docker(
-          m.api,
-          'service',
-          'inspect',
-          '--format',
-          '{{.ID}} {{.Spec.TaskTemplate.ContainerSpec.Image}}',
-          'dsvc',
-        )
-      ).trim(),
-    ).toBe(`${id} nginx:alpine`);
+    expect(await inspect('{{len .Spec.TaskTemplate.Networks}}')).toBe('1\n');
+    expect((await inspect('{{.ID}} {{.Spec.TaskTemplate.ContainerSpec.Image}}')).trim()).toBe(
+      `${id} nginx:alpine`,
+    );
     // Its tasks come from meshd (a provider, or task add), and the CLI shows them.
     backends.push(await httpBackend('dsvc-1', '127.247.0.10', 8000));
     await m.ctl('task', 'add', 'dsvc', '--ip', '127.247.0.10');
@@ -168,18 +157,9 @@ describe('the docker CLI as a client of meshd', () => {
     const port2 = await freePort('127.0.0.1');
     await docker(m.api, 'service', 'update', '-d', '--publish-add', `${port2}:8000`, 'dsvc');
     await eventually(async () => expect((await fetchOnce(`http://127.0.0.1:${port2}/`)).body).toBe('dsvc-1'));
-    expect(
-      (
-        await docker(
-          m.api,
-          'service',
-          'inspect',
-          '--format',
-          '{{range .Endpoint.Ports}}{{.PublishedPort}} {{end}}',
-          'dsvc',
-        )
-      ).trim(),
-    ).toBe(`${port} ${port2}`);
+    expect((await inspect('{{range .Endpoint.Ports}}{{.PublishedPort}} {{end}}')).trim()).toBe(
+      `${port} ${port2}`,
+    );
     // ...survives an update through the docker CLI.
     const [svc] = JSON.parse(await m.ctl('service', 'inspect', 'dsvc')) as { lb: string }[];
     expect(svc?.lb).toBe('least-conn');
