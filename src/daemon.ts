@@ -20,7 +20,7 @@ import { Tunnels } from './mesh/tunnels.js';
 import { createRegistry } from './metrics/registry.js';
 import { MetricsServer } from './metrics/server.js';
 import { MeshError, messageOf } from './model/errors.js';
-import { deregisterNode, recordJoin } from './model/node.js';
+import { claimOverlayAddress, deregisterNode, recordJoin } from './model/node.js';
 import { startOverlay } from './overlay/setup.js';
 import type { DockerProvider } from './provider/provider.js';
 import { startWorkloads } from './provider/setup.js';
@@ -401,6 +401,9 @@ export class Daemon {
         },
       },
       this.registry,
+      async (network) => {
+        await this.controller.apply((st) => claimOverlayAddress(st, this.nodeId, network));
+      },
     );
     if (overlay) {
       if (this.dataPlane)

@@ -49,8 +49,9 @@ export const usage = `usage: meshd [--config FILE] [flags]
   --data-listen HOST:PORT  data plane between nodes (default DATAPATH_ADDR:4789)
   --data-advertise HOST:PORT  what other nodes dial for the data plane (default the data-listen address)
   --publish-addr ADDR      address published ports bind on (default 0.0.0.0)
-  --remote-tasks auto|direct|dataplane  how tasks on other nodes are reached (default auto: through
-                           the authenticated data plane whenever both nodes hold a certificate)
+  --remote-tasks auto|direct|dataplane  how tasks on other nodes are reached (default auto: over an
+                           overlay this node carries, else the authenticated data plane whenever
+                           both nodes hold a certificate; dataplane: always the data plane)
   --dataplane auto|kernel|userspace  what serves published ports and VIPs (default auto: nftables
                            where meshd may program it and a port needs nothing only the proxy does)
   --kernel-state-on-stop remove|keep  whether a clean stop removes meshd's nftables tables (default

@@ -33,8 +33,9 @@ export interface ListenerSpec {
 
 /**
  * How this node reaches tasks on other nodes: `direct` to the task address (it must be routable),
- * `dataplane` through the peer's data plane, `auto` through the data plane whenever both nodes
- * hold a certificate (task addresses are not routable between hosts until overlays carry them).
+ * `dataplane` through the peer's data plane, `auto` over an overlay this node carries, else
+ * through the data plane whenever both nodes hold a certificate (addresses that no overlay of
+ * this node carries are not routable between hosts).
  */
 export type RemotePath = 'auto' | 'direct' | 'dataplane';
 
@@ -54,11 +55,18 @@ export function peerOf(snap: Snapshot, nodeId: string): Peer | undefined {
   return { node: nodeId, nodeName: snap.state.nodes.get(nodeId)?.name ?? nodeId, ...where };
 }
 
-/** How this node reaches a task: on this node, straight to its address, through its node's data plane, or not at all. */
-export type TaskPath = 'local' | 'direct' | 'dataplane' | 'none';
+/**
+ * How this node reaches a task: on this node, over an overlay this node carries, straight to its
+ * address, through its node's data plane, or not at all.
+ */
+export type TaskPath = 'local' | 'overlay' | 'direct' | 'dataplane' | 'none';
 
 /**
- * The path from `nodeId` to a task on network `networkId`. Across nodes, an encrypted network's
+ * The path from `nodeId` to a task on network `networkId`. A task joined to an overlay through
+ * meshd is reached at its overlay address when this node carries that overlay too (it holds an
+ * address of its own there, which the kernel data plane builds): the overlay carries it to the
+ * task's node, through the tunnels when the network is encrypted, and the kernel can serve it.
+ * Only `remoteTasks: dataplane` keeps such a task on the data plane. Otherwise, an encrypted network's
  * traffic always takes the data plane, which speaks only mTLS; a peer without a certificate
  * cannot take it, so it gets none (never in clear). An unencrypted network takes the data plane
  * too unless `remoteTasks: direct`, when both nodes hold a certificate; else it goes direct.
@@ -71,10 +79,18 @@ export function taskPath(
   remote: RemotePath,
 ): TaskPath {
   if (task.node === nodeId) return 'local';
+  const self = snap.state.nodes.get(nodeId);
+  if (
+    remote !== 'dataplane' &&
+    task.netns &&
+    self?.dataplane === 'kernel' &&
+    self.overlayAddresses?.[networkId]
+  )
+    return 'overlay';
   const encrypted = snap.state.networks.get(networkId)?.encrypted === true;
   const peer = snap.state.nodes.get(task.node);
   if (encrypted) return peer?.dataTls ? 'dataplane' : 'none';
-  const both = peer?.dataTls === true && snap.state.nodes.get(nodeId)?.dataTls === true;
+  const both = peer?.dataTls === true && self?.dataTls === true;
   return remote !== 'direct' && both ? 'dataplane' : 'direct';
 }
 

@@ -1,6 +1,6 @@
 import { parseAddress } from './address.js';
 import type { Kind } from './kinds.js';
-import type { Container, Network, Service, Task } from './types.js';
+import type { Container, Network, Node, Service, Task } from './types.js';
 
 /**
  * Claims: what must be unique across the cluster (a name, an address on a network, a slot, a
@@ -20,6 +20,8 @@ export function claimsOf(kind: Kind, value: object | undefined): string[] {
       return containerClaims(value as Container);
     case 'networks':
       return networkClaims(value as Network);
+    case 'nodes':
+      return Object.entries((value as Node).overlayAddresses ?? {}).map(([n, a]) => addressClaim(n, a));
     default:
       return [];
   }

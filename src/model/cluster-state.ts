@@ -98,7 +98,7 @@ export interface AddressesInUse {
 }
 
 /**
- * Every address in use on a network: VIPs, task and container addresses. From the claim index
+ * Every address in use on a network: VIPs, task and container addresses, nodes' own addresses. From the claim index
  * when the state has one (constant time per lookup), else by a scan.
  */
 export function usedAddresses(state: ClusterState, networkId: string): AddressesInUse {
@@ -123,6 +123,10 @@ export function usedAddresses(state: ClusterState, networkId: string): Addresses
   }
   for (const c of state.containers.values()) {
     for (const a of c.addresses) if (a.network === networkId) used.add(a.address);
+  }
+  for (const n of state.nodes.values()) {
+    const a = n.overlayAddresses?.[networkId];
+    if (a) used.add(a);
   }
   return used;
 }

@@ -197,6 +197,14 @@ export function removeNetwork(state: ClusterState, ref: string): Change {
   const change = emptyChange();
   change.deletes.push({ kind: 'networks', id: net.id });
   change.expect.push({ kind: 'networks', id: net.id, version: net.version });
+  // Nodes give up their own addresses on it, as Docker removes each node's lb endpoint.
+  for (const n of state.nodes.values()) {
+    if (!n.overlayAddresses?.[net.id]) continue;
+    const { [net.id]: _gone, ...kept } = n.overlayAddresses;
+    const { version: _v, overlayAddresses: _all, ...rest } = n;
+    const value = Object.keys(kept).length > 0 ? { ...rest, overlayAddresses: kept } : rest;
+    change.puts.push({ kind: 'nodes', id: n.id, value });
+  }
   // No service or container may join it between the checks above and the delete.
   change.fence = removingClaim('networks', net.id);
   return change;

@@ -1,7 +1,8 @@
-import { type Change, type ClusterState, emptyChange, lookup } from './cluster-state.js';
+import { removingClaim } from './claims.js';
+import { type Change, type ClusterState, emptyChange, lookup, usedAddresses } from './cluster-state.js';
 import { MeshError } from './errors.js';
 import { newId } from './ids.js';
-import { defaultGateway } from './ipam.js';
+import { allocate, defaultGateway, makePool } from './ipam.js';
 import { defaultMtu, freeVni } from './network.js';
 import type { AddrPools, ClusterInfo, Network, Node, NodeHeartbeat } from './types.js';
 
@@ -30,7 +31,13 @@ export function registerNode(state: ClusterState, self: NodeSelf, now: string): 
     );
   }
   const existing = state.nodes.get(self.id);
-  const node: Omit<Node, 'version'> = { ...self, createdAt: existing?.createdAt ?? now, updatedAt: now };
+  const node: Omit<Node, 'version'> = {
+    ...self,
+    // Claimed by the node's overlay, not said at start: a restart keeps them.
+    ...(existing?.overlayAddresses ? { overlayAddresses: existing.overlayAddresses } : {}),
+    createdAt: existing?.createdAt ?? now,
+    updatedAt: now,
+  };
   const heartbeat: NodeHeartbeat = { node: self.id, lastSeen: now };
   const change = emptyChange();
   const same =
@@ -128,6 +135,27 @@ export function recordJoin(state: ClusterState, node: string, now: string): Chan
 /** Seals the CA key and token into the cluster record (a cluster made before they were). */
 export function sealClusterSecrets(state: ClusterState, caKeySealed: string, tokenSealed: string): Change {
   return patchCluster(state, { caKeySealed, tokenSealed });
+}
+
+/**
+ * Gives a node its own address on an overlay network it carries (Docker's `lb-<network>`
+ * endpoint), from the network's IPAM like any endpoint's. No-op when it has one already.
+ */
+export function claimOverlayAddress(state: ClusterState, nodeId: string, networkId: string): Change {
+  const change = emptyChange();
+  const node = state.nodes.get(nodeId);
+  const net = state.networks.get(networkId);
+  if (!node || !net || node.overlayAddresses?.[networkId]) return change;
+  const address = allocate(makePool(net.subnet, net.gateway), usedAddresses(state, net.id), net.name);
+  const { version: _v, ...rest } = node;
+  change.puts.push({
+    kind: 'nodes',
+    id: nodeId,
+    value: { ...rest, overlayAddresses: { ...node.overlayAddresses, [networkId]: address } },
+  });
+  // Not while the network is being removed: its removal gives these addresses up.
+  change.guards.push(removingClaim('networks', networkId));
+  return change;
 }
 
 /** Takes a node's records out without marking it removed: a node whose join was refused leaves no trace. */

@@ -46,7 +46,16 @@ export function checkStored(kind: Kind, obj: Record<string, unknown>): string | 
     case 'containers':
       return first(str('name'), str('node'), list('aliases', isString), list('addresses', attachment));
     case 'nodes':
-      return first(str('name'), str('advertiseAddr'));
+      return first(
+        str('name'),
+        str('advertiseAddr'),
+        obj.overlayAddresses === undefined ||
+          (typeof obj.overlayAddresses === 'object' &&
+            obj.overlayAddresses !== null &&
+            Object.values(obj.overlayAddresses).every(isString))
+          ? undefined
+          : 'overlayAddresses is not a map of addresses',
+      );
     case 'heartbeats':
       return str('node');
     case 'health':

@@ -147,6 +147,13 @@ export interface Node extends Meta {
   readonly joinListen?: string;
   /** Whether it can serve ports in the kernel (nftables), or serves every port in userspace. */
   readonly dataplane?: 'kernel' | 'userspace';
+  /**
+   * Its own address on each overlay network it carries, by network id: Docker's `lb-<network>`
+   * endpoint. Traffic this node sends into the overlay on behalf of others (the routing mesh)
+   * leaves from it, so replies from other nodes come back here and not to the gateway, which
+   * every node holds.
+   */
+  readonly overlayAddresses?: Readonly<Record<string, string>>;
   readonly advertiseAddr: string;
   readonly datapathAddr: string;
   readonly dataListen: string;

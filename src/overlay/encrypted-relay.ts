@@ -4,7 +4,7 @@ import { run } from '../host/commands.js';
 import type { Logger } from '../log.js';
 import { BadFrame, FrameReader, frameHeader } from '../wire/frames.js';
 import { arpAnswer, arpQuestion, ethernetHeader, unicastDestination } from './ethernet.js';
-import type { OverlayNetwork } from './plan.js';
+import { macOf, type OverlayNetwork } from './plan.js';
 import { maxTapFrame, startTapHelper, vnetHeader } from './tap-helper.js';
 
 /** How the relay reaches another node: a stream through the mTLS tunnel to it. */
@@ -134,7 +134,8 @@ export class EncryptedRelay {
     if (!r) return;
     r.remotes = new Map(n.remotes.map((e) => [e.mac, e.nodeId]));
     r.macs = new Map(n.remotes.map((e) => [e.address, e.mac]));
-    r.locals = new Set(n.locals.map((e) => e.mac));
+    // This node's own address on the network is the bridge's: frames to it are delivered too.
+    r.locals = new Set([...n.locals.map((e) => e.mac), ...(n.address ? [macOf(n.address)] : [])]);
     // A node that no longer holds an endpoint of this network gets no more of its frames.
     const nodes = new Set(r.remotes.values());
     for (const [key, o] of this.out) {

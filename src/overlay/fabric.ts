@@ -5,7 +5,14 @@ import type { Logger } from '../log.js';
 import type { Snapshot, SnapshotChange } from '../state/snapshot.js';
 import type { EncryptedRelay } from './encrypted-relay.js';
 import { overlayFilterScript, overlayTable } from './filter.js';
-import { type LocalEndpoint, type OverlayNetwork, overlayPlan, type RemoteEndpoint } from './plan.js';
+import {
+  claimsWanted,
+  type LocalEndpoint,
+  macOf,
+  type OverlayNetwork,
+  overlayPlan,
+  type RemoteEndpoint,
+} from './plan.js';
 
 /** IANA's VXLAN port, which Docker, flannel and the kernel default to. */
 const vxlanPort = 4789;
@@ -31,6 +38,8 @@ export class OverlayFabric {
     private readonly log: Logger,
     /** Carries encrypted networks' frames; without it (no perl) they get no devices here. */
     private readonly relay: EncryptedRelay | undefined,
+    /** Claims this node's own address on a network (a store write); the next snapshot has it. */
+    private readonly claim: (network: string) => Promise<void>,
   ) {
     if (relay)
       relay.onLost = () => {
@@ -48,6 +57,7 @@ export class OverlayFabric {
     if (!this.touches(snap, change)) return this.chain;
     const plan = overlayPlan(snap.state, this.self);
     this.lastPlan = plan;
+    this.claimAddresses(snap);
     this.joinedServices = new Set();
     for (const t of snap.state.tasks.values()) if (t.netns) this.joinedServices.add(t.service);
     this.chain = this.chain
@@ -55,6 +65,37 @@ export class OverlayFabric {
       .catch((err: unknown) => this.log.warn('overlay update failed', { error: String(err) }));
     return this.chain;
   }
+
+  private readonly claiming = new Set<string>();
+  private latest: Snapshot | undefined;
+
+  /**
+   * Claims this node's address on each network it carries without one. A failed claim (the store
+   * away, a conflict) is tried again 2 s later while the network still wants it.
+   */
+  private claimAddresses(snap: Snapshot): void {
+    this.latest = snap;
+    for (const id of claimsWanted(snap.state, this.self)) {
+      if (this.claiming.has(id)) continue;
+      this.claiming.add(id);
+      this.claim(id).then(
+        () => this.claiming.delete(id),
+        (err: unknown) => {
+          this.log.warn('cannot claim an address of this node on an overlay network; retrying', {
+            network: id,
+            error: String(err),
+          });
+          const retry = setTimeout(() => {
+            this.claiming.delete(id);
+            if (this.latest && !this.closed) this.claimAddresses(this.latest);
+          }, 2000);
+          retry.unref();
+        },
+      );
+    }
+  }
+
+  private closed = false;
 
   private touches(snap: Snapshot, change: SnapshotChange): boolean {
     if (change.full || change.nodes.size > 0) return true;
@@ -116,6 +157,7 @@ export class OverlayFabric {
   private async applyNetwork(n: OverlayNetwork, old: OverlayNetwork | undefined): Promise<void> {
     // An encrypted network whose TAP helper was lost gets its device again.
     if (!old || (n.encrypted && this.relay && !this.relay.has(n.id))) await this.createDevices(n);
+    else if (old.address !== n.address) await this.addressBridge(n);
     const had = new Map((old?.locals ?? []).map((e) => [e.hostIf, e]));
     for (const e of n.locals) {
       if (had.delete(e.hostIf)) continue;
@@ -142,7 +184,7 @@ export class OverlayFabric {
     const mtu = String(n.mtu);
     await ip('link', 'add', n.bridge, 'type', 'bridge');
     await must(ip('link', 'set', n.bridge, 'mtu', mtu, 'up'), `bridge ${n.bridge}`);
-    await must(ip('addr', 'replace', `${n.gateway}/${n.prefix}`, 'dev', n.bridge), `gateway of ${n.name}`);
+    await this.addressBridge(n);
     if (n.encrypted) {
       await this.relay?.attach(n);
       await must(ip('link', 'set', n.carrier, 'master', n.bridge, 'mtu', mtu, 'up'), `TAP ${n.carrier}`);
@@ -167,6 +209,28 @@ export class OverlayFabric {
     await must(ip('link', 'set', n.carrier, 'master', n.bridge, 'mtu', mtu, 'up'), `vxlan ${n.carrier}`);
     // A re-created device (or a restart) may hold entries of endpoints that left meanwhile.
     await ip('neigh', 'flush', 'dev', n.carrier);
+  }
+
+  /**
+   * The bridge's addresses: this node's own first (the primary, so the node's traffic into the
+   * overlay, masqueraded routing-mesh traffic above all, leaves from it and its replies come
+   * back over the overlay to this node), then the gateway every node holds for its own
+   * endpoints. The bridge's MAC is made from the node's address, as other nodes' tables have it.
+   */
+  private async addressBridge(n: OverlayNetwork): Promise<void> {
+    const gateway = `${n.gateway}/${n.prefix}`;
+    if (!n.address) {
+      await must(ip('addr', 'replace', gateway, 'dev', n.bridge), `gateway of ${n.name}`);
+      return;
+    }
+    await must(ip('link', 'set', n.bridge, 'address', macOf(n.address)), `MAC of ${n.bridge}`);
+    const shown = (await ip('-4', '-o', 'addr', 'show', 'dev', n.bridge)).out;
+    const have = [...shown.matchAll(/inet (\S+)/g)].map((m) => m[1]);
+    if (have[0] === `${n.address}/${n.prefix}` && have.includes(gateway)) return;
+    // The order decides which is primary: start again from none.
+    await ip('addr', 'flush', 'dev', n.bridge);
+    await must(ip('addr', 'add', `${n.address}/${n.prefix}`, 'dev', n.bridge), `address of ${n.name}`);
+    await must(ip('addr', 'add', gateway, 'dev', n.bridge), `gateway of ${n.name}`);
   }
 
   /** A veth from the bridge into the endpoint's namespace, named and addressed as Docker does. */
@@ -228,6 +292,7 @@ export class OverlayFabric {
 
   /** Takes down what this fabric built (a stop with `kernelStateOnStop: remove`). */
   async close(remove: boolean): Promise<void> {
+    this.closed = true;
     await this.chain;
     // An encrypted network's TAP device cannot outlive its holder; plain VXLAN devices can.
     this.relay?.close();

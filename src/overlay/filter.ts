@@ -7,7 +7,8 @@ export const overlayTable = 'meshd_overlay';
  * The overlay's forwarding rules as one `nft -f` transaction that replaces the table whole:
  * - no forwarding between two networks' bridges (Docker isolates overlay networks);
  * - an internal network forwards nowhere but inside its own bridge, both ways;
- * - any other network reaches the world through its node, masqueraded (docker_gwbridge's job).
+ * - any other network reaches the world through its node, masqueraded (docker_gwbridge's job);
+ * - the routing mesh's own connections pass all of these.
  */
 export function overlayFilterScript(networks: readonly OverlayNetwork[]): string {
   const forward: string[] = [];
@@ -29,6 +30,9 @@ export function overlayFilterScript(networks: readonly OverlayNetwork[]): string
     `table inet ${overlayTable} {`,
     '  chain forward {',
     '    type filter hook forward priority filter - 1; policy accept;',
+    // The routing mesh's connections (DNAT to a task, both ways) reach any network, internal
+    // ones too, as swarm's ingress reaches every task with a published port.
+    '    ct status dnat accept',
     ...forward,
     '  }',
     '  chain postrouting {',

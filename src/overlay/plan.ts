@@ -53,7 +53,14 @@ export interface OverlayNetwork {
   readonly bridge: string;
   /** The bridge's port towards other nodes: `mvx<VNI>` (VXLAN) or `mtp<VNI>` (TAP, encrypted). */
   readonly carrier: string;
+  /**
+   * This node's own address on the network (Docker's `lb-<network>` endpoint), once claimed: the
+   * bridge's first address and the source of what the node sends into the overlay (the routing
+   * mesh to tasks on other nodes), so replies come back here. The bridge's MAC is made from it.
+   */
+  readonly address?: string;
   readonly locals: readonly LocalEndpoint[];
+  /** Endpoints on other nodes, and those nodes' own addresses. */
   readonly remotes: readonly RemoteEndpoint[];
 }
 
@@ -74,14 +81,8 @@ function hostIfOf(task: string, network: string): string {
   return `mv${createHash('sha1').update(`${task}/${network}`).digest('hex').slice(0, 11)}`;
 }
 
-/**
- * What this node's overlay should be, from the cluster state. A network gets a bridge and a
- * VXLAN device on this node once any endpoint has joined it through meshd (`--netns`): networks
- * whose endpoints bring routable addresses of their own stay logical, as before, and a node
- * never takes a subnet's gateway address it was not asked to. IPv4 subnets only (the MAC is
- * made from the address); remote endpoints count only while their node's heartbeat lives.
- */
-export function overlayPlan(state: ClusterState, self: string): OverlayNetwork[] {
+/** Endpoints joined through meshd (`--netns`), by network. */
+function joinedByNetwork(state: ClusterState): Map<string, Joined[]> {
   const joined = new Map<string, Joined[]>();
   for (const t of [...state.tasks.values(), ...state.containers.values()] as Joined[]) {
     if (!t.netns) continue;
@@ -94,10 +95,30 @@ export function overlayPlan(state: ClusterState, self: string): OverlayNetwork[]
       list.push(t);
     }
   }
+  return joined;
+}
+
+/** Whether this node builds devices for the network: an IPv4 overlay with a VNI, not ingress. */
+function buildable(net: Network | undefined): net is Network & { vni: number } {
+  return net?.vni !== undefined && !net.ingress && !net.subnet.includes(':');
+}
+
+/**
+ * What this node's overlay should be, from the cluster state. Every node carries each network
+ * that an endpoint anywhere joined through meshd (`--netns`), as every swarm node carries the
+ * ingress network: its routing mesh reaches that network's tasks on any node. It does so once it
+ * holds an address of its own on the network (`claimsWanted`); until then only a network with a
+ * local endpoint gets devices. Networks whose endpoints bring routable addresses of their own
+ * stay logical, and a node never takes a subnet's gateway it was not asked to. IPv4 subnets only
+ * (the MAC is made from the address); remote endpoints count only while their node's heartbeat
+ * lives.
+ */
+export function overlayPlan(state: ClusterState, self: string): OverlayNetwork[] {
   const out: OverlayNetwork[] = [];
-  for (const [id, tasks] of joined) {
+  const own = state.nodes.get(self)?.overlayAddresses ?? {};
+  for (const [id, tasks] of joinedByNetwork(state)) {
     const net = state.networks.get(id);
-    if (!net?.vni || net.ingress || !isV4(net)) continue;
+    if (!buildable(net)) continue;
     const locals: LocalEndpoint[] = [];
     const remotes: RemoteEndpoint[] = [];
     for (const t of tasks) {
@@ -114,9 +135,15 @@ export function overlayPlan(state: ClusterState, self: string): OverlayNetwork[]
         });
         continue;
       }
-      const node = state.nodes.get(t.node);
-      if (!node?.datapathAddr || !state.heartbeats.has(t.node)) continue;
-      remotes.push({ address, mac: macOf(address), node: node.datapathAddr, nodeId: t.node });
+      const remote = remoteOn(state, t.node, address);
+      if (remote) remotes.push(remote);
+    }
+    const address = own[id];
+    if (locals.length === 0 && !address) continue;
+    for (const [nodeId, node] of state.nodes) {
+      const a = node.overlayAddresses?.[id];
+      const remote = nodeId !== self && a ? remoteOn(state, nodeId, a) : undefined;
+      if (remote) remotes.push(remote);
     }
     out.push({
       id,
@@ -131,6 +158,7 @@ export function overlayPlan(state: ClusterState, self: string): OverlayNetwork[]
       encrypted: net.encrypted,
       bridge: `mbr${net.vni}`,
       carrier: net.encrypted ? `mtp${net.vni}` : `mvx${net.vni}`,
+      ...(address ? { address } : {}),
       locals,
       remotes,
     });
@@ -138,22 +166,38 @@ export function overlayPlan(state: ClusterState, self: string): OverlayNetwork[]
   return out;
 }
 
-function isV4(net: Network): boolean {
-  return !net.subnet.includes(':');
+/** An address on a live node other than this one, as the forwarding tables need it. */
+function remoteOn(state: ClusterState, nodeId: string, address: string): RemoteEndpoint | undefined {
+  const node = state.nodes.get(nodeId);
+  if (!node?.datapathAddr || !state.heartbeats.has(nodeId)) return undefined;
+  return { address, mac: macOf(address), node: node.datapathAddr, nodeId };
+}
+
+/** The networks this node carries but holds no address of its own on yet: it claims one on each. */
+export function claimsWanted(state: ClusterState, self: string): string[] {
+  const own = state.nodes.get(self)?.overlayAddresses ?? {};
+  return [...joinedByNetwork(state).keys()].filter((id) => !own[id] && buildable(state.networks.get(id)));
 }
 
 /**
  * The nodes that carry a network's overlay, as `docker network inspect` prints them (`Peers`):
- * every live node with an endpoint joined to it, by name and datapath address.
+ * every live node with an endpoint joined to it or an address of its own on it, by name and
+ * datapath address, with that address (Docker's `lb-<network>` endpoint) once it has one.
  */
-export function overlayPeers(state: ClusterState, network: string): { name: string; ip: string }[] {
+export function overlayPeers(
+  state: ClusterState,
+  network: string,
+): { name: string; ip: string; address?: string }[] {
   const nodes = new Set<string>();
   for (const e of [...state.tasks.values(), ...state.containers.values()] as Joined[])
     if (e.netns && e.addresses.some((a) => a.network === network)) nodes.add(e.node);
-  const peers: { name: string; ip: string }[] = [];
+  for (const [id, n] of state.nodes) if (n.overlayAddresses?.[network]) nodes.add(id);
+  const peers: { name: string; ip: string; address?: string }[] = [];
   for (const id of nodes) {
     const n = state.nodes.get(id);
-    if (n && state.heartbeats.has(id)) peers.push({ name: n.name, ip: n.datapathAddr });
+    const address = n?.overlayAddresses?.[network];
+    if (n && state.heartbeats.has(id))
+      peers.push({ name: n.name, ip: n.datapathAddr, ...(address ? { address } : {}) });
   }
   return peers.sort((a, b) => a.name.localeCompare(b.name));
 }

@@ -18,6 +18,8 @@ export async function startOverlay(
   /** How encrypted networks' frames reach other nodes: the mTLS tunnels. */
   carrier: FrameCarrier,
   registry: Registry,
+  /** Claims this node's own address on a network it carries (a store write). */
+  claim: (network: string) => Promise<void>,
 ): Promise<OverlayFabric | undefined> {
   if (settings.mesh.dataplane === 'userspace') return undefined;
   const unavailable = await kernelUnavailable();
@@ -27,7 +29,7 @@ export async function startOverlay(
   }
   const relay = (await tapHelperAvailable()) ? new EncryptedRelay(carrier, log) : undefined;
   if (relay) relayMetrics(relay, registry);
-  return new OverlayFabric(nodeId, settings.node.datapathAddr, log, relay);
+  return new OverlayFabric(nodeId, settings.node.datapathAddr, log, relay, claim);
 }
 
 /** What the encrypted overlay carried through the tunnels, read from the relay at scrape time. */

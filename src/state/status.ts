@@ -4,7 +4,7 @@ import type { Snapshot } from './snapshot.js';
 
 /** How this node reaches a task: its path, and the last connect error while it is ejected. */
 export interface TaskReach {
-  readonly path: 'local' | 'direct' | 'dataplane' | 'none';
+  readonly path: 'local' | 'overlay' | 'direct' | 'dataplane' | 'none';
   readonly ejected?: string;
 }
 

@@ -69,7 +69,7 @@ export function userspaceReason(spec: ListenerSpec): string | undefined {
   if (svc.maxConnsPerTask > 0) return 'a per-task connection cap';
   const v6 = isIPv6(spec.host) || (wildcard.has(spec.host) && spec.host === '::');
   for (const e of spec.route.panicPicker.endpoints) {
-    if (e.via) return 'tasks reached through the encrypted data plane';
+    if (e.via) return "tasks reached through the data plane's tunnels";
     if (isLoopback(e.host)) return 'task addresses on loopback';
     if (isIPv6(e.host) !== v6) return 'task addresses of another family';
   }

@@ -210,7 +210,13 @@ describe('VXLAN overlay networks across three nodes', () => {
 
   it('shows the VNI and, per node, the peers in network inspect', async () => {
     const [net] = JSON.parse(await (nodes[1] as MeshdProcess).ctl('network', 'inspect', 'apps'));
-    expect(net.peers).toEqual([1, 2, 3].map((n) => ({ name: `node${n}`, ip: nodeAddr(n) })));
+    expect(net.peers.map((p: { name: string; ip: string }) => ({ name: p.name, ip: p.ip }))).toEqual(
+      [1, 2, 3].map((n) => ({ name: `node${n}`, ip: nodeAddr(n) })),
+    );
+    // Each node's own address on the network (swarm's lb endpoint): one each, from its subnet.
+    const own = net.peers.map((p: { address?: string }) => p.address);
+    expect(new Set(own).size).toBe(3);
+    for (const a of own) expect(a).toMatch(new RegExp(`^10\\.${o}\\.1\\.`));
   });
 
   it('joins a container to an attachable network with container attach --netns', async () => {
@@ -230,7 +236,18 @@ describe('VXLAN overlay networks across three nodes', () => {
     );
   });
 
-  it('routes a published port on node 1 to a task joined to the overlay on node 2, by default', async () => {
+  /** Node `n`'s own address on a network (swarm's lb endpoint), as network inspect shows it. */
+  async function nodeAddress(network: string, n: number): Promise<string> {
+    let found = '';
+    await eventually(async () => {
+      const [net] = JSON.parse(await (nodes[0] as MeshdProcess).ctl('network', 'inspect', network));
+      found = net.peers.find((p: { name: string }) => p.name === `node${n}`)?.address ?? '';
+      expect(found).not.toBe('');
+    });
+    return found;
+  }
+
+  it('routes a published port on node 1 to a task joined to the overlay on node 2, in the kernel', async () => {
     await (nodes[0] as MeshdProcess).ctl(
       'service',
       'create',
@@ -244,9 +261,13 @@ describe('VXLAN overlay networks across three nodes', () => {
     await endpoint('p2', 'pub', 2);
     await serve('p2', 'pub2');
     // From the LAN (this host's side of the bridge) to node 1's address: the only task is on node 2.
+    // The kernel sends it over VXLAN from node 1's own address on the network (the task sees
+    // that address), so the reply comes back to node 1 and not to node 2's gateway.
+    const from = await nodeAddress('apps', 1);
     await eventually(async () => {
+      expect(await nodes[0]?.ctl('service', 'ls')).toContain('*:8088->80/tcp [kernel]');
       const r = await sh('curl', '-s', '-m', '2', `http://${nodeAddr(1)}:8088/`);
-      expect(r.startsWith('pub2 ')).toBe(true);
+      expect(r).toBe(`pub2 ${from}`);
     }, 15_000);
   });
 
@@ -300,6 +321,34 @@ describe('VXLAN overlay networks across three nodes', () => {
     const again = (await sh('pgrep', '-P', String(nodes[0]?.child.pid), 'perl')).trim();
     expect(again).not.toBe('');
     expect(again.split('\n')).not.toContain(helper);
+  });
+
+  it('routes a published port to a task of an encrypted network on another node, in the kernel and never in clear', async () => {
+    await (nodes[0] as MeshdProcess).ctl(
+      'service',
+      'create',
+      '--name',
+      'vaultweb',
+      '--network',
+      'sealed',
+      '-p',
+      '8089:80',
+    );
+    await endpoint('sp2', 'vaultweb', 2);
+    await serve('sp2', 'sealed2');
+    const from = await nodeAddress('sealed', 1);
+    await eventually(async () => {
+      expect(await nodes[0]?.ctl('service', 'ls')).toContain('*:8089->80/tcp [kernel]');
+      const r = await sh('curl', '-s', '-m', '2', `http://${nodeAddr(1)}:8089/`);
+      expect(r).toBe(`sealed2 ${from}`);
+    }, 15_000);
+    const marker = `meshd-published-${process.pid}`;
+    // Only the node-to-node leg is captured: the client's own leg to node 1 is in clear by design.
+    const between = await underlay(['src', nodeAddr(1), 'and', 'dst', nodeAddr(2)], () =>
+      sh('curl', '-s', '-m', '3', `http://${nodeAddr(1)}:8089/${marker}`),
+    );
+    expect(between).not.toBe('');
+    expect(between).not.toContain(marker);
   });
 
   it("drops a dead node's endpoints from the other nodes' forwarding within the lease TTL", async () => {

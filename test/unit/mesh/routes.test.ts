@@ -3,7 +3,7 @@ import { type RouteOptions, serviceListeners } from '../../../src/mesh/routes.js
 import type { ClusterState } from '../../../src/model/cluster-state.js';
 import { Fields } from '../../../src/model/fields.js';
 import { createNetwork, readNetworkSpec } from '../../../src/model/network.js';
-import { initCluster, registerNode } from '../../../src/model/node.js';
+import { claimOverlayAddress, initCluster, registerNode } from '../../../src/model/node.js';
 import { createService, readServiceSpec } from '../../../src/model/service.js';
 import { addTask, setReportedHealth } from '../../../src/model/task.js';
 import { SnapshotBuilder } from '../../../src/state/snapshot.js';
@@ -121,5 +121,58 @@ describe('route builder', () => {
       reserved: (h, p) => h === '10.1.0.10' && p === 80,
     });
     expect(vip?.route.panicPicker.endpoints).toEqual([]);
+  });
+
+  it('reaches a joined task on another node over the overlay this node carries, not the data plane', () => {
+    const secure = (id: string) => (st: ClusterState) =>
+      registerNode(
+        st,
+        {
+          id,
+          name: id,
+          advertiseAddr: '127.0.0.1',
+          datapathAddr: '127.0.0.1',
+          dataListen: '127.0.0.1:7946',
+          apiListen: '',
+          dataTls: true,
+          dataplane: 'kernel',
+        },
+        now,
+      );
+    let s = build(
+      (st) => initCluster(st, '10.0.0.0/24', now),
+      secure('n1'),
+      secure('n2'),
+      (st) => createNetwork(st, readNetworkSpec(Fields.of({ name: 'apps', subnet: '10.1.0.0/24' }, '')), now),
+      (st) =>
+        createService(
+          st,
+          readServiceSpec(Fields.of({ name: 'web', networks: [{ network: 'apps' }], expose: [80] }, '')),
+          now,
+        ),
+      (st) =>
+        addTask(
+          st,
+          { service: 'web', ips: ['10.1.0.10'], reportedHealth: 'none', labels: {}, netns: '/run/netns/t' },
+          'n2',
+          now,
+        ),
+    );
+    const svc = [...s.services.values()][0] as Parameters<typeof serviceListeners>[1];
+    const path = (remote: RouteOptions['remote']) => {
+      const { snap } = new SnapshotBuilder().apply(s, { full: true, changes: [] }, 1);
+      const e = serviceListeners(snap, svc, { ...on('n1'), remote })[0]?.route.picker.endpoints[0];
+      return e?.via ? `dataplane ${e.via.host}:${e.via.port}` : `${e?.host} local=${e?.local}`;
+    };
+    // Until n1 holds an address of its own on apps, it does not carry it: the data plane.
+    expect(path('auto')).toBe('dataplane 127.0.0.1:7946');
+    s = applyChange(
+      s,
+      claimOverlayAddress(s, 'n1', [...s.networks.values()].find((n) => n.name === 'apps')?.id as string),
+    );
+    expect(path('auto')).toBe('10.1.0.10 local=false');
+    expect(path('direct')).toBe('10.1.0.10 local=false');
+    // Asked for by name, the data plane it stays.
+    expect(path('dataplane')).toBe('dataplane 127.0.0.1:7946');
   });
 });

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { type ClusterState, emptyState } from '../../../src/model/cluster-state.js';
 import { Fields } from '../../../src/model/fields.js';
-import { createNetwork, readNetworkSpec } from '../../../src/model/network.js';
-import { initCluster, registerNode } from '../../../src/model/node.js';
+import { createNetwork, readNetworkSpec, removeNetwork } from '../../../src/model/network.js';
+import { claimOverlayAddress, initCluster, registerNode } from '../../../src/model/node.js';
 import { createService, readServiceSpec } from '../../../src/model/service.js';
 import { addTask } from '../../../src/model/task.js';
 import { overlayFilterScript } from '../../../src/overlay/filter.js';
-import { macOf, overlayPeers, overlayPlan } from '../../../src/overlay/plan.js';
+import { claimsWanted, macOf, overlayPeers, overlayPlan } from '../../../src/overlay/plan.js';
 import { applyChange } from '../../helpers/state.js';
 
 const now = '2026-01-01T00:00:00.000Z';
@@ -17,7 +17,7 @@ function cluster(): ClusterState {
     s = applyChange(s, op(s));
   };
   run((x) => initCluster(x, '10.0.0.0/24', now));
-  for (const n of ['n1', 'n2', 'n3'])
+  for (const n of ['n1', 'n2', 'n3', 'n4'])
     run((x) =>
       registerNode(
         x,
@@ -96,5 +96,66 @@ describe('overlay plan', () => {
     expect(script).toContain('ip saddr 10.5.0.0/24 ip daddr != 10.5.0.0/24 masquerade');
     expect(script).toContain('iifname "mbr9" oifname != "mbr9" drop');
     expect(script).not.toContain('10.9.0.0/24 masquerade');
+    // The routing mesh's connections pass the isolation and internal rules (checked first).
+    expect(script.indexOf('ct status dnat accept')).toBeLessThan(script.indexOf('drop'));
+  });
+
+  it("has every node carry a joined network once it holds an address of its own there (swarm's lb endpoint)", () => {
+    let s = cluster();
+    const apps = [...s.networks.values()].find((n) => n.name === 'apps')?.id as string;
+    // n4 has no endpoint of apps: nothing to build until it holds an address, which it wants.
+    expect(overlayPlan(s, 'n4')).toEqual([]);
+    expect(claimsWanted(s, 'n4')).toEqual([apps]);
+    expect(claimsWanted(s, 'n1')).toEqual([apps]);
+    for (const n of ['n1', 'n2', 'n4']) s = applyChange(s, claimOverlayAddress(s, n, apps));
+    expect(claimsWanted(s, 'n4')).toEqual([]);
+    // A claim again changes nothing.
+    expect(claimOverlayAddress(s, 'n4', apps).puts).toEqual([]);
+    const own = (n: string) => s.nodes.get(n)?.overlayAddresses?.[apps] as string;
+    // From IPAM: not the gateway, nor any endpoint's address, and one per node.
+    const taken = ['10.5.0.1', '10.5.0.10', '10.5.0.11', '10.5.0.12', '10.5.0.13'];
+    for (const n of ['n1', 'n2', 'n4']) expect(taken).not.toContain(own(n));
+    expect(new Set(['n1', 'n2', 'n4'].map(own)).size).toBe(3);
+    const [carried] = overlayPlan(s, 'n4');
+    expect(carried).toMatchObject({ name: 'apps', address: own('n4'), locals: [] });
+    // Its forwarding tables hold every endpoint and the other nodes' own addresses.
+    expect(carried?.remotes.map((r) => r.address).sort()).toEqual(
+      ['10.5.0.10', '10.5.0.11', '10.5.0.12', own('n1'), own('n2')].sort(),
+    );
+    // A restart keeps them: the node's record is rewritten with its addresses.
+    s = applyChange(
+      s,
+      registerNode(
+        s,
+        {
+          id: 'n4',
+          name: 'n4',
+          advertiseAddr: 'x',
+          datapathAddr: '192.168.9.4',
+          dataListen: '',
+          apiListen: '',
+        },
+        now,
+      ),
+    );
+    expect(own('n4')).toBeDefined();
+  });
+
+  it('gives nodes their addresses back when the network is removed', () => {
+    let s = cluster();
+    const quiet = [...s.networks.values()].find((n) => n.name === 'quiet')?.id as string;
+    s = applyChange(s, claimOverlayAddress(s, 'n2', quiet));
+    // The service's VIP and the task hold .2 and .10.
+    expect(s.nodes.get('n2')?.overlayAddresses?.[quiet]).toBe('10.6.0.3');
+    for (const svc of [...s.services.values()].filter((x) => x.name === 'q'))
+      (s.services as Map<string, unknown>).delete(svc.id);
+    const change = removeNetwork(s, 'quiet');
+    expect(change.puts).toEqual([
+      expect.objectContaining({
+        kind: 'nodes',
+        id: 'n2',
+        value: expect.not.objectContaining({ overlayAddresses: expect.anything() }),
+      }),
+    ]);
   });
 });
