@@ -83,7 +83,12 @@ async function nginxIn(dir: string, ns: string): Promise<void> {
 
 async function main(): Promise<void> {
   const dir = workdir('overlay');
-  const lan = await createTestLan('obn', `${lanPrefix}.254`, [`${lanPrefix}.1`, `${lanPrefix}.2`]);
+  // Two nodes, and a client host on the same LAN for the routing mesh.
+  const lan = await createTestLan(
+    'obn',
+    `${lanPrefix}.254`,
+    [1, 2, 3].map((n) => `${lanPrefix}.${n}`),
+  );
   const etcd = await startEtcd(`${lanPrefix}.254`);
   const eps: string[] = [];
   try {
@@ -137,11 +142,18 @@ async function main(): Promise<void> {
       networks: [{ network: 'sealed' }],
       endpointMode: 'dnsrr',
     });
-    for (const [svc, tag] of [
-      ['iperf', 'obe'],
-      ['sealed', 'obs'],
+    // A published port whose one task runs on node 2: node 1's kernel sends it over the overlay.
+    await api('/services/create', {
+      name: 'web',
+      networks: [{ network: 'bench' }],
+      ports: [{ published: 8098, target: 8099 }],
+    });
+    for (const [svc, tag, nodes] of [
+      ['iperf', 'obe', [1, 2]],
+      ['sealed', 'obs', [1, 2]],
+      ['web', 'obw', [2]],
     ] as const)
-      for (const n of [1, 2]) {
+      for (const n of nodes) {
         const ep = `${tag}${n}`;
         await execFileP('ip', ['netns', 'add', ep]);
         eps.push(ep);
@@ -162,6 +174,7 @@ async function main(): Promise<void> {
     await addrOf('obe1', subnet);
     const sealedFar = await addrOf('obs2', sealedSubnet);
     await addrOf('obs1', sealedSubnet);
+    await addrOf('obw2', subnet);
     // The first frames open the tunnel: one ping before measuring.
     await execFileP('ip', ['netns', 'exec', 'obs1', 'ping', '-c', '3', '-W', '2', sealedFar]).catch(
       () => undefined,
@@ -179,12 +192,37 @@ async function main(): Promise<void> {
       runs.sealed.push(await iperf('obs2', 'obs1', sealedFar));
     }
     prepareNginxDir(dir);
-    for (const ns of [lan.hosts[1]?.name as string, 'obe2', 'obs2']) await nginxIn(dir, ns);
-    const rps = { direct: [] as number[], overlay: [] as number[], sealed: [] as number[] };
+    for (const ns of [lan.hosts[1]?.name as string, 'obe2', 'obs2', 'obw2']) await nginxIn(dir, ns);
+    const client = lan.hosts[2]?.name as string;
+    const published = `http://${lanPrefix}.1:8098/`;
+    for (let i = 0; i < 50; i++) {
+      if (
+        (await inNs(client, 0, [
+          'curl',
+          '-s',
+          '-m',
+          '1',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code}',
+          published,
+        ]).catch(() => '')) === '200'
+      )
+        break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const rps = {
+      direct: [] as number[],
+      overlay: [] as number[],
+      sealed: [] as number[],
+      mesh: [] as number[],
+    };
     for (let r = 0; r < reps; r++) {
       rps.direct.push(await requests(lan.hosts[0]?.name as string, `http://${lanPrefix}.2:8099/`));
       rps.overlay.push(await requests('obe1', `http://${far}:8099/`));
       rps.sealed.push(await requests('obs1', `http://${sealedFar}:8099/`));
+      rps.mesh.push(await requests(client, published));
     }
     const m = (xs: { gbps: number; cpuPerGb: number }[]) => ({
       gbps: median(xs.map((x) => x.gbps)),
@@ -216,6 +254,10 @@ async function main(): Promise<void> {
     );
     console.log(
       `  overlay/direct ${(ro / rd).toFixed(2)}x (target >= 0.8x), encrypted/direct ${(re / rd).toFixed(2)}x (target >= 0.3x)`,
+    );
+    const rm = median(rps.mesh);
+    console.log(
+      `  routing mesh, a client host to node 1's published port, the task on node 2 (kernel DNAT over VXLAN): ${rm.toFixed(0)}, ${(rm / rd).toFixed(2)}x direct`,
     );
   } finally {
     await stopAll();
