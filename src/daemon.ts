@@ -1,4 +1,3 @@
-import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { nodeApiContext } from './api/node-context.js';
 import type { ApiServer } from './api/server.js';
@@ -7,42 +6,27 @@ import { formatHostPort } from './config/listen.js';
 import type { Settings } from './config/settings.js';
 import { type RunningDns, startDns } from './dns/setup.js';
 import { DnsIndex } from './dns/zone.js';
-import { Prober } from './health/prober.js';
+import { startHealth } from './health/setup.js';
 import { logger } from './log.js';
-import { DataPlaneServer } from './mesh/data-plane.js';
 import { framesHeader } from './mesh/data-plane-client.js';
-import { DataPlaneMetrics } from './mesh/data-plane-metrics.js';
-import { startKernelPlane } from './mesh/kernel/setup.js';
-import { Mesh } from './mesh/mesh.js';
+import type { Mesh } from './mesh/mesh.js';
 import { isOwnListener, ownListeners } from './mesh/own-ports.js';
 import { peerOf } from './mesh/routes.js';
-import { Tunnels } from './mesh/tunnels.js';
+import { DataPlane, startMesh } from './mesh/setup.js';
 import { createRegistry } from './metrics/registry.js';
 import { MetricsServer } from './metrics/server.js';
 import { MeshError, messageOf } from './model/errors.js';
-import { claimOverlayAddress, deregisterNode, recordJoin } from './model/node.js';
+import { claimOverlayAddress } from './model/node.js';
 import { startOverlay } from './overlay/setup.js';
 import type { DockerProvider } from './provider/provider.js';
 import { startWorkloads } from './provider/setup.js';
-import { initClusterSecurely } from './security/bootstrap.js';
-import { Identity } from './security/identity.js';
-import { certIssued } from './security/pki.js';
-import { tlsOptions } from './security/tls.js';
+import type { Identity } from './security/identity.js';
+import { obtainCertificate, setupIdentity } from './security/setup.js';
 import { checkAdvertise } from './state/advertise.js';
-import { Controller } from './state/controller.js';
-import { EventLog, eventsOf } from './state/events.js';
 import { Membership } from './state/membership.js';
-import { StateMetrics } from './state/metrics.js';
-import { Mirror } from './state/mirror.js';
 import { loadNodeId } from './state/node-identity.js';
-import { PeerWatch } from './state/peers.js';
 import { type Readiness, readiness } from './state/readiness.js';
-import { SnapshotScheduler } from './state/scheduler.js';
-import { StoreHealth } from './state/store-health.js';
-import { TaskHistory } from './state/task-history.js';
-import { InstrumentedStore } from './store/instrumented.js';
-import { openStore } from './store/open.js';
-import type { Store } from './store/store.js';
+import { type ClusterStateRuntime, openClusterState } from './state/setup.js';
 import { meshdVersion } from './version.js';
 
 const log = logger('daemon');
@@ -55,104 +39,31 @@ export interface Bound {
 }
 
 /**
- * Wires the subsystems: the store and its mirror, the controller that validates writes, node
- * membership, the management API. Start order makes `/ready` true only after the first sync.
+ * One meshd node: its subsystems started in order (`run`), each from its own setup module, and
+ * closed in reverse. The order is the contract: the state is read before DNS answers from it,
+ * the node is registered before the mesh routes, and `/ready` turns true last.
  */
 export class Daemon {
   private status: 'starting' | 'ready' | 'stopping' = 'starting';
-  readonly storeHealth = new StoreHealth(logger('store'));
-
-  get storeConnected(): boolean {
-    return this.storeHealth.connected;
-  }
-
   private readonly closers: (() => Promise<void> | void)[] = [];
   readonly nodeId: string;
-  bound: Bound = { api: '', dns: '', metrics: '' };
   readonly registry: Registry;
-  private readonly snapshots: SnapshotScheduler;
-  private mesh: Mesh | undefined;
-  identity: Identity | undefined;
-  private dataPlane: DataPlaneServer | undefined;
-  private secureContext: SecureContext | undefined;
-  private api: ApiServer | undefined;
-  private joinApi: ApiServer | undefined;
-  private dataPlaneMetrics!: DataPlaneMetrics;
-  private prober: Prober | undefined;
-
-  private lastWriteAt: number | undefined;
+  bound: Bound = { api: '', dns: '', metrics: '' };
+  private state: ClusterStateRuntime | undefined;
+  private identity: Identity | undefined;
   private membership: Membership | undefined;
-  private readonly peers: PeerWatch;
-  private readonly history = new TaskHistory();
-  /** What changed, as `meshctl events` and the page stream it. */
-  readonly events = new EventLog();
+  private mesh: Mesh | undefined;
   private provider: DockerProvider | undefined;
   private dns: RunningDns | undefined;
+  private apis: (ApiServer | undefined)[] = [];
 
-  private constructor(
-    readonly settings: Settings,
-    private readonly store: Store,
-    readonly mirror: Mirror,
-    readonly controller: Controller,
-    registry: Registry,
-    private readonly stateMetrics: StateMetrics,
-  ) {
+  private constructor(readonly settings: Settings) {
     this.nodeId = loadNodeId(settings.node.stateDir);
-    this.peers = new PeerWatch(this.nodeId, logger('membership'));
-    this.registry = registry;
-    this.dataPlaneMetrics = new DataPlaneMetrics(registry);
-    this.snapshots = new SnapshotScheduler(mirror, logger('state'), () => stateMetrics.snapshotBuilds.inc());
-    this.snapshots.subscribe({
-      name: 'membership',
-      apply: (snap, change) => {
-        this.peers.update(snap.state);
-        this.history.update(snap.state, change, new Date().toISOString());
-        for (const e of eventsOf(snap.state, change.changes, Date.now())) this.events.push(e);
-        if (change.full || change.nodes.size > 0) this.dataPlane?.dropRemoved(snap);
-        if (this.lastWriteAt !== undefined) {
-          // The writer stamped its write with its clock: this is write-to-serving time.
-          this.stateMetrics.convergence.observe(Math.max(0, Date.now() - this.lastWriteAt) / 1000);
-          this.lastWriteAt = undefined;
-        }
-      },
-    });
+    this.registry = createRegistry(meshdVersion(), settings.node.name);
   }
 
   static async start(settings: Settings): Promise<Daemon> {
-    const registry = createRegistry(meshdVersion(), settings.node.name);
-    let daemon: Daemon | undefined;
-    const stateMetrics = new StateMetrics(registry, {
-      connected: () => daemon?.storeConnected ?? false,
-      nodes: () => {
-        const st = daemon?.mirror.state;
-        const ready = st ? [...st.nodes.keys()].filter((id) => st.heartbeats.has(id)).length : 0;
-        return { ready, down: (st?.nodes.size ?? 0) - ready };
-      },
-    });
-    const store = new InstrumentedStore(await openStore(settings.store), stateMetrics.storeRequests);
-    const mirror = new Mirror(store, settings.storePrefix, {
-      onChange: () => daemon?.snapshots.changed(),
-      onConnection: (up, reason) => {
-        daemon?.storeHealth.watch(up, reason);
-        controller.setStoreConnected(up, reason);
-        if (up) daemon?.membership?.checkNow();
-      },
-      onBadObject: (key, reason) => {
-        stateMetrics.badObjects.inc();
-        log.warn('ignoring an object the store holds that does not decode', { key, reason });
-      },
-      onRelist: (rev) =>
-        log.info("the store's history was compacted past this node's revision: listing everything again", {
-          revision: rev,
-        }),
-      onWatchEvents: (n, writtenAt) => {
-        stateMetrics.watchEvents.inc(n);
-        stateMetrics.lastSync.setToCurrentTime();
-        if (writtenAt !== undefined && daemon) daemon.lastWriteAt = writtenAt;
-      },
-    });
-    const controller = new Controller(store, mirror, settings.storePrefix);
-    daemon = new Daemon(settings, store, mirror, controller, registry, stateMetrics);
+    const daemon = new Daemon(settings);
     try {
       await daemon.run();
     } catch (err) {
@@ -164,37 +75,83 @@ export class Daemon {
 
   private async run(): Promise<void> {
     const s = this.settings;
-    this.closers.push(() => this.store.close());
-    await this.mirror.start();
-    this.closers.push(() => this.mirror.close());
-    // DNS answers from the state the store holds as soon as it is read: a restarted node serves
-    // names again before it has re-registered (swarm's resolver never goes away with the engine).
-    await this.startDns();
+    // 1. The cluster state, read whole before anything serves from it.
+    const state = await openClusterState(s, this.nodeId, this.registry, () => this.membership?.checkNow());
+    this.state = state;
+    this.closers.push(() => state.close());
+    // 2. DNS answers from it at once: a restarted node serves names again before it has
+    //    re-registered (swarm's resolver never goes away with the engine).
+    await this.startDns(state);
     await this.rebuild();
-    const identity = new Identity(
-      s.node.stateDir,
-      this.nodeId,
-      s.security.certRotationMs,
-      s.security.joinToken,
-      () => this.mirror.state,
-      async (node) => {
-        await this.controller.apply((st) => recordJoin(st, node, new Date().toISOString()));
-      },
-      logger('identity'),
-    );
+    // 3. The cluster itself on a first start (its CA and ingress network), this node's identity.
+    const identity = await setupIdentity(s, this.nodeId, state.controller);
     this.identity = identity;
     this.closers.push(() => identity.close());
-    await initClusterSecurely(this.controller, identity, this.nodeId, s.cluster.ingressSubnet, {
-      pools: s.cluster.defaultAddrPool,
-      maskLength: s.cluster.defaultAddrPoolMaskLength,
+    await checkAdvertise(s.node, state.store.description, state.mirror.state, this.nodeId);
+    // 4. The data plane listens, so the node can register the address peers dial.
+    const dataPlane = new DataPlane(s, this.nodeId, this.registry, state.snapshots);
+    const dataListen = await dataPlane.listen(this.reserved);
+    this.closers.push(() => dataPlane.close());
+    // 5. Membership: the node record and its leased heartbeat.
+    const membership = await this.register(state, s.mesh.dataAdvertise ?? dataListen);
+    // 6. The routing mesh, health checks and the overlay, fed every snapshot from now on.
+    const { mesh, kernelAvailable } = await startMesh(
+      s,
+      this.nodeId,
+      this.registry,
+      state.snapshots,
+      dataPlane,
+      state.events,
+      this.reserved,
+    );
+    this.mesh = mesh;
+    this.closers.push(() => mesh.close(s.mesh.shutdownGraceMs));
+    const prober = startHealth(this.nodeId, state.controller, state.snapshots, (service, outcome) => {
+      mesh.metrics.checks.child(service, outcome).value++;
     });
+    this.closers.push(() => prober.close());
+    await this.startOverlay(state, dataPlane);
+    await membership.update({ dataplane: kernelAvailable ? 'kernel' : 'userspace' });
+    await this.rebuild();
+    // 7. Workloads: declared services, sample backends, the container engine's containers.
+    const workloads = await startWorkloads(s, state.controller, this.nodeId, this.registry);
+    this.closers.push(...workloads.closers);
+    this.provider = workloads.provider;
+    await this.rebuild();
+    // 8. The API (HTTPS needs the certificate first) and metrics; both close last.
+    if (s.api.tls) await this.obtainCertificate(identity, membership, dataPlane);
+    await this.startApi(state, membership);
+    if (!s.api.tls) await this.obtainCertificate(identity, membership, dataPlane);
+    this.status = 'ready';
+    log.info('meshd is ready', {
+      node: s.node.name,
+      id: this.nodeId,
+      ...this.bound,
+      store: state.store.description,
+    });
+  }
 
-    await checkAdvertise(s.node, this.store.description, this.mirror.state, this.nodeId);
-    const dataListen = s.mesh.dataAdvertise ?? (await this.startDataPlane());
-    if (s.mesh.dataAdvertise) await this.startDataPlane();
+  private async startDns(state: ClusterStateRuntime): Promise<void> {
+    const dns = this.settings.dns;
+    if (!dns.listen) return;
+    const running = await startDns({ ...dns, listen: dns.listen }, this.registry);
+    this.dns = running;
+    const view = new DnsIndex(dns.domain);
+    state.snapshots.subscribe({
+      name: 'dns',
+      apply: (snap, change) => {
+        view.apply(snap, change);
+        running.responder.setView(view);
+      },
+    });
+    this.closers.push(() => running.close());
+  }
+
+  private async register(state: ClusterStateRuntime, dataListen: string): Promise<Membership> {
+    const s = this.settings;
     const membership = new Membership(
-      this.store,
-      this.controller,
+      state.store,
+      state.controller,
       {
         id: this.nodeId,
         name: s.node.name,
@@ -206,11 +163,10 @@ export class Daemon {
       },
       s.cluster.leaseTtlSeconds,
       logger('membership'),
-      (up, reason) => this.storeHealth.lease(up, reason),
+      (up, reason) => state.health.lease(up, reason),
     );
     try {
       await membership.start();
-      this.membership = membership;
     } catch (err) {
       if (err instanceof MeshError && err.code === 'already_exists')
         throw new MeshError(
@@ -219,46 +175,83 @@ export class Daemon {
         );
       throw err;
     }
+    this.membership = membership;
     this.closers.push(() => membership.close());
+    return membership;
+  }
 
-    const kernelAvailable = await this.startMesh();
-    await membership.update({ dataplane: kernelAvailable ? 'kernel' : 'userspace' });
-    await this.rebuild();
+  /** The overlay, where this node may build it: frames of encrypted networks ride the tunnels. */
+  private async startOverlay(state: ClusterStateRuntime, dataPlane: DataPlane): Promise<void> {
+    const overlay = await startOverlay(
+      this.settings,
+      this.nodeId,
+      logger('overlay'),
+      {
+        open: async (node, network) => {
+          const snap = state.snapshots.current;
+          const peer = snap && peerOf(snap, node);
+          if (!peer) throw new Error(`node ${node} has no data plane address`);
+          return dataPlane.tunnels.openStream(peer, framesHeader(network));
+        },
+      },
+      this.registry,
+      async (network) => {
+        await state.controller.apply((st) => claimOverlayAddress(st, this.nodeId, network));
+      },
+      state.snapshots,
+    );
+    if (!overlay) return;
+    if (dataPlane.server)
+      dataPlane.server.onFrames = (stream, network) => overlay.acceptFrames(stream, network);
+    this.closers.push(() => overlay.close(this.settings.mesh.kernelStateOnStop === 'remove'));
+  }
 
-    const workloads = await startWorkloads(s, this.controller, this.nodeId, this.registry);
-    this.closers.push(...workloads.closers);
-    this.provider = workloads.provider;
+  /** This node's certificate: the data plane, the API and the node record follow each renewal. */
+  private obtainCertificate(identity: Identity, membership: Membership, dataPlane: DataPlane): Promise<void> {
+    return obtainCertificate(
+      identity,
+      (this.state as ClusterStateRuntime).controller,
+      this.nodeId,
+      (id) => {
+        dataPlane.setIdentity(id);
+        for (const api of this.apis) api?.renew(id);
+        void membership
+          .update({ dataTls: true, canIssue: identity.canIssue(), certExpires: id.expires.toISOString() })
+          .catch(() => undefined);
+      },
+      (err) => this.fatalError(err),
+    );
+  }
 
-    await this.rebuild();
-
-    // HTTPS needs this node's certificate before the API can listen.
-    if (s.api.tls) await this.startIdentity(membership);
+  private async startApi(state: ClusterStateRuntime, membership: Membership): Promise<void> {
+    const s = this.settings;
     const api = await startApi(
       s,
       nodeApiContext({
         settings: s,
         nodeId: this.nodeId,
-        controller: this.controller,
+        controller: state.controller,
         registry: this.registry,
-        events: this.events,
-        mirror: this.mirror,
-        snapshots: this.snapshots,
-        history: this.history,
-        peers: this.peers,
+        events: state.events,
+        mirror: state.mirror,
+        snapshots: state.snapshots,
+        history: state.history,
+        peers: state.peers,
         identity: this.identity,
-        storeDescription: this.store.description,
+        storeDescription: state.store.description,
         mesh: () => this.mesh,
-        storeConnected: () => this.storeHealth.connected,
+        storeConnected: () => state.health.connected,
         readiness: () => this.readiness(),
         rejectedContainers: () => this.provider?.rejectedContainers() ?? [],
       }),
       s.api.tls
-        ? { identity: () => this.identity?.identity, isMember: (id) => this.mirror.state.nodes.has(id) }
+        ? { identity: () => this.identity?.identity, isMember: (id) => state.mirror.state.nodes.has(id) }
         : undefined,
       logger('api'),
     );
     // Closed last (closers run in reverse): `/ready` answers 503 while everything else drains.
     this.closers.unshift(() => api.close());
+    this.apis = [api.server, api.join];
     let metricsAddr = '';
     if (s.metrics.listen) {
       const metrics = new MetricsServer(s.metrics.listen, this.registry);
@@ -273,145 +266,6 @@ export class Daemon {
         apiListen: this.bound.api,
         ...(api.joinAddress ? { joinListen: api.joinAddress } : {}),
       });
-    if (!s.api.tls) await this.startIdentity(membership);
-    this.api = api.server;
-    this.joinApi = api.join;
-    this.status = 'ready';
-    log.info('meshd is ready', {
-      node: s.node.name,
-      id: this.nodeId,
-      ...this.bound,
-      store: this.store.description,
-    });
-  }
-
-  private async startDns(): Promise<void> {
-    const dns = this.settings.dns;
-    if (!dns.listen) return;
-    const running = await startDns({ ...dns, listen: dns.listen }, this.registry);
-    this.dns = running;
-    const view = new DnsIndex(dns.domain);
-    this.snapshots.subscribe({
-      name: 'dns',
-      apply: (snap, change) => {
-        view.apply(snap, change);
-        running.responder.setView(view);
-      },
-    });
-    this.closers.push(() => running.close());
-  }
-
-  /**
-   * Gets this node's certificate (signing it here on the CA holder, asking the CA holder with the
-   * join token elsewhere). A refused token stops meshd; an unreachable CA holder is retried.
-   */
-  private async startIdentity(membership: Membership): Promise<void> {
-    const identity = this.identity as Identity;
-    identity.onChange((id) => {
-      const ctx = createSecureContext({ cert: id.cert, key: id.key, ca: id.ca, ...tlsOptions });
-      this.secureContext = ctx;
-      this.dataPlane?.setSecureContext(ctx, id.ca);
-      this.dataPlaneMetrics.certExpiry.set(id.expires.getTime() / 1000);
-      this.dataPlaneMetrics.certIssued.set(certIssued(id.cert).getTime() / 1000);
-      this.api?.renew(id);
-      this.joinApi?.renew(id);
-      void membership
-        .update({ dataTls: true, canIssue: identity.canIssue(), certExpires: id.expires.toISOString() })
-        .catch(() => undefined);
-    });
-    // A join refused for good leaves no node behind: this node's records go, then meshd stops.
-    const refused = async (err: Error) => {
-      await this.controller.apply((st) => deregisterNode(st, this.nodeId)).catch(() => undefined);
-      this.fatalError(err);
-    };
-    identity.onRefused((err) => void refused(err));
-    try {
-      await identity.startWithRetry();
-    } catch (err) {
-      await this.controller.apply((st) => deregisterNode(st, this.nodeId)).catch(() => undefined);
-      throw err;
-    }
-  }
-
-  private async startDataPlane(): Promise<string> {
-    const dp = new DataPlaneServer(
-      this.settings.mesh.dataListen,
-      this.nodeId,
-      () => this.snapshots.current,
-      this.settings.node.datapathAddr,
-      {
-        maxStreams: this.settings.mesh.maxConnsPerListener,
-        udpIdleMs: this.settings.mesh.udpIdleTimeoutMs,
-        reserved: this.reserved,
-      },
-      this.dataPlaneMetrics,
-      logger('dataplane'),
-    );
-    this.dataPlane = dp;
-    const a = await dp.start();
-    this.closers.push(() => dp.close());
-    return formatHostPort({ host: a.address, port: a.port });
-  }
-
-  /** Starts the mesh and the subsystems beside it; resolves to whether the kernel data plane is there. */
-  private async startMesh(): Promise<boolean> {
-    const meshLog = logger('mesh');
-    const kernel = await startKernelPlane(this.settings.mesh, this.registry, meshLog);
-    const secure = () => this.secureContext;
-    const tunnels = new Tunnels(secure, this.dataPlaneMetrics);
-    this.closers.push(() => tunnels.closeAll());
-    const mesh = new Mesh(
-      this.settings.mesh,
-      this.nodeId,
-      this.registry,
-      meshLog,
-      { tunnels },
-      this.reserved,
-      kernel,
-      this.events,
-    );
-    this.mesh = mesh;
-    this.closers.push(() => mesh.close(this.settings.mesh.shutdownGraceMs));
-    this.prober = new Prober(
-      this.nodeId,
-      (task, healthy, output) =>
-        this.controller.putOwned(
-          'health',
-          task.id,
-          { task: task.id, healthy, since: new Date().toISOString(), output },
-          false,
-        ),
-      (service, outcome) => mesh.metrics.checks.child(service, outcome).value++,
-      logger('health'),
-    );
-    this.closers.push(() => this.prober?.close());
-    const prober = this.prober;
-    this.snapshots.subscribe({ name: 'health', apply: (snap, change) => prober.update(snap, change) });
-    this.snapshots.subscribe({ name: 'mesh', apply: (snap, change) => mesh.update(snap, change) });
-    const overlay = await startOverlay(
-      this.settings,
-      this.nodeId,
-      logger('overlay'),
-      {
-        open: async (node, network) => {
-          const snap = this.snapshots.current;
-          const peer = snap && peerOf(snap, node);
-          if (!peer) throw new Error(`node ${node} has no data plane address`);
-          return tunnels.openStream(peer, framesHeader(network));
-        },
-      },
-      this.registry,
-      async (network) => {
-        await this.controller.apply((st) => claimOverlayAddress(st, this.nodeId, network));
-      },
-    );
-    if (overlay) {
-      if (this.dataPlane)
-        this.dataPlane.onFrames = (stream, network) => overlay.acceptFrames(stream, network);
-      this.closers.push(() => overlay.close(this.settings.mesh.kernelStateOnStop === 'remove'));
-      this.snapshots.subscribe({ name: 'overlay', apply: (snap, change) => overlay.update(snap, change) });
-    }
-    return kernel.available;
   }
 
   /** This node's own listeners, recomputed only when what it bound changes (not per endpoint). */
@@ -426,14 +280,17 @@ export class Daemon {
 
   /** Builds a snapshot from the mirror now and hands it to every subsystem. */
   private rebuild(): Promise<void> {
-    if (this.status === 'stopping') return Promise.resolve();
-    return this.snapshots.flush();
+    if (this.status === 'stopping' || !this.state) return Promise.resolve();
+    return this.state.snapshots.flush();
   }
 
   readiness(): Readiness {
     return readiness({
       phase: this.status,
-      store: { connected: this.storeHealth.connected, reason: this.storeHealth.reason },
+      store: {
+        connected: this.state?.health.connected ?? false,
+        reason: this.state?.health.reason ?? 'starting',
+      },
       ...(this.provider
         ? {
             engine: {
@@ -444,7 +301,7 @@ export class Daemon {
           }
         : {}),
       certificate: {
-        needed: this.mirror.state.cluster?.caCert !== undefined,
+        needed: this.state?.mirror.state.cluster?.caCert !== undefined,
         held: this.identity?.identity !== undefined,
         error: this.identity?.lastError,
       },
@@ -467,7 +324,7 @@ export class Daemon {
   async close(): Promise<void> {
     if (this.status === 'stopping') return;
     this.status = 'stopping';
-    this.snapshots.stop();
+    this.state?.snapshots.stop();
     for (const c of this.closers.reverse()) {
       try {
         await c();

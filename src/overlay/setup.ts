@@ -2,6 +2,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { Settings } from '../config/settings.js';
 import { kernelUnavailable } from '../host/commands.js';
 import type { Logger } from '../log.js';
+import type { SnapshotScheduler } from '../state/scheduler.js';
 import { EncryptedRelay, type FrameCarrier } from './encrypted-relay.js';
 import { OverlayFabric } from './fabric.js';
 import { tapHelperAvailable } from './tap-helper.js';
@@ -20,6 +21,7 @@ export async function startOverlay(
   registry: Registry,
   /** Claims this node's own address on a network it carries (a store write). */
   claim: (network: string) => Promise<void>,
+  snapshots: SnapshotScheduler,
 ): Promise<OverlayFabric | undefined> {
   if (settings.mesh.dataplane === 'userspace') return undefined;
   const unavailable = await kernelUnavailable();
@@ -29,7 +31,9 @@ export async function startOverlay(
   }
   const relay = (await tapHelperAvailable()) ? new EncryptedRelay(carrier, log) : undefined;
   if (relay) relayMetrics(relay, registry);
-  return new OverlayFabric(nodeId, settings.node.datapathAddr, log, relay, claim);
+  const fabric = new OverlayFabric(nodeId, settings.node.datapathAddr, log, relay, claim);
+  snapshots.subscribe({ name: 'overlay', apply: (snap, change) => fabric.update(snap, change) });
+  return fabric;
 }
 
 /** What the encrypted overlay carried through the tunnels, read from the relay at scrape time. */
