@@ -8,7 +8,7 @@ import type { Service } from '../../model/types.js';
 import type { Snapshot } from '../../state/snapshot.js';
 import { type ListenerSpec, type RouteOptions, vipRoute } from '../routes.js';
 import { conntrackCount, forgetFlows, readCounters, removeTables } from './nft.js';
-import { entryChain, trafficCounter } from './nft-script.js';
+import { entryChain } from './nft-script.js';
 import { type KernelEntry, kernelEntries, type Plane, userspaceReason } from './plan.js';
 import { TableState } from './table-state.js';
 
@@ -96,17 +96,17 @@ export class KernelPlane {
     fromNft(
       'meshd_kernel_new_connections_total',
       'New connections (TCP) and flows (UDP) the kernel data plane sent to tasks, from nftables counters.',
-      (c, e) => c.get(entryChain(e))?.packets ?? 0,
+      (c, e) => c.connections.get(entryChain(e)) ?? 0,
     );
     fromNft(
       'meshd_kernel_packets_total',
       'Packets of the connections the kernel data plane sent to tasks, both ways, from nftables counters.',
-      (c, e) => c.get(trafficCounter(e))?.packets ?? 0,
+      (c, e) => c.traffic.get(this.state.trafficMark(e.key))?.packets ?? 0,
     );
     fromNft(
       'meshd_kernel_bytes_total',
       'Bytes of the connections the kernel data plane sent to tasks, both ways, from nftables counters.',
-      (c, e) => c.get(trafficCounter(e))?.bytes ?? 0,
+      (c, e) => c.traffic.get(this.state.trafficMark(e.key))?.bytes ?? 0,
     );
     new Gauge({
       name: 'meshd_kernel_conntrack_entries',

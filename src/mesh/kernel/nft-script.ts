@@ -27,7 +27,9 @@ export const refuseMark = 0x0020_0000;
  * The lower half is left to whoever else uses conntrack marks.
  */
 export const maxTrafficId = 0xffff;
-const trafficMark = (id: number) => hex(id * 0x1_0000);
+/** The conntrack mark value of an entry's connections, from its traffic id. */
+export const trafficMarkValue = (id: number): number => id * 0x1_0000;
+const trafficMark = (id: number) => hex(trafficMarkValue(id));
 
 const hex = (n: number) => `0x${n.toString(16)}`;
 const addrOf = (f: Family) => (f === 'ip' ? 'ip' : 'ip6');
@@ -55,8 +57,9 @@ export function baseScript(family: Family): string {
   const addrType = family === 'ip' ? 'ipv4_addr' : 'ipv6_addr';
   const loopback = family === 'ip' ? '127.0.0.0/8' : '::1';
   const marked = `meta mark & ${hex(dnatMark)} != 0`;
+  // A lookup in a set declared with `counter` counts on the element it matched.
   const countIn = (hook: string) =>
-    `  chain count-${hook} { type filter hook ${hook} priority -1; policy accept; ct mark & 0xffff0000 != 0 counter name ct mark & 0xffff0000 map @traffic; }`;
+    `  chain count-${hook} { type filter hook ${hook} priority -1; policy accept; ct mark & 0xffff0000 @traffic; }`;
   const refuse = (hook: string) =>
     `  chain refuse-${hook} { type filter hook ${hook} priority 0; policy accept; meta mark & ${hex(refuseMark)} != 0 jump refuse; }`;
   const maps: string[] = [];
@@ -69,14 +72,17 @@ export function baseScript(family: Family): string {
     `table ${family} ${table} {}`,
     `delete table ${family} ${table}`,
     `table ${family} ${table} {`,
-    `  map vips { type ${addrType} : verdict; }`,
-    '  map ports { type inet_proto . inet_service : verdict; }',
-    `  map addr-ports { type ${addrType} . inet_proto . inet_service : verdict; }`,
+    // Each element counts the new connections it dispatched (nat chains see only a
+    // connection's first packet): per-element counters, not named counter objects, which nft
+    // would fetch whole before every change.
+    `  map vips { type ${addrType} : verdict; counter; }`,
+    '  map ports { type inet_proto . inet_service : verdict; counter; }',
+    `  map addr-ports { type ${addrType} . inet_proto . inet_service : verdict; counter; }`,
     // Task addresses on other nodes, and (task, task) pairs for a task that reaches itself.
     `  set remote { type ${addrType}; }`,
     `  set hairpin { type ${addrType} . ${addrType}; }`,
     // Each entry's traffic counter, by the conntrack mark its connections carry.
-    '  map traffic { type mark : counter; }',
+    '  set traffic { type mark; counter; }',
     ...maps,
     '  chain prerouting { type nat hook prerouting priority -100; policy accept; jump services; }',
     '  chain output { type nat hook output priority -100; policy accept; jump services; }',
@@ -119,20 +125,17 @@ function pickExpr(e: KernelEntry, block: Block): string {
 }
 
 /**
- * An entry's rule: count the new connection, mark it ours, name the entry in the connection's
- * mark (for its traffic counter), pick a slot, rewrite the destination.
+ * An entry's rule: mark the connection ours, name the entry in the connection's mark (for its
+ * traffic counter), pick a slot, rewrite the destination. (The map element that sent it here
+ * counted it.)
  */
 export function entryRule(e: KernelEntry, block: Block, traffic = 0): string {
-  const name = entryChain(e);
-  const head = `add rule ${e.family} ${table} ${name} counter name "${name}"`;
+  const head = `add rule ${e.family} ${table} ${entryChain(e)}`;
   if (e.targets.length === 0) return `${head} meta mark set meta mark | ${hex(refuseMark)}`;
   const l4 = e.proto === 'any' ? '' : `meta l4proto ${e.proto} `;
   const ct = traffic > 0 ? `ct mark set ct mark & 0xffff | ${trafficMark(traffic)} ` : '';
   return `${head} meta mark set meta mark | ${hex(dnatMark)} ${ct}${l4}dnat to ${pickExpr(e, block)} map @${slotMap(e, block.shard)}`;
 }
-
-/** The name of an entry's traffic counter (packets and bytes of its connections, both ways). */
-export const trafficCounter = (e: { key: string }) => `t-${entryChain(e)}`;
 
 /** A slot's value: the task address, and the target port where the port is rewritten. */
 function slotValue(t: KernelTarget): string {
@@ -175,15 +178,8 @@ export function elementOf(e: KernelEntry): { map: string; key: string } {
 export function addEntry(e: KernelEntry, traffic = 0): string[] {
   const name = entryChain(e);
   const { map, key } = elementOf(e);
-  const counted =
-    traffic > 0
-      ? [
-          `add counter ${e.family} ${table} ${trafficCounter(e)}`,
-          `add element ${e.family} ${table} traffic { ${trafficMark(traffic)} : "${trafficCounter(e)}" }`,
-        ]
-      : [];
+  const counted = traffic > 0 ? [`add element ${e.family} ${table} traffic { ${trafficMark(traffic)} }`] : [];
   return [
-    `add counter ${e.family} ${table} ${name}`,
     ...counted,
     `add chain ${e.family} ${table} ${name}`,
     `add element ${e.family} ${table} ${map} { ${key} : goto ${name} }`,
@@ -191,19 +187,12 @@ export function addEntry(e: KernelEntry, traffic = 0): string[] {
 }
 
 export function deleteEntry(e: KernelEntry, traffic = 0): string[] {
-  const name = entryChain(e);
   const { map, key } = elementOf(e);
   const counted =
-    traffic > 0
-      ? [
-          `delete element ${e.family} ${table} traffic { ${trafficMark(traffic)} }`,
-          `delete counter ${e.family} ${table} ${trafficCounter(e)}`,
-        ]
-      : [];
+    traffic > 0 ? [`delete element ${e.family} ${table} traffic { ${trafficMark(traffic)} }`] : [];
   return [
     `delete element ${e.family} ${table} ${map} { ${key} }`,
-    `delete chain ${e.family} ${table} ${name}`,
-    `delete counter ${e.family} ${table} ${name}`,
+    `delete chain ${e.family} ${table} ${entryChain(e)}`,
     ...counted,
   ];
 }

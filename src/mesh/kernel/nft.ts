@@ -16,24 +16,35 @@ export async function removeTables(): Promise<string[]> {
   return removed;
 }
 
-/** Every named counter of meshd's tables: its packets and bytes (an entry's chain counter counts new connections). */
-export async function readCounters(): Promise<Map<string, { packets: number; bytes: number }>> {
-  const out = new Map<string, { packets: number; bytes: number }>();
-  for (const family of ['ip', 'ip6']) {
-    const r = await run('nft', ['-j', 'list', 'counters', 'table', family, table]);
-    if (r.code !== 0) continue;
-    try {
-      const doc = JSON.parse(r.out) as {
-        nftables?: { counter?: { name: string; packets: number; bytes: number } }[];
-      };
-      for (const item of doc.nftables ?? [])
-        if (item.counter)
-          out.set(item.counter.name, { packets: item.counter.packets, bytes: item.counter.bytes });
-    } catch {
-      // A table being replaced at this instant: the next scrape reads it.
-    }
-  }
-  return out;
+/** What the kernel counted per entry: new connections by entry chain, traffic by conntrack mark. */
+export interface KernelCounts {
+  readonly connections: Map<string, number>;
+  readonly traffic: Map<number, { packets: number; bytes: number }>;
+}
+
+/**
+ * Reads the per-element counters of meshd's tables: each dispatch map element counts the new
+ * connections it sent to its entry's chain, each traffic set element the packets and bytes of
+ * the connections marked with it. Only those maps and the set are listed, not the slot maps.
+ */
+export async function readCounters(): Promise<KernelCounts> {
+  const counts: KernelCounts = { connections: new Map(), traffic: new Map() };
+  // One list per run: nft (1.0.6) fails to find a map named in a second list command of a run.
+  const lists = ['ip', 'ip6'].flatMap((family) => [
+    ...['vips', 'ports', 'addr-ports'].map((m) => ['list', 'map', family, table, m]),
+    ['list', 'set', family, table, 'traffic'],
+  ]);
+  for (const r of await Promise.all(lists.map((args) => run('nft', args))))
+    if (r.code === 0) parseCounts(r.out, counts);
+  return counts;
+}
+
+/** Adds the counters of `nft list map|set` output to `into`. */
+export function parseCounts(out: string, into: KernelCounts): void {
+  for (const m of out.matchAll(/counter packets (\d+) bytes \d+ : goto (\S+?)(?=[,\s]|$)/g))
+    into.connections.set(m[2] as string, (into.connections.get(m[2] as string) ?? 0) + Number(m[1]));
+  for (const m of out.matchAll(/(0x[0-9a-f]+) counter packets (\d+) bytes (\d+)/g))
+    into.traffic.set(Number(m[1]), { packets: Number(m[2]), bytes: Number(m[3]) });
 }
 
 /** Conntrack entries in this network namespace (absent when the module is not loaded). */

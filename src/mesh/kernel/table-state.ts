@@ -11,6 +11,7 @@ import {
   shardOf,
   shards,
   slotElements,
+  trafficMarkValue,
 } from './nft-script.js';
 import { type Family, type KernelEntry, sameEntry } from './plan.js';
 
@@ -112,6 +113,11 @@ export class TableState {
 
   get size(): number {
     return this.installed.size;
+  }
+
+  /** The conntrack mark naming an entry's connections in the traffic set (0: not counted). */
+  trafficMark(key: string): number {
+    return trafficMarkValue(this.installed.get(key)?.traffic ?? 0);
   }
 
   *entries(): Iterable<KernelEntry> {

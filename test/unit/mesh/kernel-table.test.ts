@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { parseCounts } from '../../../src/mesh/kernel/nft.js';
 import { elementOf, entryChain } from '../../../src/mesh/kernel/nft-script.js';
 import { type KernelEntry, kernelEntries, userspaceReason } from '../../../src/mesh/kernel/plan.js';
 import { TableState } from '../../../src/mesh/kernel/table-state.js';
@@ -200,16 +201,54 @@ describe('TableState', () => {
     const a = entry('p8080', ['10.0.0.1']);
     state.rebuild([a]).commit();
     const empty = linesOf(state.update(new Map([[a.key, entry('p8080', [])]]), [a.key]));
-    expect(empty).toContain(
-      `add rule ip meshd ${entryChain(a)} counter name "${entryChain(a)}" meta mark set meta mark | 0x200000`,
-    );
+    expect(empty).toContain(`add rule ip meshd ${entryChain(a)} meta mark set meta mark | 0x200000`);
     const gone = linesOf(state.update(new Map(), [a.key]));
     expect(gone.slice(0, 4)).toEqual([
       `flush chain ip meshd ${entryChain(a)}`,
       'delete element ip meshd ports { tcp . 8080 }',
       `delete chain ip meshd ${entryChain(a)}`,
-      `delete counter ip meshd ${entryChain(a)}`,
+      'delete element ip meshd traffic { 0x10000 }',
     ]);
+  });
+
+  it('holds no named objects: nft fetches every chain and object before any change, so each one costs every update', () => {
+    const state = new TableState();
+    const plan = state.rebuild([entry('p8080', ['10.0.0.1']), entry('p8081', ['10.0.0.2'])]);
+    expect(plan.script).not.toMatch(/\bcounter [a-z]|add counter|counter name/);
+    // The dispatch maps and the traffic set count per element instead.
+    expect(plan.script).toMatch(/map ports \{ type inet_proto \. inet_service : verdict; counter; \}/);
+    expect(plan.script).toContain('set traffic { type mark; counter; }');
+  });
+
+  it('reads per-element counters as nft lists them', () => {
+    const counts = {
+      connections: new Map<string, number>(),
+      traffic: new Map<number, { packets: number; bytes: number }>(),
+    };
+    parseCounts(
+      [
+        'table ip meshd {',
+        '\tmap ports {',
+        '\t\ttype inet_proto . inet_service : verdict',
+        '\t\tcounter',
+        '\t\telements = { tcp . 8080 counter packets 7 bytes 420 : goto svc-0123456789ab,',
+        '\t\t\t     udp . 53 counter packets 2 bytes 120 : goto svc-ba9876543210 }',
+        '\t}',
+        '\tset traffic {',
+        '\t\ttype mark',
+        '\t\tcounter',
+        '\t\telements = { 0x00010000 counter packets 30 bytes 4096, 0x00020000 counter packets 0 bytes 0 }',
+        '\t}',
+        '}',
+      ].join('\n'),
+      counts,
+    );
+    expect([...counts.connections]).toEqual([
+      ['svc-0123456789ab', 7],
+      ['svc-ba9876543210', 2],
+    ]);
+    expect(counts.traffic.get(0x10000)).toEqual({ packets: 30, bytes: 4096 });
+    expect(counts.traffic.get(0x20000)).toEqual({ packets: 0, bytes: 0 });
   });
 
   it('keeps its state when the kernel refused a script (commit not called)', () => {
