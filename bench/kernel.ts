@@ -74,11 +74,6 @@ async function steer(ns: string, cpu: number): Promise<void> {
   ]);
 }
 
-/**
- * From a health change through the API to the kernel's table holding it: the API marks a task
- * unhealthy (then healthy) and nft is polled until the task's slot is gone (back). The figure
- * includes the poll (an `nft list` every few milliseconds).
- */
 /** Sum and count of meshd's nft transaction times (`meshd_kernel_update_seconds`). */
 async function updateSeconds(metrics: string): Promise<{ sum: number; count: number }> {
   const text = await (await fetch(`${metrics}/metrics`)).text();
@@ -86,6 +81,11 @@ async function updateSeconds(metrics: string): Promise<{ sum: number; count: num
   return { sum: read('meshd_kernel_update_seconds_sum'), count: read('meshd_kernel_update_seconds_count') };
 }
 
+/**
+ * From a health change through the API to the kernel's table holding it: the API marks a task
+ * unhealthy (then healthy), and `nft monitor` in the node's namespace reports the moment the
+ * kernel commits meshd's transaction (no polling, which would load the machine it measures).
+ */
 async function changeLatency(node: string, api: string, metrics: string, addr: string): Promise<void> {
   const ctl = (...args: string[]) =>
     execFileP(process.execPath, [
@@ -101,39 +101,41 @@ async function changeLatency(node: string, api: string, metrics: string, addr: s
     addresses: { address: string }[];
   }[];
   const task = tasks.find((t) => t.addresses.some((a) => a.address === addr))?.name as string;
-  // Poll only the slot map of the published port (its rule names it): listing the whole table
-  // would hold nftables' lock long enough to slow down the very transaction being measured.
-  const nft = async (...args: string[]) =>
-    (await execFileP('ip', ['netns', 'exec', node, 'nft', ...args])).stdout;
-  const ports = await nft('list', 'map', 'ip', 'meshd', 'ports');
-  const chain = /tcp \. 8080 : goto (\S+)/.exec(ports)?.[1] as string;
-  const map = /map @(\w+)/.exec(await nft('list', 'chain', 'ip', 'meshd', chain))?.[1] as string;
-  const holds = async () => (await nft('list', 'map', 'ip', 'meshd', map)).includes(`${addr} . 80`);
+  const monitor = spawn('ip', ['netns', 'exec', node, 'nft', 'monitor'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  let waiting: (() => void) | undefined;
+  monitor.stdout.on('data', (d: Buffer) => {
+    if (d.toString().includes(' meshd ')) waiting?.();
+  });
+  await new Promise((r) => setTimeout(r, 300));
   const samples: number[] = [];
-  const polls: number[] = [];
   const u0 = await updateSeconds(metrics);
-  for (let i = 0; i < 20; i++) {
-    const state = i % 2 === 0 ? 'unhealthy' : 'healthy';
-    const t0 = performance.now();
-    const res = await fetch(`${api}/tasks/${encodeURIComponent(task)}/health`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ reportedHealth: state }),
-    });
-    if (!res.ok) throw new Error(`health change: ${res.status} ${await res.text()}`);
-    for (;;) {
-      const p0 = performance.now();
-      const done = (await holds()) === (state === 'healthy');
-      polls.push(performance.now() - p0);
-      if (done) break;
+  try {
+    for (let i = 0; i < 20; i++) {
+      const state = i % 2 === 0 ? 'unhealthy' : 'healthy';
+      const committed = new Promise<number>((resolve) => {
+        waiting = () => resolve(performance.now());
+      });
+      const t0 = performance.now();
+      const res = await fetch(`${api}/tasks/${encodeURIComponent(task)}/health`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ reportedHealth: state }),
+      });
+      if (!res.ok) throw new Error(`health change: ${res.status} ${await res.text()}`);
+      samples.push((await committed) - t0);
+      waiting = undefined;
+      await new Promise((r) => setTimeout(r, 50));
     }
-    samples.push(performance.now() - t0);
+  } finally {
+    monitor.kill();
   }
   const u1 = await updateSeconds(metrics);
   samples.sort((a, b) => a - b);
   console.log(
     `health change through the API to the kernel table: p50 ${median(samples).toFixed(0)} ms, max ${samples.at(-1)?.toFixed(0)} ms ` +
-      `(measured by polling nft, one poll ${median(polls).toFixed(0)} ms; meshd's nft transactions meanwhile: ` +
+      `(the commit as nft monitor reports it; meshd's nft transactions meanwhile: ` +
       `${u1.count - u0.count}, mean ${(((u1.sum - u0.sum) / Math.max(1, u1.count - u0.count)) * 1000).toFixed(1)} ms)`,
   );
 }
