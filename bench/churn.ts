@@ -129,7 +129,7 @@ async function main(): Promise<void> {
     const scrape = setInterval(() => {
       nodes.forEach(async (n, i) => {
         const text = await (await fetch(`http://${n.metrics}/metrics`)).text().catch(() => '');
-        const v = gauge(text, 'nodejs_eventloop_lag_p99_seconds');
+        const v = gauge(text, 'meshd_event_loop_lag_seconds{quantile="0.99"}');
         if (!Number.isNaN(v)) lag[i]?.push(v * 1000);
       });
     }, 1000);

@@ -1,13 +1,15 @@
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { uncaughtCounts } from '../last-resort.js';
+import { registerLoopLag } from './loop-lag.js';
 
 /**
- * The node's metric registry: process and Node runtime metrics (event-loop lag, heap, GC, handles)
- * plus `meshd_build_info`. Each subsystem declares its own metrics against this registry.
+ * The node's metric registry: process and Node runtime metrics (heap, GC, handles), event-loop
+ * lag beyond its sampling interval, and `meshd_build_info`. Each subsystem declares its own metrics against this registry.
  */
 export function createRegistry(version: string, node: string): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
+  registerLoopLag(registry);
   const info = new Gauge({
     name: 'meshd_build_info',
     help: 'Always 1; labels carry the meshd version and node name.',

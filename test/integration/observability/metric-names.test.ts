@@ -67,6 +67,7 @@ describe('metric names (a lint, as CoreDNS runs for its plugins)', () => {
       'meshd_store_connected',
       'meshd_cluster_nodes',
       'nodejs_eventloop_lag_p99_seconds',
+      'meshd_event_loop_lag_seconds',
       'process_resident_memory_bytes',
     ]) {
       expect(types.map((t) => t.name)).toContain(required);
