@@ -90,6 +90,9 @@ export async function startMeshd(
     '127.0.0.1:0',
     '--data-listen',
     '127.0.0.1:0',
+    // In the machine's own namespace meshd never programs nftables: a benchmark's VIPs would
+    // otherwise land in the host's tables. The kernel data plane is measured in namespaces.
+    ...(netns || extra.includes('--dataplane') ? [] : ['--dataplane', 'userspace']),
     ...extra,
   ]);
   const logs: string[] = [];

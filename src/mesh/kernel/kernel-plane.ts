@@ -70,9 +70,16 @@ export class KernelPlane {
         registers: [registry],
       }),
     };
-    // One `nft list counters` per scrape feeds the three counters (each collects on its own).
+    // One read of the counters per scrape feeds the three metrics (each collects on its own).
     let read: { at: number; counts: ReturnType<typeof readCounters> } | undefined;
+    const none: ReturnType<typeof readCounters> = Promise.resolve({
+      connections: new Map(),
+      traffic: new Map(),
+    });
     const counters = () => {
+      // Nothing served in the kernel, nothing to read: each read is several nft processes, and
+      // spawning them from a large heap holds the event loop.
+      if (this.state.size === 0) return none;
       if (!read || Date.now() - read.at > 500) read = { at: Date.now(), counts: readCounters() };
       return read.counts;
     };
