@@ -77,10 +77,14 @@ export class KernelPlane {
       traffic: new Map(),
     });
     const counters = () => {
-      // Nothing served in the kernel, nothing to read: each read is several nft processes, and
-      // spawning them from a large heap holds the event loop.
+      // Only the families served, and nothing when nothing is: each read is four nft processes,
+      // and spawning them from a large heap holds the event loop.
       if (this.state.size === 0) return none;
-      if (!read || Date.now() - read.at > 500) read = { at: Date.now(), counts: readCounters() };
+      if (!read || Date.now() - read.at > 500) {
+        const families = new Set<string>();
+        for (const e of this.state.entries()) families.add(e.family);
+        read = { at: Date.now(), counts: readCounters([...families]) };
+      }
       return read.counts;
     };
     const fromNft = (

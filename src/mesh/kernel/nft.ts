@@ -27,10 +27,10 @@ export interface KernelCounts {
  * connections it sent to its entry's chain, each traffic set element the packets and bytes of
  * the connections marked with it. Only those maps and the set are listed, not the slot maps.
  */
-export async function readCounters(): Promise<KernelCounts> {
+export async function readCounters(families: readonly string[]): Promise<KernelCounts> {
   const counts: KernelCounts = { connections: new Map(), traffic: new Map() };
   // One list per run: nft (1.0.6) fails to find a map named in a second list command of a run.
-  const lists = ['ip', 'ip6'].flatMap((family) => [
+  const lists = families.flatMap((family) => [
     ...['vips', 'ports', 'addr-ports'].map((m) => ['list', 'map', family, table, m]),
     ['list', 'set', family, table, 'traffic'],
   ]);
