@@ -105,9 +105,13 @@ async function serve(ep: string, name: string): Promise<void> {
 
 /** What crosses the underlay (the LAN bridge) while `during` runs, as tcpdump prints it. */
 async function underlay(filter: string[], during: () => Promise<unknown>): Promise<string> {
-  const cap = spawn('tcpdump', ['-i', `${prefix}br`, '-n', '-l', '-A', '-s', '0', '-v', ...filter], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const cap = spawn(
+    'tcpdump',
+    ['-i', `${prefix}br`, '--immediate-mode', '-n', '-l', '-A', '-s', '0', '-v', ...filter],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   cap.stdout?.on('data', (d: Buffer) => {
     out += d.toString('latin1');
@@ -160,9 +164,13 @@ describe('VXLAN overlay networks across three nodes', () => {
     const vni = JSON.parse(await (nodes[0] as MeshdProcess).ctl('network', 'inspect', 'apps'))[0]
       .vni as number;
     expect(vni).toBeGreaterThanOrEqual(4096);
-    const cap = spawn('tcpdump', ['-i', `${prefix}br`, '-n', '-v', '-c', '2', 'udp', 'port', '4789'], {
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
+    const cap = spawn(
+      'tcpdump',
+      ['-i', `${prefix}br`, '--immediate-mode', '-n', '-v', '-c', '2', 'udp', 'port', '4789'],
+      {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    );
     let out = '';
     cap.stdout?.on('data', (d: Buffer) => {
       out += d.toString();

@@ -67,9 +67,11 @@ describe('joining', () => {
     const port = a.api.split(':').at(-1) as string;
     const dir = mkdtempSync(join(tmpdir(), 'meshd-cap-'));
     const pcap = join(dir, 'join.pcap');
+    // --immediate-mode: without it libpcap hands packets over in blocks, and a block not yet
+    // full when tcpdump is stopped is lost, with the join in it.
     const dump: ChildProcess = spawn(
       'tcpdump',
-      ['-i', 'lo', '-U', '-s', '0', '-w', pcap, `tcp port ${port}`],
+      ['-i', 'lo', '--immediate-mode', '-U', '-s', '0', '-w', pcap, `tcp port ${port}`],
       {
         stdio: ['ignore', 'ignore', 'pipe'],
       },
