@@ -17,6 +17,13 @@ const CREDIT = 5;
 const window = 1 << 20;
 /** Largest DATA frame: keeps one busy stream from starving the others. */
 const maxFrame = 64 * 1024;
+/** Largest payload of a frame other than DATA: an OPEN's header line, a CREDIT's count. */
+const maxControl = 4096;
+/**
+ * Credit is granted back once a stream's consumer has taken this much, not after every piece:
+ * fewer CREDIT frames, and the sender never stalls, since less than the window is withheld.
+ */
+const grantAt = window / 4;
 /** Streams one connection carries at once; more are refused. */
 const maxStreams = 10_000;
 
@@ -66,7 +73,7 @@ export class MuxStream extends Duplex {
 
   override _read(): void {
     // The consumer took data: give the sender room for as much again.
-    if (this.granted > 0) {
+    if (this.granted >= grantAt) {
       const b = Buffer.allocUnsafe(4);
       b.writeUInt32BE(this.granted);
       this.mux.frame(CREDIT, this.id, b);
@@ -102,9 +109,14 @@ export interface MuxHandlers {
 export class Mux {
   private readonly streams = new Map<number, MuxStream>();
   private nextId: number;
-  /** Received bytes not yet framed: kept as chunks and joined once per frame, not per chunk. */
-  private pending: Buffer[] = [];
-  private pendingLen = 0;
+  /** The frame being read: its header as it arrives, then what is left of its payload (-1: none). */
+  private readonly head = Buffer.alloc(9);
+  private headLen = 0;
+  private type = 0;
+  private id = 0;
+  private remaining = -1;
+  /** A control frame's payload (a few bytes: a header line, a credit), gathered whole. */
+  private control: Buffer[] = [];
   private drainWaiters: (() => void)[] = [];
   closedFlag = false;
 
@@ -157,52 +169,57 @@ export class Mux {
     if (reset) this.frame(RESET, s.id);
   }
 
+  /**
+   * Frames are parsed as bytes arrive: a DATA frame's payload goes to its stream piece by piece,
+   * as views of the chunks the connection delivered, never joined into a frame first (a 64 KB
+   * frame arrives as several 16 KB TLS records; joining copied every byte and fed the GC).
+   * Only headers and the small payloads of control frames are gathered.
+   */
   private read(d: Buffer): void {
-    this.pending.push(d);
-    this.pendingLen += d.length;
-    while (this.pendingLen >= 9) {
-      const head = this.peek(9);
-      const len = head.readUInt32BE(5);
-      if (len > maxFrame + 1024) {
-        this.handlers.onViolation?.('protocol');
-        this.socket.destroy();
-        return;
-      }
-      if (this.pendingLen < 9 + len) return;
-      const frame = this.take(9 + len);
-      this.dispatch(frame[0] as number, frame.readUInt32BE(1), frame.subarray(9));
-    }
-  }
-
-  /** The first `n` pending bytes, without consuming them. */
-  private peek(n: number): Buffer {
-    const first = this.pending[0] as Buffer;
-    if (first.length >= n) return first;
-    const joined = Buffer.concat(this.pending);
-    this.pending = [joined];
-    return joined;
-  }
-
-  /** Consumes the first `n` pending bytes: a slice when one chunk holds them, one copy otherwise. */
-  private take(n: number): Buffer {
-    this.pendingLen -= n;
-    const first = this.pending[0] as Buffer;
-    if (first.length >= n) {
-      if (first.length === n) this.pending.shift();
-      else this.pending[0] = first.subarray(n);
-      return first.subarray(0, n);
-    }
-    const out = Buffer.allocUnsafe(n);
     let off = 0;
-    while (off < n) {
-      const c = this.pending[0] as Buffer;
-      const k = Math.min(c.length, n - off);
-      c.copy(out, off, 0, k);
-      off += k;
-      if (k === c.length) this.pending.shift();
-      else this.pending[0] = c.subarray(k);
+    while (off < d.length) {
+      if (this.remaining < 0) {
+        const k = Math.min(9 - this.headLen, d.length - off);
+        d.copy(this.head, this.headLen, off, off + k);
+        this.headLen += k;
+        off += k;
+        if (this.headLen < 9) return;
+        this.headLen = 0;
+        this.type = this.head[0] as number;
+        this.id = this.head.readUInt32BE(1);
+        this.remaining = this.head.readUInt32BE(5);
+        if (this.remaining > maxFrame + 1024 || (this.type !== DATA && this.remaining > maxControl)) {
+          this.handlers.onViolation?.('protocol');
+          this.socket.destroy();
+          return;
+        }
+      } else {
+        const k = Math.min(this.remaining, d.length - off);
+        const piece = d.subarray(off, off + k);
+        off += k;
+        this.remaining -= k;
+        if (this.type === DATA) this.data(this.id, piece);
+        else this.control.push(piece);
+      }
+      if (this.remaining === 0) {
+        this.remaining = -1;
+        if (this.type !== DATA) {
+          const payload =
+            this.control.length === 1 ? (this.control[0] as Buffer) : Buffer.concat(this.control);
+          this.control = [];
+          this.dispatch(this.type, this.id, payload);
+        }
+      }
+      if (this.closedFlag) return;
     }
-    return out;
+  }
+
+  /** A piece of a DATA frame's payload, for its stream. */
+  private data(id: number, piece: Buffer): void {
+    const s = this.streams.get(id);
+    if (!s || s.deliver(piece)) return;
+    this.handlers.onViolation?.('window');
+    s.destroy(new Error('stream sent past its window'));
   }
 
   private dispatch(type: number, id: number, payload: Buffer): void {
@@ -219,12 +236,7 @@ export class Mux {
     }
     const s = this.streams.get(id);
     if (!s) return;
-    if (type === DATA) {
-      if (!s.deliver(payload)) {
-        this.handlers.onViolation?.('window');
-        s.destroy(new Error('stream sent past its window'));
-      }
-    } else if (type === END) s.push(null);
+    if (type === END) s.push(null);
     else if (type === RESET) {
       this.streams.delete(id);
       s.destroy(new Error('stream reset by peer'));
