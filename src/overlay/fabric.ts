@@ -7,11 +7,13 @@ import type { EncryptedRelay } from './encrypted-relay.js';
 import { overlayFilterScript, overlayTable } from './filter.js';
 import {
   claimsWanted,
+  isIPv6Subnet,
   type LocalEndpoint,
   macOf,
   type OverlayNetwork,
   overlayPlan,
   type RemoteEndpoint,
+  unbuilt,
 } from './plan.js';
 
 /** IANA's VXLAN port, which Docker, flannel and the kernel default to. */
@@ -56,6 +58,11 @@ export class OverlayFabric {
   update(snap: Snapshot, change: SnapshotChange): Promise<void> {
     if (!this.touches(snap, change)) return this.chain;
     const plan = overlayPlan(snap.state, this.self);
+    for (const name of unbuilt(snap.state))
+      this.warnOnce(
+        name,
+        'an encrypted IPv6 network gets no devices: its relay answers ARP but not IPv6 neighbour discovery yet; use an IPv4 subnet for encrypted overlays',
+      );
     this.lastPlan = plan;
     this.claimAddresses(snap);
     this.joinedServices = new Set();
@@ -104,6 +111,11 @@ export class OverlayFabric {
     // Containers are few, and a detach leaves no trace in the new state: any change re-plans.
     if (change.containers.size > 0) return true;
     for (const id of change.services) if (this.joinedServices.has(id)) return true;
+    // A VIP that comes or goes on a network built here.
+    for (const id of change.specs)
+      if (snap.state.services.get(id)?.networks.some((n) => this.applied.has(n.network))) return true;
+    for (const svc of change.removedServices)
+      if (svc.networks.some((n) => this.applied.has(n.network))) return true;
     return false;
   }
 
@@ -138,12 +150,15 @@ export class OverlayFabric {
       this.filter = filter;
     }
     // The way out is routed through the node: it must forward (Docker turns this on too).
-    if (plan.some((n) => !n.internal))
-      await writeFile('/proc/sys/net/ipv4/ip_forward', '1').catch((err: unknown) =>
-        this.log.warn('cannot enable IPv4 forwarding; overlay endpoints have no way out', {
+    for (const v6 of [false, true]) {
+      if (!plan.some((n) => !n.internal && isIPv6Subnet(n) === v6)) continue;
+      const knob = v6 ? '/proc/sys/net/ipv6/conf/all/forwarding' : '/proc/sys/net/ipv4/ip_forward';
+      await writeFile(knob, '1').catch((err: unknown) =>
+        this.log.warn(`cannot enable ${v6 ? 'IPv6' : 'IPv4'} forwarding; overlay endpoints have no way out`, {
           error: String(err),
         }),
       );
+    }
   }
 
   private readonly warned = new Set<string>();
@@ -158,6 +173,7 @@ export class OverlayFabric {
     // An encrypted network whose TAP helper was lost gets its device again.
     if (!old || (n.encrypted && this.relay && !this.relay.has(n.id))) await this.createDevices(n);
     else if (old.address !== n.address) await this.addressBridge(n);
+    await this.syncVips(n);
     const had = new Map((old?.locals ?? []).map((e) => [e.hostIf, e]));
     for (const e of n.locals) {
       if (had.delete(e.hostIf)) continue;
@@ -219,6 +235,7 @@ export class OverlayFabric {
    */
   private async addressBridge(n: OverlayNetwork): Promise<void> {
     const gateway = `${n.gateway}/${n.prefix}`;
+    if (isIPv6Subnet(n)) return this.addressBridge6(n);
     if (!n.address) {
       await must(ip('addr', 'replace', gateway, 'dev', n.bridge), `gateway of ${n.name}`);
       return;
@@ -231,6 +248,50 @@ export class OverlayFabric {
     await ip('addr', 'flush', 'dev', n.bridge);
     await must(ip('addr', 'add', `${n.address}/${n.prefix}`, 'dev', n.bridge), `address of ${n.name}`);
     await must(ip('addr', 'add', gateway, 'dev', n.bridge), `gateway of ${n.name}`);
+  }
+
+  /**
+   * IPv6 chooses a source address by rules, not by order: the gateway every node holds is kept
+   * valid but deprecated (`preferred_lft 0`), so it still answers its endpoints and is never the
+   * source of the node's own traffic into the overlay. No duplicate address detection: the
+   * addresses come from IPAM, and DAD would hold each one back for a second or two.
+   */
+  private async addressBridge6(n: OverlayNetwork): Promise<void> {
+    const gateway = ['addr', 'replace', `${n.gateway}/${n.prefix}`, 'dev', n.bridge, 'nodad'];
+    if (!n.address) {
+      await must(ip(...gateway), `gateway of ${n.name}`);
+      return;
+    }
+    await must(ip('link', 'set', n.bridge, 'address', macOf(n.address)), `MAC of ${n.bridge}`);
+    await must(
+      ip('addr', 'replace', `${n.address}/${n.prefix}`, 'dev', n.bridge, 'nodad'),
+      `address of ${n.name}`,
+    );
+    await must(ip(...gateway, 'preferred_lft', '0'), `gateway of ${n.name}`);
+  }
+
+  /**
+   * The network's VIPs as addresses of its bridge (host routes: /32, /128), so endpoints reach
+   * them through their node; on IPv6 deprecated, so never a source. Reads what the bridge holds,
+   * so a re-addressed bridge or a restart gets them back.
+   */
+  private async syncVips(n: OverlayNetwork): Promise<void> {
+    const v6 = isIPv6Subnet(n);
+    const host = v6 ? 128 : 32;
+    const shown = (await ip(v6 ? '-6' : '-4', '-o', 'addr', 'show', 'dev', n.bridge)).out;
+    const have = new Set(
+      [...shown.matchAll(/inet6? (\S+)\/(\d+)/g)]
+        .filter((m) => Number(m[2]) === host)
+        .map((m) => m[1] as string),
+    );
+    const want = new Set(n.vips);
+    for (const vip of want) {
+      if (have.has(vip)) continue;
+      const extra = v6 ? ['nodad', 'preferred_lft', '0'] : [];
+      const r = await ip('addr', 'replace', `${vip}/${host}`, 'dev', n.bridge, ...extra);
+      if (r.code !== 0) this.log.warn('cannot put a VIP on its overlay bridge', { vip, error: r.err.trim() });
+    }
+    for (const vip of have) if (!want.has(vip)) await ip('addr', 'del', `${vip}/${host}`, 'dev', n.bridge);
   }
 
   /** A veth from the bridge into the endpoint's namespace, named and addressed as Docker does. */
@@ -255,13 +316,15 @@ export class OverlayFabric {
         ifname = `eth${i + 1}`;
       await inside('link', 'set', peer, 'name', ifname);
       await inside('link', 'set', ifname, 'address', e.mac, 'mtu', mtu, 'up');
-      await inside('addr', 'add', `${e.address}/${n.prefix}`, 'dev', ifname);
+      const v6 = isIPv6Subnet(n);
+      await inside('addr', 'add', `${e.address}/${n.prefix}`, 'dev', ifname, ...(v6 ? ['nodad'] : []));
       await inside('link', 'set', 'lo', 'up');
       // The way out, unless the namespace has one (an engine's container keeps its own); an
       // internal network has none at all.
-      const hasDefault = (await shown('route', 'show', 'default')).out.trim() !== '';
+      const family = v6 ? '-6' : '-4';
+      const hasDefault = (await shown(family, 'route', 'show', 'default')).out.trim() !== '';
       if (!n.internal && !hasDefault)
-        await inside('route', 'replace', 'default', 'via', n.gateway, 'dev', ifname);
+        await inside(family, 'route', 'replace', 'default', 'via', n.gateway, 'dev', ifname);
       this.log.info('endpoint joined the overlay', { network: n.name, task: e.task, address: e.address });
     } catch (err) {
       this.log.warn('endpoint could not join the overlay', {

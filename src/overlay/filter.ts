@@ -1,4 +1,4 @@
-import type { OverlayNetwork } from './plan.js';
+import { isIPv6Subnet, type OverlayNetwork } from './plan.js';
 
 /** meshd's table for the overlay's filtering and way out; it touches no other table. */
 export const overlayTable = 'meshd_overlay';
@@ -22,7 +22,8 @@ export function overlayFilterScript(networks: readonly OverlayNetwork[]): string
     }
     // By address, not interface: with br_netfilter, frames bridged inside the overlay pass this
     // hook too, with a bridge port as their interface.
-    nat.push(`    ip saddr ${n.subnet} ip daddr != ${n.subnet} masquerade`);
+    const ip = isIPv6Subnet(n) ? 'ip6' : 'ip';
+    nat.push(`    ${ip} saddr ${n.subnet} ${ip} daddr != ${n.subnet} masquerade`);
   }
   return [
     `table inet ${overlayTable} {}`,

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { parseCidr } from '../model/address.js';
+import { parseAddress, parseCidr } from '../model/address.js';
 import type { ClusterState } from '../model/cluster-state.js';
 import type { Network, Task } from '../model/types.js';
 
@@ -59,6 +59,13 @@ export interface OverlayNetwork {
    * mesh to tasks on other nodes), so replies come back here. The bridge's MAC is made from it.
    */
   readonly address?: string;
+  /**
+   * The VIPs of the network's services, sorted: each is an address of the bridge on every node
+   * that carries the network, so an endpoint's ARP or neighbour solicitation for a VIP is
+   * answered by its own node, whose routing mesh then serves it (swarm answers VIPs inside each
+   * task's namespace instead).
+   */
+  readonly vips: readonly string[];
   readonly locals: readonly LocalEndpoint[];
   /** Endpoints on other nodes, and those nodes' own addresses. */
   readonly remotes: readonly RemoteEndpoint[];
@@ -72,7 +79,10 @@ export const vxlanOverhead = 50;
  * IPv4 address): every node derives it, so it is never stored or exchanged.
  */
 export function macOf(address: string): string {
-  const bytes = address.split('.').map((o) => Number(o).toString(16).padStart(2, '0'));
+  // IPv4: its four bytes; IPv6: its last four (IPAM hands out addresses from the bottom of a
+  // subnet, so those differ between any two endpoints of one network).
+  const value = parseAddress(address).value & 0xffff_ffffn;
+  const bytes = [24n, 16n, 8n, 0n].map((shift) => ((value >> shift) & 0xffn).toString(16).padStart(2, '0'));
   return ['02', '42', ...bytes].join(':');
 }
 
@@ -98,9 +108,17 @@ function joinedByNetwork(state: ClusterState): Map<string, Joined[]> {
   return joined;
 }
 
-/** Whether this node builds devices for the network: an IPv4 overlay with a VNI, not ingress. */
+/**
+ * Whether this node builds devices for the network: an overlay with a VNI, not ingress. An
+ * encrypted network must be IPv4: its relay answers ARP itself, and has no IPv6 neighbour
+ * discovery yet.
+ */
 function buildable(net: Network | undefined): net is Network & { vni: number } {
-  return net?.vni !== undefined && !net.ingress && !net.subnet.includes(':');
+  return net?.vni !== undefined && !net.ingress && !(net.encrypted && isIPv6Subnet(net));
+}
+
+export function isIPv6Subnet(net: { subnet: string }): boolean {
+  return net.subnet.includes(':');
 }
 
 /**
@@ -109,13 +127,20 @@ function buildable(net: Network | undefined): net is Network & { vni: number } {
  * ingress network: its routing mesh reaches that network's tasks on any node. It does so once it
  * holds an address of its own on the network (`claimsWanted`); until then only a network with a
  * local endpoint gets devices. Networks whose endpoints bring routable addresses of their own
- * stay logical, and a node never takes a subnet's gateway it was not asked to. IPv4 subnets only
- * (the MAC is made from the address); remote endpoints count only while their node's heartbeat
- * lives.
+ * stay logical, and a node never takes a subnet's gateway it was not asked to. Remote endpoints
+ * count only while their node's heartbeat lives.
  */
 export function overlayPlan(state: ClusterState, self: string): OverlayNetwork[] {
   const out: OverlayNetwork[] = [];
   const own = state.nodes.get(self)?.overlayAddresses ?? {};
+  const vips = new Map<string, string[]>();
+  for (const svc of state.services.values())
+    for (const n of svc.networks) {
+      if (!n.vip) continue;
+      const list = vips.get(n.network) ?? [];
+      list.push(n.vip);
+      vips.set(n.network, list);
+    }
   for (const [id, tasks] of joinedByNetwork(state)) {
     const net = state.networks.get(id);
     if (!buildable(net)) continue;
@@ -159,6 +184,7 @@ export function overlayPlan(state: ClusterState, self: string): OverlayNetwork[]
       bridge: `mbr${net.vni}`,
       carrier: net.encrypted ? `mtp${net.vni}` : `mvx${net.vni}`,
       ...(address ? { address } : {}),
+      vips: (vips.get(id) ?? []).sort(),
       locals,
       remotes,
     });
@@ -171,6 +197,16 @@ function remoteOn(state: ClusterState, nodeId: string, address: string): RemoteE
   const node = state.nodes.get(nodeId);
   if (!node?.datapathAddr || !state.heartbeats.has(nodeId)) return undefined;
   return { address, mac: macOf(address), node: node.datapathAddr, nodeId };
+}
+
+/** Networks with endpoints joined through meshd that get no devices: encrypted IPv6 ones. */
+export function unbuilt(state: ClusterState): string[] {
+  const out: string[] = [];
+  for (const id of joinedByNetwork(state).keys()) {
+    const net = state.networks.get(id);
+    if (net?.vni !== undefined && !net.ingress && !buildable(net)) out.push(net.name);
+  }
+  return out;
 }
 
 /** The networks this node carries but holds no address of its own on yet: it claims one on each. */

@@ -16,6 +16,7 @@ const apps = `10.${o}.1.0/24`;
 const other = `10.${o}.2.0/24`;
 const secret = `10.${o}.3.0/24`;
 const sealed = `10.${o}.4.0/24`;
+const v6 = `fd00:${o}::/64`;
 const token = 'overlay-token';
 let lan: TestLan;
 let etcd: EtcdServer;
@@ -277,6 +278,13 @@ describe('VXLAN overlay networks across three nodes', () => {
       const r = await sh('curl', '-s', '-m', '2', `http://${nodeAddr(1)}:8088/`);
       expect(r).toBe(`pub2 ${from}`);
     }, 15_000);
+    // The service's VIP from an endpoint of its network on node 1: node 1 answers for the VIP on
+    // the network's bridge, and its kernel sends the connection on to the task on node 2.
+    const [svc] = JSON.parse(await (nodes[0] as MeshdProcess).ctl('service', 'inspect', 'pub'));
+    await eventually(async () => {
+      const r = await inEp(`${prefix}w1`, 'curl', '-s', '-m', '2', `http://${svc.networks[0].vip}/`);
+      expect(r.out).toBe(`pub2 ${from}`);
+    }, 15_000);
   });
 
   it('carries an encrypted network between nodes, never in clear on the underlay', async () => {
@@ -357,6 +365,55 @@ describe('VXLAN overlay networks across three nodes', () => {
     );
     expect(between).not.toBe('');
     expect(between).not.toContain(marker);
+  });
+
+  it('carries an IPv6 overlay: addresses, ping and TCP across nodes, the MTU, and a VIP served by the kernel', async () => {
+    const ctl = nodes[0] as MeshdProcess;
+    await ctl.ctl('network', 'create', '--subnet', v6, 'six');
+    await ctl.ctl('service', 'create', '--name', 'web6', '--network', 'six');
+    const addr6 = async (ep: string) => {
+      let found = '';
+      await eventually(async () => {
+        const r = await inEp(ep, 'ip', '-6', '-o', 'addr', 'show', 'dev', 'eth0', 'scope', 'global');
+        found = /inet6 (\S+)\//.exec(r.out)?.[1] ?? '';
+        expect(found).not.toBe('');
+      }, 20_000);
+      return found;
+    };
+    const join6 = async (name: string, n: number) => {
+      const ep = `${prefix}${name}`;
+      await sh('ip', 'netns', 'add', ep);
+      endpoints.push(ep);
+      await ctl.ctl('task', 'add', 'web6', '--node', `node${n}`, '--netns', ep, '--name', name);
+      return addr6(ep);
+    };
+    const a = await join6('x1', 1);
+    const b = await join6('x2', 2);
+    expect(a.startsWith(`fd00:${o}::`)).toBe(true);
+    await serve('x2', 'six2');
+    await eventually(
+      async () => expect((await inEp(`${prefix}x1`, 'ping', '-6', '-c', '1', '-W', '2', b)).code).toBe(0),
+      15_000,
+    );
+    const r = await inEp(`${prefix}x1`, 'curl', '-s', '-m', '3', `http://[${b}]/`);
+    expect(r.out).toBe(`six2 ${a}`);
+    // 1450 - 40 (IPv6) - 8 (ICMPv6) = 1402 bytes of payload, and not one more.
+    expect(
+      (await inEp(`${prefix}x1`, 'ping', '-6', '-c', '1', '-W', '2', '-M', 'do', '-s', '1402', b)).code,
+    ).toBe(0);
+    expect(
+      (await inEp(`${prefix}x1`, 'ping', '-6', '-c', '1', '-W', '1', '-M', 'do', '-s', '1403', b)).code,
+    ).not.toBe(0);
+    // The VIP from the endpoint on node 1, served by node 1's kernel, reaches the task on node 2
+    // from node 1's own address on the network.
+    const [svc] = JSON.parse(await ctl.ctl('service', 'inspect', 'web6'));
+    const vip = svc.networks[0].vip as string;
+    const from = await nodeAddress('six', 1);
+    expect(from.startsWith(`fd00:${o}::`)).toBe(true);
+    await eventually(async () => {
+      const viaVip = await inEp(`${prefix}x1`, 'curl', '-s', '-m', '2', `http://[${vip}]/`);
+      expect(viaVip.out).toBe(`six2 ${from}`);
+    }, 15_000);
   });
 
   it("drops a dead node's endpoints from the other nodes' forwarding within the lease TTL", async () => {

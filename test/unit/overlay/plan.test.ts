@@ -6,7 +6,7 @@ import { claimOverlayAddress, initCluster, registerNode } from '../../../src/mod
 import { createService, readServiceSpec } from '../../../src/model/service.js';
 import { addTask } from '../../../src/model/task.js';
 import { overlayFilterScript } from '../../../src/overlay/filter.js';
-import { claimsWanted, macOf, overlayPeers, overlayPlan } from '../../../src/overlay/plan.js';
+import { claimsWanted, macOf, overlayPeers, overlayPlan, unbuilt } from '../../../src/overlay/plan.js';
 import { applyChange } from '../../helpers/state.js';
 
 const now = '2026-01-01T00:00:00.000Z';
@@ -157,5 +157,60 @@ describe('overlay plan', () => {
         value: expect.not.objectContaining({ overlayAddresses: expect.anything() }),
       }),
     ]);
+  });
+
+  it("puts the VIPs of a network's services on its bridge, and builds IPv6 networks (not encrypted ones)", () => {
+    let s = cluster();
+    const [apps] = overlayPlan(s, 'n1');
+    const web = [...s.services.values()].find((x) => x.name === 'web');
+    expect(apps?.vips).toEqual([web?.networks[0]?.vip]);
+    const run = (op: (x: ClusterState) => ReturnType<typeof initCluster>) => {
+      s = applyChange(s, op(s));
+    };
+    run((x) => createNetwork(x, readNetworkSpec(Fields.of({ name: 'six', subnet: 'fd00:5::/64' }, '')), now));
+    run((x) =>
+      createNetwork(
+        x,
+        readNetworkSpec(
+          Fields.of({ name: 'sealed6', subnet: 'fd00:6::/64', options: { encrypted: '' } }, ''),
+        ),
+        now,
+      ),
+    );
+    for (const [svc, net] of [
+      ['w6', 'six'],
+      ['e6', 'sealed6'],
+    ])
+      run((x) =>
+        createService(x, readServiceSpec(Fields.of({ name: svc, networks: [{ network: net }] }, '')), now),
+      );
+    run((x) =>
+      addTask(
+        x,
+        { service: 'w6', ips: [], reportedHealth: 'none', labels: {}, netns: '/run/netns/s' },
+        'n1',
+        now,
+      ),
+    );
+    run((x) =>
+      addTask(
+        x,
+        { service: 'e6', ips: [], reportedHealth: 'none', labels: {}, netns: '/run/netns/e' },
+        'n1',
+        now,
+      ),
+    );
+    const six = overlayPlan(s, 'n1').find((n) => n.name === 'six');
+    const address = six?.locals[0]?.address as string;
+    expect(address.startsWith('fd00:5::')).toBe(true);
+    // The MAC takes the address's last four bytes.
+    expect(macOf('fd00:5::a:3')).toBe('02:42:00:0a:00:03');
+    expect(six?.locals[0]?.mac).toBe(macOf(address));
+    expect(overlayFilterScript([six as NonNullable<typeof six>])).toContain(
+      'ip6 saddr fd00:5::/64 ip6 daddr != fd00:5::/64 masquerade',
+    );
+    // An encrypted IPv6 network gets nothing, and says why.
+    expect(overlayPlan(s, 'n1').some((n) => n.name === 'sealed6')).toBe(false);
+    expect(unbuilt(s)).toEqual(['sealed6']);
   });
 });
