@@ -15,6 +15,7 @@ import {
   type RemoteEndpoint,
   unbuilt,
 } from './plan.js';
+import { netnsResolvConf, removeResolvConf, writeResolvConf } from './resolv-conf.js';
 
 /** IANA's VXLAN port, which Docker, flannel and the kernel default to. */
 const vxlanPort = 4789;
@@ -42,6 +43,11 @@ export class OverlayFabric {
     private readonly relay: EncryptedRelay | undefined,
     /** Claims this node's own address on a network (a store write); the next snapshot has it. */
     private readonly claim: (network: string) => Promise<void>,
+    /**
+     * Whether meshd's DNS answers on port 53 of every local address: then an endpoint in a
+     * named namespace gets a resolv.conf naming its gateway (where `ip netns exec` reads it).
+     */
+    private readonly dnsOnGateways: 'ipv4' | 'both' | undefined = undefined,
   ) {
     if (relay)
       relay.onLost = () => {
@@ -179,7 +185,7 @@ export class OverlayFabric {
       if (had.delete(e.hostIf)) continue;
       await this.join(n, e);
     }
-    for (const gone of had.values()) await ip('link', 'del', gone.hostIf);
+    for (const gone of had.values()) await this.leave(gone);
     // The relay routes an encrypted network's frames itself: no FDB or neighbour entries.
     if (n.encrypted) {
       this.relay?.update(n);
@@ -325,6 +331,13 @@ export class OverlayFabric {
       const hasDefault = (await shown(family, 'route', 'show', 'default')).out.trim() !== '';
       if (!n.internal && !hasDefault)
         await inside(family, 'route', 'replace', 'default', 'via', n.gateway, 'dev', ifname);
+      const served = this.dnsOnGateways === 'both' || (this.dnsOnGateways === 'ipv4' && !v6);
+      const resolv = served ? netnsResolvConf(e.netns) : undefined;
+      // The first network (eth0) names the resolver, as the first is the default route.
+      if (resolv && ifname === 'eth0' && (await writeResolvConf(resolv, n.gateway)) === 'kept')
+        this.log.info("an endpoint's namespace has a resolv.conf of its own; meshd leaves it", {
+          path: resolv,
+        });
       this.log.info('endpoint joined the overlay', { network: n.name, task: e.task, address: e.address });
     } catch (err) {
       this.log.warn('endpoint could not join the overlay', {
@@ -334,6 +347,14 @@ export class OverlayFabric {
       });
       await ip('link', 'del', e.hostIf);
     }
+  }
+
+  /** An endpoint leaves: its veth, and the resolv.conf meshd wrote for it. */
+  private async leave(e: LocalEndpoint): Promise<void> {
+    await ip('link', 'del', e.hostIf);
+    // Only ever a file meshd wrote (it says so on its first line).
+    const resolv = this.dnsOnGateways && e.ifname === 'eth0' ? netnsResolvConf(e.netns) : undefined;
+    if (resolv) await removeResolvConf(resolv);
   }
 
   private async addRemote(n: OverlayNetwork, r: RemoteEndpoint): Promise<void> {
@@ -347,7 +368,7 @@ export class OverlayFabric {
   }
 
   private async removeNetwork(n: OverlayNetwork): Promise<void> {
-    for (const e of n.locals) await ip('link', 'del', e.hostIf);
+    for (const e of n.locals) await this.leave(e);
     if (n.encrypted) this.relay?.detach(n.id);
     await ip('link', 'del', n.carrier);
     await ip('link', 'del', n.bridge);

@@ -31,7 +31,11 @@ export async function startOverlay(
   }
   const relay = (await tapHelperAvailable()) ? new EncryptedRelay(carrier, log) : undefined;
   if (relay) relayMetrics(relay, registry);
-  const fabric = new OverlayFabric(nodeId, settings.node.datapathAddr, log, relay, claim);
+  const dns = settings.dns.listen;
+  // Port 53 on every local address: IPv4 ones for 0.0.0.0, both families for ::.
+  const dnsOnGateways =
+    dns?.port !== 53 ? undefined : dns.host === '0.0.0.0' ? 'ipv4' : dns.host === '::' ? 'both' : undefined;
+  const fabric = new OverlayFabric(nodeId, settings.node.datapathAddr, log, relay, claim, dnsOnGateways);
   snapshots.subscribe({ name: 'overlay', apply: (snap, change) => fabric.update(snap, change) });
   return fabric;
 }
