@@ -199,6 +199,7 @@ export class Daemon {
         await state.controller.apply((st) => claimOverlayAddress(st, this.nodeId, network));
       },
       state.snapshots,
+      () => this.dns?.addressesChanged() ?? Promise.resolve(),
     );
     if (!overlay) return;
     if (dataPlane.server)

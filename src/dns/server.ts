@@ -65,6 +65,11 @@ export class DnsServer {
     }
   }
 
+  /** Local addresses changed (meshd added some): a wildcard listener binds the new ones now. */
+  addressesChanged(): Promise<void> {
+    return this.udp?.addressesChanged() ?? Promise.resolve();
+  }
+
   private async bindBoth(): Promise<AddressInfo> {
     const { host, port } = this.opts.listen;
     const udp = new UdpListeners((msg, address, p, sock) => this.onUdp(msg, address, p, sock), this.log);

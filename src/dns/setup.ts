@@ -62,6 +62,8 @@ export function setupDns(
 export interface RunningDns {
   readonly responder: Responder;
   address(): string;
+  /** Local addresses changed: a wildcard listener binds the new ones at once. */
+  addressesChanged(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -89,6 +91,7 @@ export async function startDns(
   const running: RunningDns = {
     responder,
     address: () => bound,
+    addressesChanged: () => server.addressesChanged(),
     async close() {
       clearInterval(timer);
       await server.close();

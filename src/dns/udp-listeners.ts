@@ -43,11 +43,14 @@ export class UdpListeners {
     private readonly log: Logger,
   ) {}
 
+  private wildcard: string | undefined;
+
   /** Binds `host:port` (port 0 picks one); resolves with the port bound. */
   async bind(host: string, port: number): Promise<number> {
     const first = await this.open(host, port, isWildcard(host));
     this.port = first.address().port;
     if (isWildcard(host)) {
+      this.wildcard = host;
       await this.rescan(host);
       this.timer = setInterval(() => void this.rescan(host), rescanMs);
       this.timer.unref();
@@ -79,6 +82,15 @@ export class UdpListeners {
     sock.on('error', (err) => this.log.warn('DNS UDP socket error', { address: host, error: err.message }));
     this.sockets.set(host, sock);
     return sock;
+  }
+
+  /**
+   * Looks at the addresses now rather than at the next scan: meshd itself just added some (an
+   * overlay bridge's gateway), and a query to one before its socket exists would be answered
+   * from another address and dropped by the client.
+   */
+  addressesChanged(): Promise<void> {
+    return this.wildcard ? this.rescan(this.wildcard) : Promise.resolve();
   }
 
   /** Opens a socket for each new local address and closes those of addresses that went away. */

@@ -48,6 +48,8 @@ export class OverlayFabric {
      * named namespace gets a resolv.conf naming its gateway (where `ip netns exec` reads it).
      */
     private readonly dnsOnGateways: 'ipv4' | 'both' | undefined = undefined,
+    /** Tells DNS that the bridges' addresses changed, so a wildcard listener binds them now. */
+    private readonly addressesChanged: () => Promise<void> = () => Promise.resolve(),
   ) {
     if (relay)
       relay.onLost = () => {
@@ -177,9 +179,13 @@ export class OverlayFabric {
 
   private async applyNetwork(n: OverlayNetwork, old: OverlayNetwork | undefined): Promise<void> {
     // An encrypted network whose TAP helper was lost gets its device again.
+    let readdressed = true;
     if (!old || (n.encrypted && this.relay && !this.relay.has(n.id))) await this.createDevices(n);
     else if (old.address !== n.address) await this.addressBridge(n);
-    await this.syncVips(n);
+    else readdressed = false;
+    if (await this.syncVips(n)) readdressed = true;
+    // Before any endpoint joins: its first query to the gateway finds a socket there.
+    if (readdressed) await this.addressesChanged();
     const had = new Map((old?.locals ?? []).map((e) => [e.hostIf, e]));
     for (const e of n.locals) {
       if (had.delete(e.hostIf)) continue;
@@ -279,9 +285,9 @@ export class OverlayFabric {
   /**
    * The network's VIPs as addresses of its bridge (host routes: /32, /128), so endpoints reach
    * them through their node; on IPv6 deprecated, so never a source. Reads what the bridge holds,
-   * so a re-addressed bridge or a restart gets them back.
+   * so a re-addressed bridge or a restart gets them back. Says whether it changed any.
    */
-  private async syncVips(n: OverlayNetwork): Promise<void> {
+  private async syncVips(n: OverlayNetwork): Promise<boolean> {
     const v6 = isIPv6Subnet(n);
     const host = v6 ? 128 : 32;
     const shown = (await ip(v6 ? '-6' : '-4', '-o', 'addr', 'show', 'dev', n.bridge)).out;
@@ -291,13 +297,20 @@ export class OverlayFabric {
         .map((m) => m[1] as string),
     );
     const want = new Set(n.vips);
+    let changed = false;
     for (const vip of want) {
       if (have.has(vip)) continue;
+      changed = true;
       const extra = v6 ? ['nodad', 'preferred_lft', '0'] : [];
       const r = await ip('addr', 'replace', `${vip}/${host}`, 'dev', n.bridge, ...extra);
       if (r.code !== 0) this.log.warn('cannot put a VIP on its overlay bridge', { vip, error: r.err.trim() });
     }
-    for (const vip of have) if (!want.has(vip)) await ip('addr', 'del', `${vip}/${host}`, 'dev', n.bridge);
+    for (const vip of have) {
+      if (want.has(vip)) continue;
+      changed = true;
+      await ip('addr', 'del', `${vip}/${host}`, 'dev', n.bridge);
+    }
+    return changed;
   }
 
   /** A veth from the bridge into the endpoint's namespace, named and addressed as Docker does. */

@@ -125,8 +125,8 @@ export function isIPv6Subnet(net: { subnet: string }): boolean {
  * What this node's overlay should be, from the cluster state. Every node carries each network
  * that an endpoint anywhere joined through meshd (`--netns`), as every swarm node carries the
  * ingress network: its routing mesh reaches that network's tasks on any node. It does so once it
- * holds an address of its own on the network (`claimsWanted`); until then only a network with a
- * local endpoint gets devices. Networks whose endpoints bring routable addresses of their own
+ * holds an address of its own on the network (`claimsWanted`): a local endpoint waits for that
+ * one store write. Networks whose endpoints bring routable addresses of their own
  * stay logical, and a node never takes a subnet's gateway it was not asked to. Remote endpoints
  * count only while their node's heartbeat lives.
  */
@@ -163,8 +163,10 @@ export function overlayPlan(state: ClusterState, self: string): OverlayNetwork[]
       const remote = remoteOn(state, t.node, address);
       if (remote) remotes.push(remote);
     }
+    // Built once this node holds its own address there (claimed on the first sight of the
+    // network): the bridge gets its addresses once, in order, never re-addressed under endpoints.
     const address = own[id];
-    if (locals.length === 0 && !address) continue;
+    if (!address) continue;
     for (const [nodeId, node] of state.nodes) {
       const a = node.overlayAddresses?.[id];
       const remote = nodeId !== self && a ? remoteOn(state, nodeId, a) : undefined;

@@ -22,6 +22,8 @@ export async function startOverlay(
   /** Claims this node's own address on a network it carries (a store write). */
   claim: (network: string) => Promise<void>,
   snapshots: SnapshotScheduler,
+  /** Tells DNS that bridge addresses changed (gateways, VIPs), so it binds them at once. */
+  addressesChanged: () => Promise<void>,
 ): Promise<OverlayFabric | undefined> {
   if (settings.mesh.dataplane === 'userspace') return undefined;
   const unavailable = await kernelUnavailable();
@@ -35,7 +37,15 @@ export async function startOverlay(
   // Port 53 on every local address: IPv4 ones for 0.0.0.0, both families for ::.
   const dnsOnGateways =
     dns?.port !== 53 ? undefined : dns.host === '0.0.0.0' ? 'ipv4' : dns.host === '::' ? 'both' : undefined;
-  const fabric = new OverlayFabric(nodeId, settings.node.datapathAddr, log, relay, claim, dnsOnGateways);
+  const fabric = new OverlayFabric(
+    nodeId,
+    settings.node.datapathAddr,
+    log,
+    relay,
+    claim,
+    dnsOnGateways,
+    addressesChanged,
+  );
   snapshots.subscribe({ name: 'overlay', apply: (snap, change) => fabric.update(snap, change) });
   return fabric;
 }
