@@ -3,7 +3,14 @@ import type { Duplex } from 'node:stream';
 import { run } from '../host/commands.js';
 import type { Logger } from '../log.js';
 import { BadFrame, FrameReader, frameHeader } from '../wire/frames.js';
-import { arpAnswer, arpQuestion, ethernetHeader, unicastDestination } from './ethernet.js';
+import {
+  arpAnswer,
+  arpQuestion,
+  ethernetHeader,
+  ndpAnswer,
+  ndpQuestion,
+  unicastDestination,
+} from './ethernet.js';
 import { macOf, type OverlayNetwork } from './plan.js';
 import { maxTapFrame, startTapHelper, vnetHeader } from './tap-helper.js';
 
@@ -162,7 +169,10 @@ export class EncryptedRelay {
     }
   }
 
-  /** A frame from a TAP device: answered (ARP), sent to the node that holds its destination, or dropped. */
+  /**
+   * A frame from a TAP device: answered (ARP, IPv6 neighbour solicitation), sent to the node that
+   * holds its destination, or dropped.
+   */
   private fromTap(r: Relayed, frame: Buffer): void {
     const ethernet = frame.subarray(vnetHeader);
     const ask = arpQuestion(ethernet);
@@ -170,6 +180,13 @@ export class EncryptedRelay {
       const mac = r.macs.get(ask.target);
       // A zero virtio-net header: a plain frame, no offload to finish.
       if (mac) this.toTap(r, Buffer.concat([Buffer.alloc(vnetHeader), arpAnswer(ask, ask.target, mac)]));
+      return;
+    }
+    const solicited = ndpQuestion(ethernet);
+    if (solicited) {
+      const mac = r.macs.get(solicited.target);
+      if (mac)
+        this.toTap(r, Buffer.concat([Buffer.alloc(vnetHeader), ndpAnswer(solicited, solicited.target, mac)]));
       return;
     }
     const dst = unicastDestination(ethernet);

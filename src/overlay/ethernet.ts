@@ -1,6 +1,9 @@
+import { canonicalAddress, parseAddress } from '../model/address.js';
+
 /**
- * The little of Ethernet and ARP that the encrypted overlay's relay reads and writes: where a
- * frame goes, and the ARP reply for an endpoint on another node. Pure: buffers in, buffers out.
+ * The little of Ethernet, ARP and IPv6 neighbour discovery that the encrypted overlay's relay
+ * reads and writes: where a frame goes, and the answer for an endpoint on another node. Pure:
+ * buffers in, buffers out.
  */
 
 /** An Ethernet header: destination, source, EtherType. */
@@ -63,5 +66,87 @@ export function arpAnswer(q: { mac: Buffer; ip: Buffer }, address: string, mac: 
   ip.copy(f, a + 14);
   q.mac.copy(f, a + 18);
   q.ip.copy(f, a + 24);
+  return f;
+}
+
+const etherTypeIpv6 = 0x86dd;
+const ipv6Header = 40;
+const icmpv6 = 58;
+const neighbourSolicitation = 135;
+const neighbourAdvertisement = 136;
+/** A neighbour advertisement: type, code, checksum, flags, target, and the target's MAC option. */
+const advertisementLength = 32;
+
+/** An IPv6 address from its 16 bytes, in the canonical text the plan keeps. */
+export function ipv6Text(b: Buffer): string {
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i).toString(16));
+  return canonicalAddress(groups.join(':')) as string;
+}
+
+/**
+ * The IPv6 address a neighbour solicitation (RFC 4861) asks for, with the asker's MAC and
+ * address; else undefined. Only the plain form hosts send: ICMPv6 right after the IPv6 header,
+ * hop limit 255.
+ */
+export function ndpQuestion(frame: Buffer): { target: string; mac: Buffer; ip: Buffer } | undefined {
+  const ip = ethernetHeader;
+  const icmp = ip + ipv6Header;
+  if (frame.length < icmp + 24 || frame.readUInt16BE(12) !== etherTypeIpv6) return undefined;
+  if (frame[ip + 6] !== icmpv6 || frame[ip + 7] !== 255) return undefined;
+  if (frame[icmp] !== neighbourSolicitation || frame[icmp + 1] !== 0) return undefined;
+  return {
+    target: ipv6Text(frame.subarray(icmp + 8, icmp + 24)),
+    mac: Buffer.from(frame.subarray(6, 12)),
+    ip: Buffer.from(frame.subarray(ip + 8, ip + 24)),
+  };
+}
+
+/** The one's-complement sum of ICMPv6 over its pseudo-header (RFC 8200, section 8.1). */
+function icmpv6Checksum(src: Buffer, dst: Buffer, message: Buffer): number {
+  const pseudo = Buffer.alloc(40);
+  src.copy(pseudo, 0);
+  dst.copy(pseudo, 16);
+  pseudo.writeUInt32BE(message.length, 32);
+  pseudo[39] = icmpv6;
+  let sum = 0;
+  for (const b of [pseudo, message])
+    for (let i = 0; i < b.length; i += 2) sum += (b[i] as number) * 256 + (b[i + 1] ?? 0);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+/**
+ * The neighbour advertisement saying `address` is at `mac`, for the asker of `q`: solicited and
+ * overriding, with the target's link-layer address option. An asker without an address yet (the
+ * unspecified address, during its own duplicate address detection) is answered on all-nodes.
+ */
+export function ndpAnswer(q: { mac: Buffer; ip: Buffer }, address: string, mac: string): Buffer {
+  const macBytes = Buffer.from(mac.split(':').map((h) => Number.parseInt(h, 16)));
+  const target = Buffer.alloc(16);
+  const parsed = parseAddress(address).value;
+  for (let i = 0; i < 16; i++) target[i] = Number((parsed >> BigInt((15 - i) * 8)) & 0xffn);
+  const unspecified = q.ip.every((b) => b === 0);
+  const dst = unspecified ? Buffer.from('ff020000000000000000000000000001', 'hex') : q.ip;
+  const f = Buffer.alloc(ethernetHeader + ipv6Header + advertisementLength);
+  (unspecified ? Buffer.from([0x33, 0x33, 0, 0, 0, 1]) : q.mac).copy(f, 0);
+  macBytes.copy(f, 6);
+  f.writeUInt16BE(etherTypeIpv6, 12);
+  const ip = ethernetHeader;
+  f.writeUInt32BE(0x6000_0000, ip);
+  f.writeUInt16BE(advertisementLength, ip + 4);
+  f[ip + 6] = icmpv6;
+  f[ip + 7] = 255;
+  target.copy(f, ip + 8);
+  dst.copy(f, ip + 24);
+  const m = f.subarray(ip + ipv6Header);
+  m[0] = neighbourAdvertisement;
+  // Solicited (not when answering all-nodes) and override.
+  m.writeUInt32BE(unspecified ? 0x2000_0000 : 0x6000_0000, 4);
+  target.copy(m, 8);
+  m[24] = 2;
+  m[25] = 1;
+  macBytes.copy(m, 26);
+  m.writeUInt16BE(icmpv6Checksum(target, dst, m), 2);
   return f;
 }

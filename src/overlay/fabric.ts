@@ -13,7 +13,6 @@ import {
   type OverlayNetwork,
   overlayPlan,
   type RemoteEndpoint,
-  unbuilt,
 } from './plan.js';
 import { netnsResolvConf, removeResolvConf, writeResolvConf } from './resolv-conf.js';
 
@@ -66,11 +65,6 @@ export class OverlayFabric {
   update(snap: Snapshot, change: SnapshotChange): Promise<void> {
     if (!this.touches(snap, change)) return this.chain;
     const plan = overlayPlan(snap.state, this.self);
-    for (const name of unbuilt(snap.state))
-      this.warnOnce(
-        name,
-        'an encrypted IPv6 network gets no devices: its relay answers ARP but not IPv6 neighbour discovery yet; use an IPv4 subnet for encrypted overlays',
-      );
     this.lastPlan = plan;
     this.claimAddresses(snap);
     this.joinedServices = new Set();

@@ -108,13 +108,9 @@ function joinedByNetwork(state: ClusterState): Map<string, Joined[]> {
   return joined;
 }
 
-/**
- * Whether this node builds devices for the network: an overlay with a VNI, not ingress. An
- * encrypted network must be IPv4: its relay answers ARP itself, and has no IPv6 neighbour
- * discovery yet.
- */
+/** Whether this node builds devices for the network: an overlay with a VNI, not ingress. */
 function buildable(net: Network | undefined): net is Network & { vni: number } {
-  return net?.vni !== undefined && !net.ingress && !(net.encrypted && isIPv6Subnet(net));
+  return net?.vni !== undefined && !net.ingress;
 }
 
 export function isIPv6Subnet(net: { subnet: string }): boolean {
@@ -199,16 +195,6 @@ function remoteOn(state: ClusterState, nodeId: string, address: string): RemoteE
   const node = state.nodes.get(nodeId);
   if (!node?.datapathAddr || !state.heartbeats.has(nodeId)) return undefined;
   return { address, mac: macOf(address), node: node.datapathAddr, nodeId };
-}
-
-/** Networks with endpoints joined through meshd that get no devices: encrypted IPv6 ones. */
-export function unbuilt(state: ClusterState): string[] {
-  const out: string[] = [];
-  for (const id of joinedByNetwork(state).keys()) {
-    const net = state.networks.get(id);
-    if (net?.vni !== undefined && !net.ingress && !buildable(net)) out.push(net.name);
-  }
-  return out;
 }
 
 /** The networks this node carries but holds no address of its own on yet: it claims one on each. */

@@ -389,7 +389,7 @@ describe('VXLAN overlay networks across three nodes', () => {
     expect(between).not.toContain(marker);
   });
 
-  it('carries an IPv6 overlay: addresses, ping and TCP across nodes, the MTU, and a VIP served by the kernel', async () => {
+  it('carries IPv6 overlays, plain and encrypted: addresses, ping and TCP across nodes, the MTU, a VIP served by the kernel', async () => {
     const ctl = nodes[0] as MeshdProcess;
     await ctl.ctl('network', 'create', '--subnet', v6, 'six');
     await ctl.ctl('service', 'create', '--name', 'web6', '--network', 'six');
@@ -435,6 +435,23 @@ describe('VXLAN overlay networks across three nodes', () => {
     await eventually(async () => {
       const viaVip = await inEp(`${prefix}x1`, 'curl', '-s', '-m', '2', `http://[${vip}]/`);
       expect(viaVip.out).toBe(`six2 ${from}`);
+    }, 15_000);
+    // An encrypted IPv6 network: the relay answers neighbour solicitations for the far side.
+    await ctl.ctl('network', 'create', '--opt', 'encrypted', '--subnet', `fd01:${o}::/64`, 'sealed6');
+    await ctl.ctl('service', 'create', '--name', 'sec6', '--network', 'sealed6', '--endpoint-mode', 'dnsrr');
+    const join = async (name: string, n: number) => {
+      const ep = `${prefix}${name}`;
+      await sh('ip', 'netns', 'add', ep);
+      endpoints.push(ep);
+      await ctl.ctl('task', 'add', 'sec6', '--node', `node${n}`, '--netns', ep, '--name', name);
+      return addr6(ep);
+    };
+    await join('y1', 1);
+    const y2 = await join('y2', 2);
+    await serve('y2', 'sealed62');
+    await eventually(async () => {
+      const r6 = await inEp(`${prefix}y1`, 'curl', '-s', '-m', '2', `http://[${y2}]/`);
+      expect(r6.out.startsWith('sealed62 fd01:')).toBe(true);
     }, 15_000);
   });
 

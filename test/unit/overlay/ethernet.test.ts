@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { arpAnswer, arpQuestion, unicastDestination } from '../../../src/overlay/ethernet.js';
+import {
+  arpAnswer,
+  arpQuestion,
+  ndpAnswer,
+  ndpQuestion,
+  unicastDestination,
+} from '../../../src/overlay/ethernet.js';
 
 // An ARP request from 10.106.4.2 (02:42:0a:6a:04:02): who has 10.106.4.3?
 const request = Buffer.from(
@@ -50,5 +56,43 @@ describe('the encrypted overlay relay reads frames', () => {
     expect(unicastDestination(request)).toBeUndefined();
     expect(unicastDestination(Buffer.from('333300000016aabbccddeeff86dd', 'hex'))).toBeUndefined();
     expect(unicastDestination(Buffer.from('02420a6a0403', 'hex'))).toBeUndefined();
+  });
+
+  it('answers an IPv6 neighbour solicitation with an advertisement the kernel accepts', () => {
+    // fd00:5::3 (02:42:00:00:00:03) asks, on the solicited-node group, who has fd00:5::7.
+    const ns = Buffer.from(
+      '3333ff00000702420000000386dd' +
+        '6000000000203aff' +
+        'fd000005000000000000000000000003' +
+        'ff0200000000000000000001ff000007' +
+        '87000000' +
+        '00000000' +
+        'fd000005000000000000000000000007' +
+        '0101024200000003',
+      'hex',
+    );
+    const q = ndpQuestion(ns);
+    expect(q?.target).toBe('fd00:5::7');
+    if (!q) throw new Error('no question');
+    const na = ndpAnswer(q, q.target, '02:42:00:00:00:07');
+    // To the asker, from the target's MAC; IPv6 from the target to the asker, hop limit 255.
+    expect(na.subarray(0, 14).toString('hex')).toBe('024200000003024200000007' + '86dd');
+    expect(na[14 + 7]).toBe(255);
+    expect(na.subarray(14 + 8, 14 + 24).toString('hex')).toBe('fd000005000000000000000000000007');
+    expect(na.subarray(14 + 24, 14 + 40).toString('hex')).toBe('fd000005000000000000000000000003');
+    const m = na.subarray(54);
+    // Type 136, solicited and override, the target, and its MAC as option 2.
+    expect(m[0]).toBe(136);
+    expect(m.readUInt32BE(4)).toBe(0x6000_0000);
+    expect(m.subarray(24).toString('hex')).toBe('0201024200000007');
+    // The checksum over the pseudo-header and the message adds up to all ones.
+    let sum = 0;
+    const pseudo = Buffer.concat([na.subarray(22, 54), Buffer.from([0, 0, 0, m.length, 0, 0, 0, 58])]);
+    for (const b of [pseudo, m])
+      for (let i = 0; i < b.length; i += 2) sum += (b[i] as number) * 256 + (b[i + 1] ?? 0);
+    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+    expect(sum).toBe(0xffff);
+    // An advertisement is not a question.
+    expect(ndpQuestion(na)).toBeUndefined();
   });
 });

@@ -6,7 +6,7 @@ import { claimOverlayAddress, initCluster, registerNode } from '../../../src/mod
 import { createService, readServiceSpec } from '../../../src/model/service.js';
 import { addTask } from '../../../src/model/task.js';
 import { overlayFilterScript } from '../../../src/overlay/filter.js';
-import { claimsWanted, macOf, overlayPeers, overlayPlan, unbuilt } from '../../../src/overlay/plan.js';
+import { claimsWanted, macOf, overlayPeers, overlayPlan } from '../../../src/overlay/plan.js';
 import { applyChange } from '../../helpers/state.js';
 
 const now = '2026-01-01T00:00:00.000Z';
@@ -164,7 +164,7 @@ describe('overlay plan', () => {
     ]);
   });
 
-  it("puts the VIPs of a network's services on its bridge, and builds IPv6 networks (not encrypted ones)", () => {
+  it("puts the VIPs of a network's services on its bridge, and builds IPv6 networks, encrypted ones too", () => {
     let s = cluster();
     const [apps] = overlayPlan(s, 'n1');
     const web = [...s.services.values()].find((x) => x.name === 'web');
@@ -217,8 +217,10 @@ describe('overlay plan', () => {
     expect(overlayFilterScript([six as NonNullable<typeof six>])).toContain(
       'ip6 saddr fd00:5::/64 ip6 daddr != fd00:5::/64 masquerade',
     );
-    // An encrypted IPv6 network gets nothing, and says why.
-    expect(overlayPlan(s, 'n1').some((n) => n.name === 'sealed6')).toBe(false);
-    expect(unbuilt(s)).toEqual(['sealed6']);
+    // An encrypted IPv6 network is built too: its relay answers neighbour solicitations.
+    run((x) =>
+      claimOverlayAddress(x, 'n1', [...x.networks.values()].find((n) => n.name === 'sealed6')?.id as string),
+    );
+    expect(overlayPlan(s, 'n1').find((n) => n.name === 'sealed6')).toMatchObject({ encrypted: true });
   });
 });
