@@ -3,13 +3,14 @@ import type { Duplex } from 'node:stream';
 import { run, runNft } from '../host/commands.js';
 import type { Logger } from '../log.js';
 import type { Snapshot, SnapshotChange } from '../state/snapshot.js';
+import { addressBridge, syncVips } from './bridge-addresses.js';
 import type { EncryptedRelay } from './encrypted-relay.js';
 import { overlayFilterScript, overlayTable } from './filter.js';
+import { ip, must } from './ip.js';
 import {
   claimsWanted,
   isIPv6Subnet,
   type LocalEndpoint,
-  macOf,
   type OverlayNetwork,
   overlayPlan,
   type RemoteEndpoint,
@@ -175,9 +176,9 @@ export class OverlayFabric {
     // An encrypted network whose TAP helper was lost gets its device again.
     let readdressed = true;
     if (!old || (n.encrypted && this.relay && !this.relay.has(n.id))) await this.createDevices(n);
-    else if (old.address !== n.address) await this.addressBridge(n);
+    else if (old.address !== n.address) await addressBridge(n);
     else readdressed = false;
-    if (await this.syncVips(n)) readdressed = true;
+    if (await syncVips(n, this.log)) readdressed = true;
     // Before any endpoint joins: its first query to the gateway finds a socket there.
     if (readdressed) await this.addressesChanged();
     const had = new Map((old?.locals ?? []).map((e) => [e.hostIf, e]));
@@ -206,7 +207,7 @@ export class OverlayFabric {
     const mtu = String(n.mtu);
     await ip('link', 'add', n.bridge, 'type', 'bridge');
     await must(ip('link', 'set', n.bridge, 'mtu', mtu, 'up'), `bridge ${n.bridge}`);
-    await this.addressBridge(n);
+    await addressBridge(n);
     if (n.encrypted) {
       await this.relay?.attach(n);
       await must(ip('link', 'set', n.carrier, 'master', n.bridge, 'mtu', mtu, 'up'), `TAP ${n.carrier}`);
@@ -231,80 +232,6 @@ export class OverlayFabric {
     await must(ip('link', 'set', n.carrier, 'master', n.bridge, 'mtu', mtu, 'up'), `vxlan ${n.carrier}`);
     // A re-created device (or a restart) may hold entries of endpoints that left meanwhile.
     await ip('neigh', 'flush', 'dev', n.carrier);
-  }
-
-  /**
-   * The bridge's addresses: this node's own first (the primary, so the node's traffic into the
-   * overlay, masqueraded routing-mesh traffic above all, leaves from it and its replies come
-   * back over the overlay to this node), then the gateway every node holds for its own
-   * endpoints. The bridge's MAC is made from the node's address, as other nodes' tables have it.
-   */
-  private async addressBridge(n: OverlayNetwork): Promise<void> {
-    const gateway = `${n.gateway}/${n.prefix}`;
-    if (isIPv6Subnet(n)) return this.addressBridge6(n);
-    if (!n.address) {
-      await must(ip('addr', 'replace', gateway, 'dev', n.bridge), `gateway of ${n.name}`);
-      return;
-    }
-    await must(ip('link', 'set', n.bridge, 'address', macOf(n.address)), `MAC of ${n.bridge}`);
-    const shown = (await ip('-4', '-o', 'addr', 'show', 'dev', n.bridge)).out;
-    const have = [...shown.matchAll(/inet (\S+)/g)].map((m) => m[1]);
-    if (have[0] === `${n.address}/${n.prefix}` && have.includes(gateway)) return;
-    // The order decides which is primary: start again from none.
-    await ip('addr', 'flush', 'dev', n.bridge);
-    await must(ip('addr', 'add', `${n.address}/${n.prefix}`, 'dev', n.bridge), `address of ${n.name}`);
-    await must(ip('addr', 'add', gateway, 'dev', n.bridge), `gateway of ${n.name}`);
-  }
-
-  /**
-   * IPv6 chooses a source address by rules, not by order: the gateway every node holds is kept
-   * valid but deprecated (`preferred_lft 0`), so it still answers its endpoints and is never the
-   * source of the node's own traffic into the overlay. No duplicate address detection: the
-   * addresses come from IPAM, and DAD would hold each one back for a second or two.
-   */
-  private async addressBridge6(n: OverlayNetwork): Promise<void> {
-    const gateway = ['addr', 'replace', `${n.gateway}/${n.prefix}`, 'dev', n.bridge, 'nodad'];
-    if (!n.address) {
-      await must(ip(...gateway), `gateway of ${n.name}`);
-      return;
-    }
-    await must(ip('link', 'set', n.bridge, 'address', macOf(n.address)), `MAC of ${n.bridge}`);
-    await must(
-      ip('addr', 'replace', `${n.address}/${n.prefix}`, 'dev', n.bridge, 'nodad'),
-      `address of ${n.name}`,
-    );
-    await must(ip(...gateway, 'preferred_lft', '0'), `gateway of ${n.name}`);
-  }
-
-  /**
-   * The network's VIPs as addresses of its bridge (host routes: /32, /128), so endpoints reach
-   * them through their node; on IPv6 deprecated, so never a source. Reads what the bridge holds,
-   * so a re-addressed bridge or a restart gets them back. Says whether it changed any.
-   */
-  private async syncVips(n: OverlayNetwork): Promise<boolean> {
-    const v6 = isIPv6Subnet(n);
-    const host = v6 ? 128 : 32;
-    const shown = (await ip(v6 ? '-6' : '-4', '-o', 'addr', 'show', 'dev', n.bridge)).out;
-    const have = new Set(
-      [...shown.matchAll(/inet6? (\S+)\/(\d+)/g)]
-        .filter((m) => Number(m[2]) === host)
-        .map((m) => m[1] as string),
-    );
-    const want = new Set(n.vips);
-    let changed = false;
-    for (const vip of want) {
-      if (have.has(vip)) continue;
-      changed = true;
-      const extra = v6 ? ['nodad', 'preferred_lft', '0'] : [];
-      const r = await ip('addr', 'replace', `${vip}/${host}`, 'dev', n.bridge, ...extra);
-      if (r.code !== 0) this.log.warn('cannot put a VIP on its overlay bridge', { vip, error: r.err.trim() });
-    }
-    for (const vip of have) {
-      if (want.has(vip)) continue;
-      changed = true;
-      await ip('addr', 'del', `${vip}/${host}`, 'dev', n.bridge);
-    }
-    return changed;
   }
 
   /** A veth from the bridge into the endpoint's namespace, named and addressed as Docker does. */
@@ -392,15 +319,6 @@ export class OverlayFabric {
     this.applied.clear();
     if (this.filter) await runNft(`delete table inet ${overlayTable}\n`).catch(() => undefined);
   }
-}
-
-function ip(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  return run('ip', args);
-}
-
-async function must(p: Promise<{ code: number; err: string }>, what: string): Promise<void> {
-  const r = await p;
-  if (r.code !== 0) throw new Error(`${what}: ${r.err.trim()}`);
 }
 
 /** Removes every overlay device and the overlay table this host holds (`meshd --cleanup`). */
