@@ -48,8 +48,18 @@ export function entryChain(e: { key: string }): string {
  * Maps of task slots: address and port for a published port, one map kind per protocol (nft
  * types a map's port by the protocol it was declared with), or the address alone for a VIP.
  */
-const slotMap = (e: KernelEntry, shard: number) =>
+export const slotMap = (e: KernelEntry, shard: number) =>
   `${'vip' in e.match || e.proto === 'any' ? 'v' : e.proto === 'udp' ? 'u' : 't'}${shard}`;
+
+/**
+ * A slot map, made when its first entry needs it: nft reads every set's definition before each
+ * change, so a table holds only the maps in use (a few for a few services, all at thousands).
+ */
+export function addSlotMap(family: Family, name: string): string {
+  const a = addrOf(family);
+  const value = name[0] === 'v' ? `${a} daddr` : `${a} daddr . ${name[0] === 'u' ? 'udp' : 'tcp'} dport`;
+  return `add map ${family} ${table} ${name} { typeof numgen inc mod 2 : ${value}; }`;
+}
 
 /** The table from scratch: created when missing, then replaced whole, in one transaction. */
 export function baseScript(family: Family): string {
@@ -62,12 +72,6 @@ export function baseScript(family: Family): string {
     `  chain count-${hook} { type filter hook ${hook} priority -1; policy accept; ct mark & 0xffff0000 @traffic; }`;
   const refuse = (hook: string) =>
     `  chain refuse-${hook} { type filter hook ${hook} priority 0; policy accept; meta mark & ${hex(refuseMark)} != 0 jump refuse; }`;
-  const maps: string[] = [];
-  for (let s = 0; s < shards; s++) {
-    maps.push(`  map t${s} { typeof numgen inc mod 2 : ${a} daddr . tcp dport; }`);
-    maps.push(`  map u${s} { typeof numgen inc mod 2 : ${a} daddr . udp dport; }`);
-    maps.push(`  map v${s} { typeof numgen inc mod 2 : ${a} daddr; }`);
-  }
   return [
     `table ${family} ${table} {}`,
     `delete table ${family} ${table}`,
@@ -83,7 +87,6 @@ export function baseScript(family: Family): string {
     `  set hairpin { type ${addrType} . ${addrType}; }`,
     // Each entry's traffic counter, by the conntrack mark its connections carry.
     '  set traffic { type mark; counter; }',
-    ...maps,
     '  chain prerouting { type nat hook prerouting priority -100; policy accept; jump services; }',
     '  chain output { type nat hook output priority -100; policy accept; jump services; }',
     '  chain postrouting { type nat hook postrouting priority 100; policy accept;',

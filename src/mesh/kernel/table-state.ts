@@ -1,5 +1,6 @@
 import {
   addEntry,
+  addSlotMap,
   type Block,
   baseScript,
   deleteEntry,
@@ -11,6 +12,7 @@ import {
   shardOf,
   shards,
   slotElements,
+  slotMap,
   trafficMarkValue,
 } from './nft-script.js';
 import { type Family, type KernelEntry, sameEntry } from './plan.js';
@@ -110,6 +112,8 @@ export class TableState {
   private slots = new Slots();
   private ids = new TrafficIds();
   private refs = new Map<string, Refs>();
+  /** The slot maps the tables hold (`family|name`): made when first needed. */
+  private maps = new Set<string>();
 
   get size(): number {
     return this.installed.size;
@@ -132,13 +136,14 @@ export class TableState {
     const refs = new Map<string, Refs>();
     const installed = new Map<string, Installed>();
     const rules: string[] = [];
+    const maps = new Set<string>();
     for (const e of wanted) {
       const block = slots.take(shardOf(e.key), e.targets.length);
       const traffic = ids.take();
       installed.set(e.key, { entry: e, block, traffic });
       lines.push(...addEntry(e, traffic));
       const add = slotElements(e, block, 'add');
-      if (add) lines.push(add);
+      if (add) lines.push(...mapFor(maps, e, block), add);
       rules.push(entryRule(e, block, traffic));
       count(refs, e, 1);
     }
@@ -151,6 +156,7 @@ export class TableState {
         this.slots = slots;
         this.ids = ids;
         this.refs = refs;
+        this.maps = maps;
       },
     };
   }
@@ -162,6 +168,7 @@ export class TableState {
   update(wanted: ReadonlyMap<string, KernelEntry>, keys: Iterable<string>): PlannedScript | undefined {
     const slots = this.slots.clone();
     const ids = this.ids.clone();
+    const maps = new Set(this.maps);
     // Copy-on-write of the reference counts: only the sets an update touches are copied.
     const refs = new Map(this.refs);
     const touched = new Map<string, Set<string>>();
@@ -192,7 +199,11 @@ export class TableState {
         const block = slots.take(shardOf(key), want.targets.length);
         const traffic = ids.take();
         const add = slotElements(want, block, 'add');
-        before.push(...addEntry(want, traffic), ...(add ? [add] : []), entryRule(want, block, traffic));
+        before.push(
+          ...addEntry(want, traffic),
+          ...(add ? [...mapFor(maps, want, block), add] : []),
+          entryRule(want, block, traffic),
+        );
         next.set(key, { entry: want, block, traffic });
       } else if (have && !want) {
         before.push(flushEntry(have.entry), ...deleteEntry(have.entry, have.traffic));
@@ -204,7 +215,7 @@ export class TableState {
       } else if (have && want) {
         next.set(key, {
           entry: want,
-          block: this.rewrite(have, want, slots, before, after),
+          block: this.rewrite(have, want, slots, maps, before, after),
           traffic: have.traffic,
         });
       }
@@ -222,6 +233,7 @@ export class TableState {
         this.slots = slots;
         this.ids = ids;
         this.refs = refs;
+        this.maps = maps;
       },
     };
   }
@@ -231,6 +243,7 @@ export class TableState {
     have: Installed,
     want: KernelEntry,
     slots: Slots,
+    maps: Set<string>,
     before: string[],
     after: string[],
   ): Block {
@@ -249,13 +262,22 @@ export class TableState {
     }
     const block = slots.take(have.block.shard, want.targets.length);
     const add = slotElements(want, block, 'add');
-    if (add) before.push(add);
+    if (add) before.push(...mapFor(maps, want, block), add);
     before.push(flushEntry(want), entryRule(want, block, have.traffic));
     const del = slotElements(old, have.block, 'delete');
     if (del) after.push(del);
     slots.give(have.block, old.targets.length);
     return block;
   }
+}
+
+/** The slot map an entry's block lives in, made first if the tables do not hold it yet. */
+function mapFor(maps: Set<string>, e: KernelEntry, block: Block): string[] {
+  const name = slotMap(e, block.shard);
+  const key = `${e.family}|${name}`;
+  if (maps.has(key)) return [];
+  maps.add(key);
+  return [addSlotMap(e.family, name)];
 }
 
 /** Counts an entry's masquerade set items in or out; notes which items it touched. */

@@ -220,6 +220,28 @@ describe('TableState', () => {
     expect(plan.script).toContain('set traffic { type mark; counter; }');
   });
 
+  it("makes a slot map when its first entry needs it, before that entry's slots", () => {
+    const state = new TableState();
+    const plan = state.rebuild([entry('p8080', ['10.0.0.1'])]);
+    const made = (script: string) => script.match(/^add map ip meshd [tuv]\d+ /gm) ?? [];
+    // One entry, one map: not the 384 a table of thousands of services fills.
+    expect(made(plan.script)).toHaveLength(1);
+    const lines = linesOf(plan);
+    const map = lines.findIndex((l) => l.startsWith('add map ip meshd t'));
+    const slots = lines.findIndex((l) => /^add element ip meshd t\d+ /.test(l));
+    expect(map).toBeLessThan(slots);
+    plan.commit();
+    // More entries: each new shard's map comes once, however many entries share it.
+    const wanted = new Map(
+      Array.from({ length: 40 }, (_, i) => [`p${9000 + i}`, entry(`p${9000 + i}`, ['10.0.0.1'])] as const),
+    );
+    const next = state.update(wanted, wanted.keys());
+    const names = made(next?.script ?? '');
+    expect(new Set(names).size).toBe(names.length);
+    expect(names.length).toBeGreaterThan(0);
+    expect(names.length).toBeLessThan(40);
+  });
+
   it('reads per-element counters as nft lists them', () => {
     const counts = {
       connections: new Map<string, number>(),
