@@ -303,10 +303,22 @@ describe('VXLAN overlay networks across three nodes', () => {
     // The service's VIP from an endpoint of its network on node 1: node 1 answers for the VIP on
     // the network's bridge, and its kernel sends the connection on to the task on node 2.
     const [svc] = JSON.parse(await (nodes[0] as MeshdProcess).ctl('service', 'inspect', 'pub'));
+    const vip = svc.networks[0].vip as string;
     await eventually(async () => {
-      const r = await inEp(`${prefix}w1`, 'curl', '-s', '-m', '2', `http://${svc.networks[0].vip}/`);
+      const r = await inEp(`${prefix}w1`, 'curl', '-s', '-m', '2', `http://${vip}/`);
       expect(r.out).toBe(`pub2 ${from}`);
     }, 15_000);
+    // The VIP is an address of the bridge on every node that carries the network, until the
+    // service goes.
+    const bridgeHolds = async (n: number) =>
+      (await inEp(lan.hosts[n]?.name as string, 'ip', '-4', '-o', 'addr', 'show')).out.includes(
+        `inet ${vip}/32`,
+      );
+    for (const n of [0, 1, 2]) expect(await bridgeHolds(n)).toBe(true);
+    await (nodes[0] as MeshdProcess).ctl('service', 'rm', 'pub');
+    await eventually(async () => {
+      for (const n of [0, 1, 2]) expect(await bridgeHolds(n)).toBe(false);
+    }, 10_000);
   });
 
   it('carries an encrypted network between nodes, never in clear on the underlay', async () => {
