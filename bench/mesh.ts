@@ -1,5 +1,6 @@
 // bench/mesh: the routing mesh against HAProxy (mode tcp, one thread) and nginx stream, side by
-// side, to the same nginx backends; plus a 100 MB transfer and DNS over a proxied UDP port.
+// side, to the same nginx backends; plus a 100 MB transfer and DNS over a proxied UDP port. A bare
+// Node `net` + `pipe()` proxy runs beside them: the floor of any proxy written in Node.
 // Proxies on CPU 0, load generators and backends on CPU 1; interleaved repetitions; medians.
 import { join } from 'node:path';
 import {
@@ -49,7 +50,19 @@ const proxies = {
   haproxy: { tcp: 18080, udp: 0 },
   nginx: { tcp: 18083, udp: 18093 },
   meshd: { tcp: 18084, udp: 18094 },
+  // The floor of any Node proxy: `net` and `pipe()` both ways, round-robin over the two backends.
+  pipe: { tcp: 18085, udp: 0 },
 } as const;
+const all = ['haproxy', 'nginx', 'meshd', 'pipe'] as const;
+
+const barePipe = `
+const net = require('node:net');
+let n = 0;
+net.createServer({ noDelay: true }, (c) => {
+  const u = net.connect({ host: n++ % 2 ? '127.60.0.2' : '127.60.0.1', port: 18081, noDelay: true });
+  c.pipe(u); u.pipe(c);
+  c.on('error', () => u.destroy()); u.on('error', () => c.destroy());
+}).listen(18085, '127.0.0.1');`;
 type Proxy = keyof typeof proxies;
 
 async function wrk(port: number, close: boolean): Promise<number> {
@@ -138,17 +151,19 @@ async function main(): Promise<void> {
     peerConfig('nginx-stream.conf', dir, backendSubst),
   ]);
   const { child: meshd } = await startMeshd(0, dir, meshdConfig);
+  const pipe = pinned(0, process.execPath, ['-e', barePipe]);
   await sleep(1000);
   const pids: Record<Proxy, number> = {
     haproxy: haproxy.pid as number,
     nginx: nginx.pid as number,
     meshd: meshd.pid as number,
+    pipe: pipe.pid as number,
   };
   const results: Record<string, Record<Proxy, number[]>> = {};
   const cpu: Record<string, Record<Proxy, number[]>> = {};
   const record = (test: string, p: Proxy, v: number, cpuSec: number) => {
-    results[test] ??= { haproxy: [], nginx: [], meshd: [] };
-    cpu[test] ??= { haproxy: [], nginx: [], meshd: [] };
+    results[test] ??= { haproxy: [], nginx: [], meshd: [], pipe: [] };
+    cpu[test] ??= { haproxy: [], nginx: [], meshd: [], pipe: [] };
     results[test][p].push(v);
     cpu[test][p].push(cpuSec);
   };
@@ -158,7 +173,7 @@ async function main(): Promise<void> {
     record(test, p, v, cpuSeconds(pids[p]) - c0);
   };
   for (let r = 0; r < reps; r++) {
-    for (const p of ['haproxy', 'nginx', 'meshd'] as const) {
+    for (const p of all) {
       await measure('keep-alive req/s', p, () => wrk(proxies[p].tcp, false));
       await measure('new connection req/s', p, () => wrk(proxies[p].tcp, true));
       await measure('bulk 100 MB, MB/s', p, () => bulk(proxies[p].tcp));
@@ -168,7 +183,9 @@ async function main(): Promise<void> {
   console.log(
     `mesh, ${reps} interleaved repetitions (${seconds}s wrk/dnsperf runs), proxies on CPU 0, load on CPU 1; medians`,
   );
-  console.log('test                    haproxy      nginx      meshd   meshd/haproxy  meshd/nginx  target');
+  console.log(
+    'test                    haproxy      nginx      meshd  bare pipe   meshd/haproxy  meshd/nginx  meshd/pipe  target',
+  );
   const targets: Record<string, string> = {
     'keep-alive req/s': '>= 0.8x haproxy',
     'new connection req/s': '>= 0.6x haproxy',
@@ -179,16 +196,17 @@ async function main(): Promise<void> {
     const h = byProxy.haproxy.length ? median(byProxy.haproxy) : Number.NaN;
     const n = median(byProxy.nginx);
     const m = median(byProxy.meshd);
+    const b = byProxy.pipe.length ? median(byProxy.pipe) : Number.NaN;
     const f = (x: number) => (Number.isNaN(x) ? '-' : x.toFixed(0)).padStart(9);
     const ratio = (x: number) => (Number.isNaN(x) ? '-' : `${(m / x).toFixed(2)}x`).padStart(13);
     console.log(
-      `${test.padEnd(22)} ${f(h)}  ${f(n)}  ${f(m)}  ${ratio(h)}  ${ratio(n).slice(2)}  ${targets[test]}`,
+      `${test.padEnd(22)} ${f(h)}  ${f(n)}  ${f(m)}  ${f(b)}  ${ratio(h)}  ${ratio(n).slice(2)}  ${ratio(b).slice(3)}  ${targets[test]}`,
     );
   }
   console.log('CPU seconds of the proxy per run (median):');
   for (const [test, byProxy] of Object.entries(cpu)) {
     console.log(
-      `  ${test.padEnd(22)} ${(['haproxy', 'nginx', 'meshd'] as const).map((p) => `${p} ${byProxy[p].length ? median(byProxy[p]).toFixed(2) : '-'}`).join('  ')}`,
+      `  ${test.padEnd(22)} ${all.map((p) => `${p} ${byProxy[p].length ? median(byProxy[p]).toFixed(2) : '-'}`).join('  ')}`,
     );
   }
 }
