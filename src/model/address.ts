@@ -57,6 +57,16 @@ export function canonicalAddress(text: string): string | undefined {
   return ipaddr.isValid(text) ? ipaddr.parse(text).toString() : undefined;
 }
 
+/** An address as its bytes on the wire: 4 for IPv4, 16 for IPv6. */
+export function addressBytes(text: string): Buffer {
+  return Buffer.from(ipaddr.parse(text).toByteArray());
+}
+
+/** An address from its bytes on the wire, in canonical text. */
+export function addressFromBytes(b: Uint8Array): string {
+  return ipaddr.fromByteArray([...b]).toString();
+}
+
 export function toBigInt(addr: ipaddr.IPv4 | ipaddr.IPv6): bigint {
   let v = 0n;
   if (addr.kind() === 'ipv4') {

@@ -1,4 +1,4 @@
-import { canonicalAddress, parseAddress } from '../model/address.js';
+import { addressBytes, addressFromBytes } from '../model/address.js';
 
 /**
  * The little of Ethernet, ARP and IPv6 neighbour discovery that the encrypted overlay's relay
@@ -77,13 +77,6 @@ const neighbourAdvertisement = 136;
 /** A neighbour advertisement: type, code, checksum, flags, target, and the target's MAC option. */
 const advertisementLength = 32;
 
-/** An IPv6 address from its 16 bytes, in the canonical text the plan keeps. */
-export function ipv6Text(b: Buffer): string {
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i).toString(16));
-  return canonicalAddress(groups.join(':')) as string;
-}
-
 /**
  * The IPv6 address a neighbour solicitation (RFC 4861) asks for, with the asker's MAC and
  * address; else undefined. Only the plain form hosts send: ICMPv6 right after the IPv6 header,
@@ -96,7 +89,7 @@ export function ndpQuestion(frame: Buffer): { target: string; mac: Buffer; ip: B
   if (frame[ip + 6] !== icmpv6 || frame[ip + 7] !== 255) return undefined;
   if (frame[icmp] !== neighbourSolicitation || frame[icmp + 1] !== 0) return undefined;
   return {
-    target: ipv6Text(frame.subarray(icmp + 8, icmp + 24)),
+    target: addressFromBytes(frame.subarray(icmp + 8, icmp + 24)),
     mac: Buffer.from(frame.subarray(6, 12)),
     ip: Buffer.from(frame.subarray(ip + 8, ip + 24)),
   };
@@ -123,9 +116,7 @@ function icmpv6Checksum(src: Buffer, dst: Buffer, message: Buffer): number {
  */
 export function ndpAnswer(q: { mac: Buffer; ip: Buffer }, address: string, mac: string): Buffer {
   const macBytes = Buffer.from(mac.split(':').map((h) => Number.parseInt(h, 16)));
-  const target = Buffer.alloc(16);
-  const parsed = parseAddress(address).value;
-  for (let i = 0; i < 16; i++) target[i] = Number((parsed >> BigInt((15 - i) * 8)) & 0xffn);
+  const target = addressBytes(address);
   const unspecified = q.ip.every((b) => b === 0);
   const dst = unspecified ? Buffer.from('ff020000000000000000000000000001', 'hex') : q.ip;
   const f = Buffer.alloc(ethernetHeader + ipv6Header + advertisementLength);

@@ -40,24 +40,28 @@ async function inEp(ep: string, ...args: string[]): Promise<{ code: number; out:
     }),
   );
 }
-/** The overlay address meshd gave endpoint `ep` on eth0, once it has one. */
-async function addrOf(ep: string): Promise<string> {
+/** The overlay address meshd gave endpoint `ep` on eth0 (IPv4, or global IPv6), once it has one. */
+async function addrOf(ep: string, family: 4 | 6 = 4): Promise<string> {
   let found = '';
+  const shown =
+    family === 4
+      ? ['-4', '-o', 'addr', 'show', 'dev', 'eth0']
+      : ['-6', '-o', 'addr', 'show', 'dev', 'eth0', 'scope', 'global'];
   await eventually(async () => {
-    const r = await inEp(ep, 'ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0');
-    found = /inet (\S+)\//.exec(r.out)?.[1] ?? '';
+    const r = await inEp(ep, 'ip', ...shown);
+    found = /inet6? (\S+)\//.exec(r.out)?.[1] ?? '';
     expect(found).not.toBe('');
   }, 20_000);
   return found;
 }
 
 /** Makes an empty namespace and registers it as a task of `service` on node `n`. */
-async function endpoint(name: string, service: string, n: number): Promise<string> {
+async function endpoint(name: string, service: string, n: number, family: 4 | 6 = 4): Promise<string> {
   const ep = `${prefix}${name}`;
   await sh('ip', 'netns', 'add', ep);
   endpoints.push(ep);
   await nodes[0]?.ctl('task', 'add', service, '--node', `node${n}`, '--netns', ep, '--name', name);
-  return addrOf(ep);
+  return addrOf(ep, family);
 }
 
 const ping = (ep: string, to: string, ...opts: string[]) =>
@@ -278,28 +282,36 @@ describe('VXLAN overlay networks across three nodes', () => {
     return found;
   }
 
-  it('routes a published port on node 1 to a task joined to the overlay on node 2, in the kernel', async () => {
+  /**
+   * Creates `service` on `network` publishing `port`, one task on node 2 answering as `name`, and
+   * waits until node 1 serves the port from the kernel, its task seeing node 1's own address on
+   * the network (the reply comes back over the overlay to node 1, not to node 2's gateway).
+   */
+  async function publishedOnNode2(service: string, network: string, port: number, name: string) {
     await (nodes[0] as MeshdProcess).ctl(
       'service',
       'create',
       '--name',
-      'pub',
+      service,
       '--network',
-      'apps',
+      network,
       '-p',
-      '8088:80',
+      `${port}:80`,
     );
-    await endpoint('p2', 'pub', 2);
-    await serve('p2', 'pub2');
-    // From the LAN (this host's side of the bridge) to node 1's address: the only task is on node 2.
-    // The kernel sends it over VXLAN from node 1's own address on the network (the task sees
-    // that address), so the reply comes back to node 1 and not to node 2's gateway.
-    const from = await nodeAddress('apps', 1);
+    await endpoint(`${service}2`, service, 2);
+    await serve(`${service}2`, name);
+    const from = await nodeAddress(network, 1);
     await eventually(async () => {
-      expect(await nodes[0]?.ctl('service', 'ls')).toContain('*:8088->80/tcp [kernel]');
-      const r = await sh('curl', '-s', '-m', '2', `http://${nodeAddr(1)}:8088/`);
-      expect(r).toBe(`pub2 ${from}`);
+      expect(await nodes[0]?.ctl('service', 'ls')).toContain(`*:${port}->80/tcp [kernel]`);
+      const r = await sh('curl', '-s', '-m', '2', `http://${nodeAddr(1)}:${port}/`);
+      expect(r).toBe(`${name} ${from}`);
     }, 15_000);
+    return from;
+  }
+
+  it('routes a published port on node 1 to a task joined to the overlay on node 2, in the kernel', async () => {
+    // From the LAN (this host's side of the bridge) to node 1's address: the only task is on node 2.
+    const from = await publishedOnNode2('pub', 'apps', 8088, 'pub2');
     // The service's VIP from an endpoint of its network on node 1: node 1 answers for the VIP on
     // the network's bridge, and its kernel sends the connection on to the task on node 2.
     const [svc] = JSON.parse(await (nodes[0] as MeshdProcess).ctl('service', 'inspect', 'pub'));
@@ -374,24 +386,7 @@ describe('VXLAN overlay networks across three nodes', () => {
   });
 
   it('routes a published port to a task of an encrypted network on another node, in the kernel and never in clear', async () => {
-    await (nodes[0] as MeshdProcess).ctl(
-      'service',
-      'create',
-      '--name',
-      'vaultweb',
-      '--network',
-      'sealed',
-      '-p',
-      '8089:80',
-    );
-    await endpoint('sp2', 'vaultweb', 2);
-    await serve('sp2', 'sealed2');
-    const from = await nodeAddress('sealed', 1);
-    await eventually(async () => {
-      expect(await nodes[0]?.ctl('service', 'ls')).toContain('*:8089->80/tcp [kernel]');
-      const r = await sh('curl', '-s', '-m', '2', `http://${nodeAddr(1)}:8089/`);
-      expect(r).toBe(`sealed2 ${from}`);
-    }, 15_000);
+    await publishedOnNode2('vaultweb', 'sealed', 8089, 'sealed2');
     const marker = `meshd-published-${process.pid}`;
     // Only the node-to-node leg is captured: the client's own leg to node 1 is in clear by design.
     const between = await underlay(['src', nodeAddr(1), 'and', 'dst', nodeAddr(2)], () =>
@@ -405,24 +400,8 @@ describe('VXLAN overlay networks across three nodes', () => {
     const ctl = nodes[0] as MeshdProcess;
     await ctl.ctl('network', 'create', '--subnet', v6, 'six');
     await ctl.ctl('service', 'create', '--name', 'web6', '--network', 'six');
-    const addr6 = async (ep: string) => {
-      let found = '';
-      await eventually(async () => {
-        const r = await inEp(ep, 'ip', '-6', '-o', 'addr', 'show', 'dev', 'eth0', 'scope', 'global');
-        found = /inet6 (\S+)\//.exec(r.out)?.[1] ?? '';
-        expect(found).not.toBe('');
-      }, 20_000);
-      return found;
-    };
-    const join6 = async (name: string, n: number) => {
-      const ep = `${prefix}${name}`;
-      await sh('ip', 'netns', 'add', ep);
-      endpoints.push(ep);
-      await ctl.ctl('task', 'add', 'web6', '--node', `node${n}`, '--netns', ep, '--name', name);
-      return addr6(ep);
-    };
-    const a = await join6('x1', 1);
-    const b = await join6('x2', 2);
+    const a = await endpoint('x1', 'web6', 1, 6);
+    const b = await endpoint('x2', 'web6', 2, 6);
     expect(a.startsWith(`fd00:${o}::`)).toBe(true);
     await serve('x2', 'six2');
     await eventually(
@@ -451,15 +430,8 @@ describe('VXLAN overlay networks across three nodes', () => {
     // An encrypted IPv6 network: the relay answers neighbour solicitations for the far side.
     await ctl.ctl('network', 'create', '--opt', 'encrypted', '--subnet', `fd01:${o}::/64`, 'sealed6');
     await ctl.ctl('service', 'create', '--name', 'sec6', '--network', 'sealed6', '--endpoint-mode', 'dnsrr');
-    const join = async (name: string, n: number) => {
-      const ep = `${prefix}${name}`;
-      await sh('ip', 'netns', 'add', ep);
-      endpoints.push(ep);
-      await ctl.ctl('task', 'add', 'sec6', '--node', `node${n}`, '--netns', ep, '--name', name);
-      return addr6(ep);
-    };
-    await join('y1', 1);
-    const y2 = await join('y2', 2);
+    await endpoint('y1', 'sec6', 1, 6);
+    const y2 = await endpoint('y2', 'sec6', 2, 6);
     await serve('y2', 'sealed62');
     await eventually(async () => {
       const r6 = await inEp(`${prefix}y1`, 'curl', '-s', '-m', '2', `http://[${y2}]/`);

@@ -3,19 +3,29 @@ import { type RouteOptions, serviceListeners } from '../../../src/mesh/routes.js
 import type { ClusterState } from '../../../src/model/cluster-state.js';
 import { Fields } from '../../../src/model/fields.js';
 import { createNetwork, readNetworkSpec } from '../../../src/model/network.js';
-import { claimOverlayAddress, initCluster, registerNode } from '../../../src/model/node.js';
+import { claimOverlayAddress, initCluster, type NodeSelf, registerNode } from '../../../src/model/node.js';
 import { createService, readServiceSpec } from '../../../src/model/service.js';
 import { addTask, setReportedHealth } from '../../../src/model/task.js';
 import { SnapshotBuilder } from '../../../src/state/snapshot.js';
 import { applyChange, build } from '../../helpers/state.js';
 
 const now = '2026-01-01T00:00:00.000Z';
-const node = (id: string) => (s: ClusterState) =>
-  registerNode(
-    s,
-    { id, name: id, advertiseAddr: '127.0.0.1', datapathAddr: '127.0.0.1', dataListen: '', apiListen: '' },
-    now,
-  );
+const node =
+  (id: string, extra: Partial<NodeSelf> = {}) =>
+  (s: ClusterState) =>
+    registerNode(
+      s,
+      {
+        id,
+        name: id,
+        advertiseAddr: '127.0.0.1',
+        datapathAddr: '127.0.0.1',
+        dataListen: '',
+        apiListen: '',
+        ...extra,
+      },
+      now,
+    );
 
 /** A cluster of two nodes, an `apps` network, and one service built from `flags`, with its tasks. */
 function cluster(
@@ -124,21 +134,9 @@ describe('route builder', () => {
   });
 
   it('reaches a joined task on another node over the overlay this node carries, not the data plane', () => {
-    const secure = (id: string) => (st: ClusterState) =>
-      registerNode(
-        st,
-        {
-          id,
-          name: id,
-          advertiseAddr: '127.0.0.1',
-          datapathAddr: '127.0.0.1',
-          dataListen: '127.0.0.1:7946',
-          apiListen: '',
-          dataTls: true,
-          dataplane: 'kernel',
-        },
-        now,
-      );
+    // Both nodes hold certificates and run the kernel data plane.
+    const secure = (id: string) =>
+      node(id, { dataListen: '127.0.0.1:7946', dataTls: true, dataplane: 'kernel' });
     let s = build(
       (st) => initCluster(st, '10.0.0.0/24', now),
       secure('n1'),
