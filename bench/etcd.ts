@@ -3,14 +3,19 @@ import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { sleep, startMeshd } from './lib.js';
 
-/** Starts a single-member etcd on 127.0.0.1 (client port `port`, peer port `port + 10`), ready to use. */
+/**
+ * Starts a single-member etcd on 127.0.0.1 (client port `port`, peer port `port + 10`), ready to
+ * use; on CPU `cpu` alone when given.
+ */
 export async function startEtcd(
   dir: string,
   port: number,
+  cpu?: number,
 ): Promise<{ child: ChildProcess; endpoint: string }> {
   const child = spawn(
-    'etcd',
+    cpu === undefined ? 'etcd' : 'taskset',
     [
+      ...(cpu === undefined ? [] : ['-c', String(cpu), 'etcd']),
       '--data-dir',
       join(dir, 'etcd'),
       '--listen-client-urls',

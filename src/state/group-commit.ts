@@ -1,8 +1,9 @@
 import type { Compare, Op, Store, TxnResult } from '../store/store.js';
 
 /**
- * etcd refuses a transaction with more than 128 operations (`--max-txn-ops`) or over 1.5 MiB
- * (`--max-request-bytes`); a batch stays under both with room to spare.
+ * etcd refuses a transaction with more than 128 compares or 128 operations (`--max-txn-ops`
+ * bounds each list on its own) or over 1.5 MiB (`--max-request-bytes`); a batch stays under all
+ * three.
  */
 const maxOps = 128;
 const maxBytes = 1024 * 1024;
@@ -12,6 +13,14 @@ const maxBytes = 1024 * 1024;
  * carries, so the fewer and fuller the transactions the more writes a node takes per second.
  */
 const maxInFlight = 1;
+
+/** Writes that leave together, with their compares merged. */
+interface Batch {
+  readonly writes: readonly Pending[];
+  readonly compares: readonly Compare[];
+}
+
+const compareId = (c: Compare) => `${c.modRevision} ${c.key}`;
 
 /** What one write asked for; `shared` says it went out with others (a failure may be theirs). */
 export interface Committed extends TxnResult {
@@ -67,18 +76,23 @@ export class GroupCommit {
   }
 
   /** The longest run from the queue's head that fits etcd's limits and names no key twice. */
-  private takeBatch(): Pending[] {
+  private takeBatch(): Batch {
     const batch: Pending[] = [];
     const keys = new Set<string>();
+    // Writes to one service compare its version and its removal guard: one compare each serves
+    // a whole batch, so sixteen registrations fit where twelve did.
+    const compares = new Map<string, Compare>();
     let ops = 0;
     let bytes = 0;
     const rest: Pending[] = [];
     for (const p of this.queue) {
+      const added = p.compares.filter((c) => !compares.has(compareId(c))).length;
       const fits =
         batch.length === 0 ||
         (!p.solo &&
           !batch[0]?.solo &&
-          ops + p.ops.length + p.compares.length <= maxOps &&
+          ops + p.ops.length <= maxOps &&
+          compares.size + added <= maxOps &&
           bytes + p.bytes <= maxBytes &&
           !p.keys.some((k) => keys.has(k)));
       // A write left out keeps its place: it leads the next batch.
@@ -87,19 +101,20 @@ export class GroupCommit {
         continue;
       }
       batch.push(p);
-      ops += p.ops.length + p.compares.length;
+      ops += p.ops.length;
       bytes += p.bytes;
       for (const k of p.keys) keys.add(k);
+      for (const c of p.compares) compares.set(compareId(c), c);
     }
     this.queue = rest;
-    return batch;
+    return { writes: batch, compares: [...compares.values()] };
   }
 
-  private async send(batch: readonly Pending[]): Promise<void> {
+  private async send({ writes: batch, compares }: Batch): Promise<void> {
     const shared = batch.length > 1;
     try {
       const result = await this.store.txn(
-        batch.flatMap((p) => p.compares),
+        compares,
         batch.flatMap((p) => p.ops),
       );
       for (const p of batch) p.resolve({ ...result, shared });

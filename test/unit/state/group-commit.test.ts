@@ -7,10 +7,12 @@ import type { Compare, Op, Store } from '../../../src/store/store.js';
 function recordingStore() {
   const store = MemoryStore.open();
   const txns: Op[][] = [];
+  const compared: Compare[][] = [];
   let held: (() => void)[] | undefined;
   const recording: Store = Object.create(store);
   recording.txn = async (compares: readonly Compare[], ops: readonly Op[]) => {
     txns.push([...ops]);
+    compared.push([...compares]);
     if (held) await new Promise<void>((r) => held?.push(r));
     return store.txn(compares, ops);
   };
@@ -19,6 +21,7 @@ function recordingStore() {
     store,
     commits: new GroupCommit(recording),
     txns,
+    compared,
     hold: () => {
       held = [];
     },
@@ -96,5 +99,30 @@ describe('group commit', () => {
     }
     const sames = txns.flatMap((t, i) => (t.some((o) => o.key === '/same') ? [i] : []));
     expect(sames).toHaveLength(2);
+  });
+
+  it('merges the compares writes share, so sixteen registrations to one service leave together', async () => {
+    const { commits, txns, compared, hold, release } = recordingStore();
+    hold();
+    const first = commits.submit([], put('/first'));
+    // As a registration plans it: the service's version and removal guard (the same for every
+    // one), the new task and three claims (its own): 6 compares and 4 puts each.
+    const writes = Array.from({ length: 16 }, (_, i) =>
+      commits.submit(
+        [
+          { key: '/svc/web', modRevision: 0 },
+          { key: '/claims/removing/web', modRevision: 0 },
+          ...['task', 'name', 'slot', 'addr'].map((k) => ({ key: `/${k}/${i}`, modRevision: 0 })),
+        ],
+        ['task', 'name', 'slot', 'addr'].flatMap((k) => put(`/${k}/${i}`)),
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 10));
+    release();
+    await Promise.all([first, ...writes]);
+    expect(txns.map((t) => t.length)).toEqual([1, 64]);
+    // 2 shared + 16 x 4 own: each list under etcd's 128, where 16 x 10 would not be.
+    expect(compared[1]).toHaveLength(66);
+    expect(compared[1]?.filter((c) => c.key === '/svc/web')).toHaveLength(1);
   });
 });
