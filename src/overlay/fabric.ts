@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import type { Snapshot, SnapshotChange } from '../state/snapshot.js';
 import { addressBridge, syncVips } from './bridge-addresses.js';
 import type { EncryptedRelay } from './encrypted-relay.js';
+import { fastPathScript, fastPathTable } from './fast-path.js';
 import { overlayFilterScript, overlayTable } from './filter.js';
 import { ip, must } from './ip.js';
 import {
@@ -30,6 +31,8 @@ const vxlanPort = 4789;
 export class OverlayFabric {
   private applied = new Map<string, OverlayNetwork>();
   private filter = '';
+  /** The fast path's script as loaded, with the interface indexes its names had then. */
+  private fastPath = '';
   private chain: Promise<void> = Promise.resolve();
   /** Services with an endpoint that joined through meshd: only their changes can move the overlay. */
   private joinedServices = new Set<string>();
@@ -152,6 +155,7 @@ export class OverlayFabric {
       await runNft(filter || `delete table inet ${overlayTable}\n`);
       this.filter = filter;
     }
+    await this.loadFastPath(plan);
     // The way out is routed through the node: it must forward (Docker turns this on too).
     for (const v6 of [false, true]) {
       if (!plan.some((n) => !n.internal && isIPv6Subnet(n) === v6)) continue;
@@ -161,6 +165,31 @@ export class OverlayFabric {
           error: String(err),
         }),
       );
+    }
+  }
+
+  /**
+   * Loads the fast path (`fast-path.ts`) for what exists now. Its maps hold interface indexes, so
+   * a device made again under the same name reloads it too. It only saves work: when it cannot be
+   * loaded, the table goes and every frame takes the bridge, as without it.
+   */
+  private async loadFastPath(plan: readonly OverlayNetwork[]): Promise<void> {
+    const index = new Map<string, string>();
+    for (const m of (await ip('-o', 'link', 'show')).out.matchAll(/^(\d+): ([^:@\s]+)[@:]/gm))
+      index.set(m[2] as string, m[1] as string);
+    const script = fastPathScript(plan, new Set(index.keys()));
+    const names = plan.flatMap((n) => [n.carrier, ...n.locals.map((e) => e.hostIf)]);
+    const key = `${script}${names.map((d) => `${d}=${index.get(d) ?? ''}`).join(' ')}`;
+    if (key === this.fastPath) return;
+    try {
+      await runNft(script || `table netdev ${fastPathTable} {}\ndelete table netdev ${fastPathTable}\n`);
+      this.fastPath = key;
+    } catch (err) {
+      this.log.warn('cannot load the overlay fast path; frames take the bridge', { error: String(err) });
+      await runNft(`table netdev ${fastPathTable} {}\ndelete table netdev ${fastPathTable}\n`).catch(
+        () => undefined,
+      );
+      this.fastPath = '';
     }
   }
 
@@ -318,6 +347,7 @@ export class OverlayFabric {
     for (const n of this.applied.values()) await this.removeNetwork(n);
     this.applied.clear();
     if (this.filter) await runNft(`delete table inet ${overlayTable}\n`).catch(() => undefined);
+    if (this.fastPath) await runNft(`delete table netdev ${fastPathTable}\n`).catch(() => undefined);
   }
 }
 
@@ -333,6 +363,10 @@ export async function removeOverlay(): Promise<string[]> {
   if (tables.out.includes(`table inet ${overlayTable}`)) {
     await runNft(`delete table inet ${overlayTable}\n`);
     removed.push(`inet ${overlayTable}`);
+  }
+  if (tables.out.includes(`table netdev ${fastPathTable}`)) {
+    await runNft(`delete table netdev ${fastPathTable}\n`);
+    removed.push(`netdev ${fastPathTable}`);
   }
   return removed;
 }

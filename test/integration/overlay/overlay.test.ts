@@ -163,6 +163,20 @@ describe('VXLAN overlay networks across three nodes', () => {
       }
   });
 
+  it('hands frames between the VXLAN device and local endpoints past the bridge (the fast path)', async () => {
+    const counters = async () => {
+      const r = await inEp(lan.hosts[0]?.name as string, 'nft', 'list', 'table', 'netdev', 'meshd_fastpath');
+      return [...r.out.matchAll(/counter packets (\d+)/g)].map((m) => Number(m[1]));
+    };
+    const before = await counters();
+    expect(before).toHaveLength(2);
+    const r = await inEp(`${prefix}w1`, 'curl', '-s', '-m', '3', `http://${web[1]}/`);
+    expect(r.out).toBe(`web2 ${web[0]}`);
+    const after = await counters();
+    // Both ways: out of w1's veth to node 2, and from node 2 into it.
+    for (const [i, n] of after.entries()) expect(n).toBeGreaterThan(before[i] as number);
+  });
+
   it('answers tasks.web through meshd DNS from inside the overlay', async () => {
     const [host, port] = (nodes[1] as MeshdProcess).dns.split(':') as [string, string];
     const r = await inEp(`${prefix}w2`, 'dig', '+short', `@${host}`, '-p', port, 'tasks.web');

@@ -5,6 +5,7 @@ import { createNetwork, readNetworkSpec, removeNetwork } from '../../../src/mode
 import { claimOverlayAddress, initCluster, registerNode } from '../../../src/model/node.js';
 import { createService, readServiceSpec } from '../../../src/model/service.js';
 import { addTask } from '../../../src/model/task.js';
+import { fastPathScript } from '../../../src/overlay/fast-path.js';
 import { overlayFilterScript } from '../../../src/overlay/filter.js';
 import { claimsWanted, macOf, overlayPeers, overlayPlan } from '../../../src/overlay/plan.js';
 import { applyChange } from '../../helpers/state.js';
@@ -102,6 +103,27 @@ describe('overlay plan', () => {
     expect(script).not.toContain('10.9.0.0/24 masquerade');
     // The routing mesh's connections pass the isolation and internal rules (checked first).
     expect(script.indexOf('ct status dnat accept')).toBeLessThan(script.indexOf('drop'));
+  });
+
+  it('passes frames between the carrier and local endpoints past the bridge, never local to local', () => {
+    const [apps] = overlayPlan(cluster(), 'n1');
+    const n = apps as NonNullable<typeof apps>;
+    const local = n.locals[0] as (typeof n.locals)[0];
+    const present = new Set([n.carrier, local.hostIf]);
+    const script = fastPathScript([n], present);
+    // From the VXLAN device: a frame for a local endpoint's MAC goes straight to its veth.
+    expect(script).toContain(`type filter hook ingress device "${n.carrier}"`);
+    expect(script).toContain(`${macOf('10.5.0.10')} : "${local.hostIf}"`);
+    // From a local endpoint: frames for endpoints and nodes elsewhere go straight to the carrier.
+    expect(script).toContain(`devices = { "${local.hostIf}" }`);
+    for (const r of n.remotes) expect(script).toContain(r.mac);
+    expect(script).toContain(`fwd to "${n.carrier}"`);
+    // A local endpoint's MAC is never a target from another local endpoint (a VIP's reply may need
+    // conntrack on the bridge): it is only in the carrier's map.
+    expect(script.match(new RegExp(macOf('10.5.0.10'), 'g'))).toHaveLength(1);
+    // A device that does not exist (yet) is never named: the whole table would fail to load.
+    expect(fastPathScript([n], new Set([n.carrier]))).toBe('');
+    expect(fastPathScript([n], new Set())).toBe('');
   });
 
   it("has every node carry a joined network once it holds an address of its own there (swarm's lb endpoint)", () => {

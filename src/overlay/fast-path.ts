@@ -1,0 +1,63 @@
+import type { OverlayNetwork } from './plan.js';
+
+/** meshd's netdev table for the overlay's fast path; it touches no other table. */
+export const fastPathTable = 'meshd_fastpath';
+
+/**
+ * The overlay's fast path between its carrier and its local endpoints, as one `nft -f`
+ * transaction that replaces the table whole.
+ *
+ * On a host where br_netfilter is loaded (any Docker or Kubernetes host), every frame a bridge
+ * forwards also passes the IP hooks and conntrack: a fifth of an overlay's request rate here
+ * (bench/overlay). A frame from the VXLAN (or TAP) device to a local endpoint's MAC, and a frame
+ * from a local endpoint to an endpoint or node on another node, needs none of that: it is never
+ * NATed or filtered on this node (DNAT and the overlay's isolation act on routed traffic, which
+ * is addressed to the bridge). So an ingress hook on those devices hands such frames straight
+ * to their port (`fwd`), past the bridge. Everything else still crosses the bridge as before:
+ * broadcast and multicast (ARP, neighbour discovery), frames to the bridge itself (the gateway,
+ * VIPs, the node's own address), and frames between two local endpoints, whose replies may need
+ * conntrack to undo a DNAT (a task answering a VIP connection of an endpoint on its own node).
+ *
+ * `present` names the devices that exist now: a chain naming a missing device fails to load.
+ */
+export function fastPathScript(networks: readonly OverlayNetwork[], present: ReadonlySet<string>): string {
+  const body: string[] = [];
+  for (const n of networks) {
+    if (!present.has(n.carrier)) continue;
+    const locals = n.locals.filter((e) => present.has(e.hostIf));
+    const remotes = [...new Set(n.remotes.map((r) => r.mac))];
+    if (locals.length > 0) {
+      body.push(
+        `  map to_local_${n.vni} {`,
+        '    type ether_addr : iface_index',
+        `    elements = { ${locals.map((e) => `${e.mac} : ${JSON.stringify(e.hostIf)}`).join(', ')} }`,
+        '  }',
+        `  chain from_carrier_${n.vni} {`,
+        `    type filter hook ingress device ${JSON.stringify(n.carrier)} priority 0; policy accept;`,
+        `    counter fwd to ether daddr map @to_local_${n.vni}`,
+        '  }',
+      );
+    }
+    if (locals.length > 0 && remotes.length > 0) {
+      body.push(
+        `  set to_remote_${n.vni} {`,
+        '    type ether_addr',
+        `    elements = { ${remotes.join(', ')} }`,
+        '  }',
+        `  chain from_endpoints_${n.vni} {`,
+        `    type filter hook ingress devices = { ${locals.map((e) => JSON.stringify(e.hostIf)).join(', ')} } priority 0; policy accept;`,
+        `    ether daddr @to_remote_${n.vni} counter fwd to ${JSON.stringify(n.carrier)}`,
+        '  }',
+      );
+    }
+  }
+  if (body.length === 0) return '';
+  return [
+    `table netdev ${fastPathTable} {}`,
+    `delete table netdev ${fastPathTable}`,
+    `table netdev ${fastPathTable} {`,
+    ...body,
+    '}',
+    '',
+  ].join('\n');
+}
