@@ -6,8 +6,7 @@
 // Two node namespaces on one bridge, etcd on the bridge; node 1 and its endpoint on CPU 0, node 2
 // and its endpoint on CPU 1. Needs root (namespaces, VXLAN), iperf3. Also: a client host to node
 // 1's published port whose task runs on node 2 (the kernel routing mesh over VXLAN).
-// BENCH_SECONDS, BENCH_REPS; BENCH_BRIDGE_NF=0 turns netfilter off for bridged frames in the node
-// namespaces, to measure what br_netfilter costs the overlay (meshd itself never changes it).
+// BENCH_SECONDS, BENCH_REPS; BENCH_PART=requests runs the requests part alone.
 
 import { join } from 'node:path';
 import { startEtcd } from '../test/helpers/etcd.js';
@@ -93,12 +92,6 @@ async function main(): Promise<void> {
     [1, 2, 3].map((n) => `${lanPrefix}.${n}`),
   );
   const etcd = await startEtcd(`${lanPrefix}.254`);
-  // BENCH_BRIDGE_NF=0: bridged frames skip netfilter in the node namespaces (an experiment: a
-  // host's own bridges may need it, so meshd never changes it).
-  if (process.env.BENCH_BRIDGE_NF === '0')
-    for (const h of lan.hosts)
-      for (const f of ['iptables', 'ip6tables', 'arptables'])
-        await execFileP('ip', ['netns', 'exec', h.name, 'sysctl', '-qw', `net.bridge.bridge-nf-call-${f}=0`]);
   const eps: string[] = [];
   try {
     const apis: string[] = [];

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import { run, runNft } from '../host/commands.js';
@@ -235,6 +236,12 @@ export class OverlayFabric {
   private async createDevices(n: OverlayNetwork): Promise<void> {
     const mtu = String(n.mtu);
     await ip('link', 'add', n.bridge, 'type', 'bridge');
+    // A task's reply to a caller on its own bridge is bridged, and only netfilter on the bridge
+    // can undo the DNAT of the caller's VIP connection. The bridge's own switch turns it on for
+    // meshd's bridges alone, whatever the host's bridge-nf-call-* sysctls say (Docker sets those
+    // host-wide instead); frames to and from other nodes skip it (the fast path).
+    await this.ensureBridgeNetfilter();
+    await ip('link', 'set', n.bridge, 'type', 'bridge', 'nf_call_iptables', '1', 'nf_call_ip6tables', '1');
     await must(ip('link', 'set', n.bridge, 'mtu', mtu, 'up'), `bridge ${n.bridge}`);
     await addressBridge(n);
     if (n.encrypted) {
@@ -261,6 +268,20 @@ export class OverlayFabric {
     await must(ip('link', 'set', n.carrier, 'master', n.bridge, 'mtu', mtu, 'up'), `vxlan ${n.carrier}`);
     // A re-created device (or a restart) may hold entries of endpoints that left meanwhile.
     await ip('neigh', 'flush', 'dev', n.carrier);
+  }
+
+  private bridgeNetfilterChecked = false;
+
+  /** Loads br_netfilter once when the host lacks it; says what breaks when it cannot. */
+  private async ensureBridgeNetfilter(): Promise<void> {
+    if (this.bridgeNetfilterChecked) return;
+    this.bridgeNetfilterChecked = true;
+    if (existsSync('/proc/sys/net/bridge')) return;
+    await run('modprobe', ['br_netfilter']);
+    if (!existsSync('/proc/sys/net/bridge'))
+      this.log.warn(
+        "the br_netfilter module is not loaded and cannot be (modprobe br_netfilter): a VIP whose task runs on the caller's own node does not answer from inside an overlay",
+      );
   }
 
   /** A veth from the bridge into the endpoint's namespace, named and addressed as Docker does. */

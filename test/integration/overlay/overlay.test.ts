@@ -347,6 +347,30 @@ describe('VXLAN overlay networks across three nodes', () => {
     }, 10_000);
   });
 
+  it("serves a VIP to a task on the caller's own node where the host's bridges skip netfilter", async () => {
+    // A host without br_netfilter (no Docker, no Kubernetes) or with bridge-nf-call-iptables=0:
+    // the task's reply to a caller on its own bridge is bridged, and only netfilter on that
+    // bridge can undo the VIP's DNAT on it. meshd turns it on for its own bridges alone.
+    const node2 = lan.hosts[1]?.name as string;
+    const knobs = ['iptables', 'ip6tables'].map((f) => `net.bridge.bridge-nf-call-${f}`);
+    for (const k of knobs) await inEp(node2, 'sysctl', '-qw', `${k}=0`);
+    try {
+      await (nodes[0] as MeshdProcess).ctl('service', 'create', '--name', 'near', '--network', 'apps');
+      await endpoint('near2', 'near', 2);
+      await serve('near2', 'near2');
+      const [svc] = JSON.parse(await (nodes[0] as MeshdProcess).ctl('service', 'inspect', 'near'));
+      const vip = svc.networks[0].vip as string;
+      // w2 is on node 2 too: the task sees the caller's own address, as on Docker.
+      await eventually(async () => {
+        const r = await inEp(`${prefix}w2`, 'curl', '-s', '-m', '2', `http://${vip}/`);
+        expect(r.out).toBe(`near2 ${web[1]}`);
+      }, 15_000);
+    } finally {
+      for (const k of knobs) await inEp(node2, 'sysctl', '-qw', `${k}=1`);
+      await (nodes[0] as MeshdProcess).ctl('service', 'rm', 'near').catch(() => undefined);
+    }
+  });
+
   it('carries an encrypted network between nodes, never in clear on the underlay', async () => {
     const s1 = await endpoint('s1', 'sec', 1);
     const s2 = await endpoint('s2', 'sec', 2);
