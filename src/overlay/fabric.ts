@@ -1,12 +1,12 @@
-import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import { run, runNft } from '../host/commands.js';
 import type { Logger } from '../log.js';
 import type { Snapshot, SnapshotChange } from '../state/snapshot.js';
 import { addressBridge, syncVips } from './bridge-addresses.js';
+import { BridgeNetfilter } from './bridge-netfilter.js';
 import type { EncryptedRelay } from './encrypted-relay.js';
-import { fastPathScript, fastPathTable } from './fast-path.js';
+import { FastPath, fastPathTable } from './fast-path.js';
 import { overlayFilterScript, overlayTable } from './filter.js';
 import { ip, must } from './ip.js';
 import {
@@ -32,8 +32,8 @@ const vxlanPort = 4789;
 export class OverlayFabric {
   private applied = new Map<string, OverlayNetwork>();
   private filter = '';
-  /** The fast path's script as loaded, with the interface indexes its names had then. */
-  private fastPath = '';
+  private readonly fastPath: FastPath;
+  private readonly bridgeNetfilter: BridgeNetfilter;
   private chain: Promise<void> = Promise.resolve();
   /** Services with an endpoint that joined through meshd: only their changes can move the overlay. */
   private joinedServices = new Set<string>();
@@ -55,6 +55,8 @@ export class OverlayFabric {
     /** Tells DNS that the bridges' addresses changed, so a wildcard listener binds them now. */
     private readonly addressesChanged: () => Promise<void> = () => Promise.resolve(),
   ) {
+    this.fastPath = new FastPath(log);
+    this.bridgeNetfilter = new BridgeNetfilter(log);
     if (relay)
       relay.onLost = () => {
         this.chain = this.chain
@@ -156,7 +158,7 @@ export class OverlayFabric {
       await runNft(filter || `delete table inet ${overlayTable}\n`);
       this.filter = filter;
     }
-    await this.loadFastPath(plan);
+    await this.fastPath.load(plan);
     // The way out is routed through the node: it must forward (Docker turns this on too).
     for (const v6 of [false, true]) {
       if (!plan.some((n) => !n.internal && isIPv6Subnet(n) === v6)) continue;
@@ -166,31 +168,6 @@ export class OverlayFabric {
           error: String(err),
         }),
       );
-    }
-  }
-
-  /**
-   * Loads the fast path (`fast-path.ts`) for what exists now. Its maps hold interface indexes, so
-   * a device made again under the same name reloads it too. It only saves work: when it cannot be
-   * loaded, the table goes and every frame takes the bridge, as without it.
-   */
-  private async loadFastPath(plan: readonly OverlayNetwork[]): Promise<void> {
-    const index = new Map<string, string>();
-    for (const m of (await ip('-o', 'link', 'show')).out.matchAll(/^(\d+): ([^:@\s]+)[@:]/gm))
-      index.set(m[2] as string, m[1] as string);
-    const script = fastPathScript(plan, new Set(index.keys()));
-    const names = plan.flatMap((n) => [n.carrier, ...n.locals.map((e) => e.hostIf)]);
-    const key = `${script}${names.map((d) => `${d}=${index.get(d) ?? ''}`).join(' ')}`;
-    if (key === this.fastPath) return;
-    try {
-      await runNft(script || `table netdev ${fastPathTable} {}\ndelete table netdev ${fastPathTable}\n`);
-      this.fastPath = key;
-    } catch (err) {
-      this.log.warn('cannot load the overlay fast path; frames take the bridge', { error: String(err) });
-      await runNft(`table netdev ${fastPathTable} {}\ndelete table netdev ${fastPathTable}\n`).catch(
-        () => undefined,
-      );
-      this.fastPath = '';
     }
   }
 
@@ -236,12 +213,7 @@ export class OverlayFabric {
   private async createDevices(n: OverlayNetwork): Promise<void> {
     const mtu = String(n.mtu);
     await ip('link', 'add', n.bridge, 'type', 'bridge');
-    // A task's reply to a caller on its own bridge is bridged, and only netfilter on the bridge
-    // can undo the DNAT of the caller's VIP connection. The bridge's own switch turns it on for
-    // meshd's bridges alone, whatever the host's bridge-nf-call-* sysctls say (Docker sets those
-    // host-wide instead); frames to and from other nodes skip it (the fast path).
-    await this.ensureBridgeNetfilter();
-    await ip('link', 'set', n.bridge, 'type', 'bridge', 'nf_call_iptables', '1', 'nf_call_ip6tables', '1');
+    await this.bridgeNetfilter.enable(n.bridge);
     await must(ip('link', 'set', n.bridge, 'mtu', mtu, 'up'), `bridge ${n.bridge}`);
     await addressBridge(n);
     if (n.encrypted) {
@@ -268,20 +240,6 @@ export class OverlayFabric {
     await must(ip('link', 'set', n.carrier, 'master', n.bridge, 'mtu', mtu, 'up'), `vxlan ${n.carrier}`);
     // A re-created device (or a restart) may hold entries of endpoints that left meanwhile.
     await ip('neigh', 'flush', 'dev', n.carrier);
-  }
-
-  private bridgeNetfilterChecked = false;
-
-  /** Loads br_netfilter once when the host lacks it; says what breaks when it cannot. */
-  private async ensureBridgeNetfilter(): Promise<void> {
-    if (this.bridgeNetfilterChecked) return;
-    this.bridgeNetfilterChecked = true;
-    if (existsSync('/proc/sys/net/bridge')) return;
-    await run('modprobe', ['br_netfilter']);
-    if (!existsSync('/proc/sys/net/bridge'))
-      this.log.warn(
-        "the br_netfilter module is not loaded and cannot be (modprobe br_netfilter): a VIP whose task runs on the caller's own node does not answer from inside an overlay",
-      );
   }
 
   /** A veth from the bridge into the endpoint's namespace, named and addressed as Docker does. */
@@ -368,7 +326,7 @@ export class OverlayFabric {
     for (const n of this.applied.values()) await this.removeNetwork(n);
     this.applied.clear();
     if (this.filter) await runNft(`delete table inet ${overlayTable}\n`).catch(() => undefined);
-    if (this.fastPath) await runNft(`delete table netdev ${fastPathTable}\n`).catch(() => undefined);
+    await this.fastPath.remove();
   }
 }
 

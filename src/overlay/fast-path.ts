@@ -1,3 +1,6 @@
+import { runNft } from '../host/commands.js';
+import type { Logger } from '../log.js';
+import { ip } from './ip.js';
 import type { OverlayNetwork } from './plan.js';
 
 /** meshd's netdev table for the overlay's fast path; it touches no other table. */
@@ -60,4 +63,43 @@ export function fastPathScript(networks: readonly OverlayNetwork[], present: Rea
     '}',
     '',
   ].join('\n');
+}
+
+const dropTable = `table netdev ${fastPathTable} {}\ndelete table netdev ${fastPathTable}\n`;
+
+/**
+ * Keeps the fast path's table in step with the overlay. Its maps hold interface indexes, so a
+ * device made again under the same name reloads it too. It only saves work: when it cannot be
+ * loaded, the table goes and every frame takes the bridge, as without it.
+ */
+export class FastPath {
+  /** The script as loaded, with the interface indexes its names had then ('': no table). */
+  private loaded = '';
+
+  constructor(private readonly log: Logger) {}
+
+  /** Loads the fast path for `plan`, as far as its devices exist now. */
+  async load(plan: readonly OverlayNetwork[]): Promise<void> {
+    const index = new Map<string, string>();
+    for (const m of (await ip('-o', 'link', 'show')).out.matchAll(/^(\d+): ([^:@\s]+)[@:]/gm))
+      index.set(m[2] as string, m[1] as string);
+    const script = fastPathScript(plan, new Set(index.keys()));
+    const names = plan.flatMap((n) => [n.carrier, ...n.locals.map((e) => e.hostIf)]);
+    const key = `${script}${names.map((d) => `${d}=${index.get(d) ?? ''}`).join(' ')}`;
+    if (key === this.loaded) return;
+    try {
+      await runNft(script || dropTable);
+      this.loaded = key;
+    } catch (err) {
+      this.log.warn('cannot load the overlay fast path; frames take the bridge', { error: String(err) });
+      await runNft(dropTable).catch(() => undefined);
+      this.loaded = '';
+    }
+  }
+
+  /** Removes the table, if this node loaded one. */
+  async remove(): Promise<void> {
+    if (this.loaded) await runNft(dropTable).catch(() => undefined);
+    this.loaded = '';
+  }
 }
