@@ -46,6 +46,10 @@ export class MuxStream extends Duplex {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.send(chunk, cb);
+  }
+
+  private send(chunk: Buffer, cb: (err?: Error | null) => void): void {
     this.pending = { chunk, cb };
     this.flush();
   }
@@ -64,6 +68,38 @@ export class MuxStream extends Duplex {
       this.pending = undefined;
       this.mux.whenWritable(() => p.cb());
     }
+  }
+
+  /**
+   * Writes that queued up (a relay's batch of frames, written corked) leave as DATA frames made of
+   * views of them, never joined into one buffer first: the connection's writev takes the pieces.
+   */
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    const parts = chunks.map((c) => c.chunk);
+    const total = parts.reduce((n, b) => n + b.length, 0);
+    // Short of credit: the one-chunk path waits for it.
+    if (total > this.credit || this.pending) {
+      this.send(Buffer.concat(parts, total), cb);
+      return;
+    }
+    let frame: Buffer[] = [];
+    let size = 0;
+    for (let b of parts) {
+      while (b.length > 0) {
+        const n = Math.min(b.length, maxFrame - size);
+        frame.push(b.subarray(0, n));
+        size += n;
+        b = b.subarray(n);
+        if (size === maxFrame) {
+          this.mux.frame(DATA, this.id, frame);
+          frame = [];
+          size = 0;
+        }
+      }
+    }
+    if (size > 0) this.mux.frame(DATA, this.id, frame);
+    this.credit -= total;
+    this.mux.whenWritable(() => cb());
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -146,15 +182,19 @@ export class Mux {
     return s;
   }
 
-  frame(type: number, id: number, payload?: Buffer): void {
+  /** Sends one frame; its payload may come in pieces (written as they are, not joined). */
+  frame(type: number, id: number, payload?: Buffer | readonly Buffer[]): void {
     if (this.closedFlag) return;
+    const parts = payload === undefined ? [] : Buffer.isBuffer(payload) ? [payload] : payload;
     const h = Buffer.allocUnsafe(9);
     h[0] = type;
     h.writeUInt32BE(id, 1);
-    h.writeUInt32BE(payload?.length ?? 0, 5);
+    let length = 0;
+    for (const b of parts) length += b.length;
+    h.writeUInt32BE(length, 5);
     this.socket.cork();
     this.socket.write(h);
-    if (payload && payload.length > 0) this.socket.write(payload);
+    for (const b of parts) if (b.length > 0) this.socket.write(b);
     this.socket.uncork();
   }
 

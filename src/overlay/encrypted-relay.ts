@@ -204,9 +204,14 @@ export class EncryptedRelay {
     if (!h) return;
     if (r.toTap.length === 0)
       setImmediate(() => {
-        const data = Buffer.concat(r.toTap);
+        const pieces = r.toTap;
         r.toTap = [];
-        if (r.helper.stdin?.writable) r.helper.stdin.write(data);
+        const stdin = r.helper.stdin;
+        if (!stdin?.writable) return;
+        // Corked: the pieces leave in one writev, never joined into one buffer here.
+        stdin.cork();
+        for (const b of pieces) stdin.write(b);
+        stdin.uncork();
       });
     r.toTap.push(h, frame);
   }
@@ -270,10 +275,16 @@ export class EncryptedRelay {
 
   private flush(o: Outgoing): void {
     if (o.batch.length === 0) return;
-    const data = o.batch.length === 2 ? Buffer.concat(o.batch) : Buffer.concat(o.batch, o.batchBytes);
+    const pieces = o.batch;
     o.batch = [];
     o.batchBytes = 0;
-    if (o.stream && !o.stream.destroyed) o.stream.write(data);
+    const s = o.stream;
+    if (!s || s.destroyed) return;
+    // Corked: the stream takes the pieces together (one tunnel frame for many Ethernet frames,
+    // made of views of them), never joined into one buffer here.
+    s.cork();
+    for (const b of pieces) s.write(b);
+    s.uncork();
   }
 
   /** A stream a peer opened to send frames of `network` here: each goes to its endpoint's TAP. */
