@@ -7,6 +7,7 @@ import { chooseEndpoint, type MeshContext } from './context.js';
 import type { Endpoint } from './endpoint.js';
 import { proxyV1, proxyV2 } from './proxy-protocol.js';
 import type { ServiceRoute } from './routes.js';
+import { TaskReads } from './task-reads.js';
 
 const noop = () => {};
 
@@ -48,7 +49,7 @@ export function proxyTcp(ctx: MeshContext, client: Socket, route: ServiceRoute, 
           ctx.metrics.connectDuration.child(),
           (performance.now() - started) / 1000,
         );
-        if (client.destroyed) upstream.destroy();
+        if (client.destroyed) upstream.stream.destroy();
         else splice(ctx, client, upstream, e, route, listener);
       },
       (err: unknown) => {
@@ -61,11 +62,17 @@ export function proxyTcp(ctx: MeshContext, client: Socket, route: ServiceRoute, 
   attempt();
 }
 
+/** A connection to a task; a direct one is read into pooled buffers (`TaskReads`). */
+interface Upstream {
+  readonly stream: Duplex;
+  readonly reads?: TaskReads;
+}
+
 /**
  * Connects to a task, the one way for every path: straight to its address, or a stream through
  * the shared tunnel to its node's data plane. Settles once, within the connect timeout.
  */
-function dial(ctx: MeshContext, e: Endpoint): Promise<Duplex> {
+function dial(ctx: MeshContext, e: Endpoint): Promise<Upstream> {
   return new Promise((resolve, reject) => {
     let settled = false;
     let socket: Socket | undefined;
@@ -76,14 +83,14 @@ function dial(ctx: MeshContext, e: Endpoint): Promise<Duplex> {
       socket?.destroy();
       reject(err);
     };
-    const ok = (s: Duplex) => {
+    const ok = (s: Duplex, reads?: TaskReads) => {
       if (settled) {
         s.destroy();
         return;
       }
       settled = true;
       clearTimeout(timer);
-      resolve(s);
+      resolve(reads ? { stream: s, reads } : { stream: s });
     };
     const timer = setTimeout(
       () => fail(new ConnectError('timeout', 'connect timeout')),
@@ -93,9 +100,10 @@ function dial(ctx: MeshContext, e: Endpoint): Promise<Duplex> {
     if (via) {
       ctx.dataPlane.tunnels
         .open({ node: e.node, nodeName: via.nodeName, host: via.host, port: via.port }, e.task, e.port)
-        .then(ok, fail);
+        .then((s) => ok(s), fail);
       return;
     }
+    const reads = new TaskReads();
     const s = connect({
       host: e.host,
       port: e.port,
@@ -103,12 +111,14 @@ function dial(ctx: MeshContext, e: Endpoint): Promise<Duplex> {
       keepAlive: true,
       keepAliveInitialDelay: ctx.settings.keepAliveMs,
       allowHalfOpen: true,
+      onread: reads.onread,
     });
     socket = s;
+    s.once('close', () => reads.release());
     s.once('error', fail);
     s.once('connect', () => {
       s.off('error', fail);
-      ok(s);
+      ok(s, reads);
     });
   });
 }
@@ -123,7 +133,7 @@ function ejectFailed(ctx: MeshContext, task: string, service: string, reason: Co
 function splice(
   ctx: MeshContext,
   client: Socket,
-  upstream: Duplex,
+  { stream: upstream, reads }: Upstream,
   e: Endpoint,
   route: ServiceRoute,
   listener: string,
@@ -171,7 +181,8 @@ function splice(
   client.setTimeout(svc.idleTimeoutMs, () => conn.destroy());
   // pipe() carries backpressure and, with allowHalfOpen, forwards each side's FIN separately.
   client.pipe(upstream);
-  upstream.pipe(client);
+  if (reads) reads.attach(client, upstream as Socket);
+  else upstream.pipe(client);
   client.on('close', () => {
     upstream.destroy();
     finish();
