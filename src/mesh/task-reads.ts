@@ -38,8 +38,10 @@ export class TaskReads {
   private earlyBytes = 0;
   /** The buffer the socket holds for its next read: back to the pool when the socket closes. */
   private next: Buffer | undefined;
+  /** The task sent its FIN, perhaps before the client was spliced. */
+  private ended = false;
 
-  /** The `onread` option for the task's socket; `release` once it has closed. */
+  /** The `onread` option for the task's socket, which `watch` then follows. */
   readonly onread = {
     buffer: (): Buffer => {
       this.next = buffers.take();
@@ -52,12 +54,20 @@ export class TaskReads {
   };
 
   /**
-   * The socket closed: the buffer it held for a read that never came goes back to the pool (a
-   * short connection would otherwise leave a 64 KB buffer for the GC every time).
+   * Follows the task's socket from its creation: its FIN (which may come before the splice: an
+   * `onread` socket reads at once) ends the client's side, and once it closes, the buffer it held
+   * for a read that never came goes back to the pool (a short connection would otherwise leave a
+   * 64 KB buffer for the GC every time).
    */
-  release(): void {
-    if (this.next) buffers.give(this.next);
-    this.next = undefined;
+  watch(upstream: Socket): void {
+    upstream.once('end', () => {
+      this.ended = true;
+      this.client?.end();
+    });
+    upstream.once('close', () => {
+      if (this.next) buffers.give(this.next);
+      this.next = undefined;
+    });
   }
 
   private read(nread: number, buf: Buffer): boolean {
@@ -96,7 +106,7 @@ export class TaskReads {
     const paused = this.earlyBytes >= maxEarly;
     this.early = [];
     this.earlyBytes = 0;
-    upstream.once('end', () => client.end());
-    if (paused) upstream.resume();
+    if (this.ended) client.end();
+    else if (paused) upstream.resume();
   }
 }

@@ -114,7 +114,7 @@ function dial(ctx: MeshContext, e: Endpoint): Promise<Upstream> {
       onread: reads.onread,
     });
     socket = s;
-    s.once('close', () => reads.release());
+    reads.watch(s);
     s.once('error', fail);
     s.once('connect', () => {
       s.off('error', fail);

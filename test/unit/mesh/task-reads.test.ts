@@ -30,6 +30,7 @@ async function proxyTo(taskPort: number, delay = 0): Promise<number> {
       allowHalfOpen: true,
       onread: reads.onread,
     });
+    reads.watch(upstream);
     upstream.once('connect', () =>
       setTimeout(() => {
         client.pipe(upstream);
@@ -55,6 +56,18 @@ describe('TaskReads', () => {
     });
     await once(client, 'end');
     expect(got).toBe('220 ready\r\necho hi');
+    client.destroy();
+  });
+
+  it('ends the client once the task has sent its greeting and FIN before the splice', async () => {
+    const task = await listen((s) => s.end('bye\r\n'));
+    const client = connect({ port: await proxyTo(task, 50), host: '127.0.0.1', allowHalfOpen: true });
+    let got = '';
+    client.on('data', (d) => {
+      got += d.toString();
+    });
+    await once(client, 'end');
+    expect(got).toBe('bye\r\n');
     client.destroy();
   });
 
