@@ -8,7 +8,7 @@ const maxFree = 64;
 const maxEarly = 64 * 1024;
 
 /**
- * Read buffers shared by every connection to a task. Node gives each socket read a fresh 64 KB
+ * Read buffers for connections in a bulk transfer. Node gives each socket read a fresh 64 KB
  * buffer, and at a gigabyte a second that memory (outside V8's heap) makes V8 run a full
  * mark-compact every 64 MB, more costly the larger meshd's heap is: under bulk transfers that was
  * a fifth of meshd's CPU. A read here fills a buffer from this pool instead, and the buffer comes
@@ -17,7 +17,9 @@ const maxEarly = 64 * 1024;
 class ReadBuffers {
   private readonly free: Buffer[] = [];
 
-  readonly take = (): Buffer => this.free.pop() ?? Buffer.allocUnsafeSlow(readSize);
+  take(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(readSize);
+  }
 
   give(b: Buffer): void {
     if (this.free.length < maxFree) this.free.push(b);
@@ -27,37 +29,50 @@ class ReadBuffers {
 const buffers = new ReadBuffers();
 
 /**
- * A task's side of a proxied connection, read into pooled buffers (`net.connect`'s `onread`) and
- * written to the client with backpressure, as `upstream.pipe(client)` would, without a fresh
- * buffer per read. Bytes that arrive before the client is spliced are held (bounded).
+ * Where every connection not in a bulk transfer reads: one buffer for all of them, so ten
+ * thousand idle connections hold no read buffer each. Reads run one at a time on the event loop
+ * and each one's bytes are copied out before the next, so sharing it is safe.
+ */
+const shared = Buffer.allocUnsafeSlow(readSize);
+
+/**
+ * A task's side of a proxied connection, written to the client with backpressure as
+ * `upstream.pipe(client)` would, but read through `net.connect`'s `onread`. A read that fills
+ * its buffer (a bulk transfer) puts the connection on a pooled buffer of its own, written from
+ * directly and reused once written; other reads land in the shared buffer and are copied out, as
+ * Node itself does. Bytes that arrive before the client is spliced are held (bounded).
  */
 export class TaskReads {
   private client: Socket | undefined;
   private upstream: Socket | undefined;
   private early: Buffer[] = [];
   private earlyBytes = 0;
-  /** The buffer the socket holds for its next read: back to the pool when the socket closes. */
+  /** The pooled buffer the socket holds for its next read: back to the pool when it closes. */
   private next: Buffer | undefined;
+  /** The last read filled its buffer: the next one gets a pooled buffer of its own. */
+  private bulk = false;
   /** The task sent its FIN, perhaps before the client was spliced. */
   private ended = false;
 
   /** The `onread` option for the task's socket, which `watch` then follows. */
   readonly onread = {
     buffer: (): Buffer => {
+      if (!this.bulk) return shared;
       this.next = buffers.take();
       return this.next;
     },
     callback: (nread: number, buf: Buffer): boolean => {
+      this.bulk = nread === buf.length;
+      if (buf === shared) return this.read(Buffer.from(shared.subarray(0, nread)), undefined);
       if (buf === this.next) this.next = undefined;
-      return this.read(nread, buf);
+      return this.read(buf.subarray(0, nread), buf);
     },
   };
 
   /**
    * Follows the task's socket from its creation: its FIN (which may come before the splice: an
-   * `onread` socket reads at once) ends the client's side, and once it closes, the buffer it held
-   * for a read that never came goes back to the pool (a short connection would otherwise leave a
-   * 64 KB buffer for the GC every time).
+   * `onread` socket reads at once) ends the client's side, and once it closes, a pooled buffer
+   * it held for a read that never came goes back.
    */
   watch(upstream: Socket): void {
     upstream.once('end', () => {
@@ -70,27 +85,26 @@ export class TaskReads {
     });
   }
 
-  private read(nread: number, buf: Buffer): boolean {
-    const view = buf.subarray(0, nread);
+  /** Bytes read: `pooled` is the buffer they are a view of when it must go back to the pool. */
+  private read(bytes: Buffer, pooled: Buffer | undefined): boolean {
     if (!this.client) {
-      // Copied out: the buffer goes back to the pool at once.
-      this.early.push(Buffer.from(view));
-      this.earlyBytes += nread;
-      buffers.give(buf);
+      // Copied out (unless already a copy): the pooled buffer goes back at once.
+      this.early.push(pooled ? Buffer.from(bytes) : bytes);
+      this.earlyBytes += bytes.length;
+      if (pooled) buffers.give(pooled);
       return this.earlyBytes < maxEarly;
     }
-    return this.write(this.client, view, buf);
-  }
-
-  private write(client: Socket, view: Buffer, buf: Buffer): boolean {
+    const client = this.client;
     let inFlight = false;
-    const more = client.write(view, () => {
-      if (inFlight) buffers.give(buf);
+    const more = client.write(bytes, () => {
+      if (inFlight && pooled) buffers.give(pooled);
     });
     // Written through to the kernel already: the buffer is free now. Otherwise the write still
     // holds it, and gives it back when done.
-    if (client.writableLength === 0) buffers.give(buf);
-    else inFlight = true;
+    if (pooled) {
+      if (client.writableLength === 0) buffers.give(pooled);
+      else inFlight = true;
+    }
     if (!more) {
       client.once('drain', () => this.upstream?.resume());
       return false;

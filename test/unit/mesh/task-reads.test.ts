@@ -71,6 +71,39 @@ describe('TaskReads', () => {
     client.destroy();
   });
 
+  it('keeps connections apart while they all read through the one shared buffer', async () => {
+    // Each task connection sends its own numbered lines in small writes, all at once.
+    let next = 0;
+    const task = await listen((s) => {
+      const me = next++;
+      let i = 0;
+      const tick = setInterval(() => {
+        s.write(`conn ${me} line ${i}\n`);
+        if (++i === 50) {
+          clearInterval(tick);
+          s.end();
+        }
+      }, 1);
+    });
+    const port = await proxyTo(task);
+    const got = await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        const c = connect({ port, host: '127.0.0.1' });
+        let text = '';
+        c.on('data', (d) => {
+          text += d.toString();
+        });
+        await once(c, 'end');
+        return text;
+      }),
+    );
+    for (const text of got) {
+      const lines = text.trim().split('\n');
+      const who = lines[0]?.split(' ')[1];
+      expect(lines).toEqual(Array.from({ length: 50 }, (_, i) => `conn ${who} line ${i}`));
+    }
+  });
+
   it('carries 32 MB intact to a client that reads slowly (buffers reused only once written)', async () => {
     const chunk = Buffer.alloc(1 << 20);
     const sent = createHash('sha256');
