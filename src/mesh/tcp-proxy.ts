@@ -179,7 +179,8 @@ function splice(
   client.on('error', () => conn.destroy());
   // Idle means no bytes either way: the client socket sees writes of the task's data too.
   client.setTimeout(svc.idleTimeoutMs, () => conn.destroy());
-  // pipe() carries backpressure and, with allowHalfOpen, forwards each side's FIN separately.
+  // pipe() carries backpressure and, with allowHalfOpen, forwards each side's FIN separately;
+  // a direct task's side does the same through TaskReads, without a fresh buffer per read.
   client.pipe(upstream);
   if (reads) reads.attach(client, upstream as Socket);
   else upstream.pipe(client);
