@@ -494,4 +494,15 @@ describe('VXLAN overlay networks across three nodes', () => {
     // The lease TTL is 5 s by default.
     await eventually(async () => expect(await fdb()).not.toContain(mac), 15_000);
   });
+
+  it('removes what a killed node left, devices and tables, with meshd --cleanup', async () => {
+    // Node 3 was killed above: its bridges, VXLAN devices and tables are still there.
+    const node3 = lan.hosts[2] as TestLan['hosts'][number];
+    const tables = async () => (await node3.exec('nft', 'list', 'tables')).stdout;
+    expect(await tables()).toContain('table netdev meshd_fastpath');
+    const out = await node3.exec(process.execPath, `${process.cwd()}/dist/src/bin/meshd.js`, '--cleanup');
+    expect(out.stdout).toContain('netdev meshd_fastpath');
+    expect(await tables()).not.toMatch(/meshd/);
+    expect((await node3.exec('ip', '-o', 'link', 'show')).stdout).not.toMatch(/: mbr\d+[@:]/);
+  });
 });
