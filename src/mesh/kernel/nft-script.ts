@@ -67,11 +67,11 @@ export function baseScript(family: Family): string {
   const addrType = family === 'ip' ? 'ipv4_addr' : 'ipv6_addr';
   const loopback = family === 'ip' ? '127.0.0.0/8' : '::1';
   const marked = `meta mark & ${hex(dnatMark)} != 0`;
-  // A lookup in a set declared with `counter` counts on the element it matched.
-  const countIn = (hook: string) =>
-    `  chain count-${hook} { type filter hook ${hook} priority -1; policy accept; ct mark & 0xffff0000 @traffic; }`;
-  const refuse = (hook: string) =>
-    `  chain refuse-${hook} { type filter hook ${hook} priority 0; policy accept; meta mark & ${hex(refuseMark)} != 0 jump refuse; }`;
+  // One chain per filter hook, so a packet passes one of meshd's hooks there, not two: it counts
+  // the traffic of the entry its connection belongs to (a lookup in a set declared with
+  // `counter` counts on the element it matched), and refuses a new connection with nowhere to go.
+  const filter = (hook: string) =>
+    `  chain filter-${hook} { type filter hook ${hook} priority -1; policy accept; ct mark & 0xffff0000 @traffic; meta mark & ${hex(refuseMark)} != 0 jump refuse; }`;
   return [
     `table ${family} ${table} {}`,
     `delete table ${family} ${table}`,
@@ -100,12 +100,9 @@ export function baseScript(family: Family): string {
     // which lets martian packets in (kube-proxy's CVE-2020-8558).
     `    fib daddr type local ${a} daddr != ${loopback} meta l4proto . th dport vmap @ports`,
     '  }',
-    countIn('input'),
-    countIn('forward'),
-    countIn('output'),
-    refuse('input'),
-    refuse('forward'),
-    refuse('output'),
+    filter('input'),
+    filter('forward'),
+    filter('output'),
     '  chain refuse { meta l4proto tcp reject with tcp reset; reject; }',
     '}',
     '',
