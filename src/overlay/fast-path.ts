@@ -33,11 +33,13 @@ export function fastPathScript(networks: readonly OverlayNetwork[], present: Rea
       body.push(
         `  map to_local_${n.vni} {`,
         '    type ether_addr : iface_index',
+        // Each element counts the frames it sent past the bridge.
+        '    counter',
         `    elements = { ${locals.map((e) => `${e.mac} : ${JSON.stringify(e.hostIf)}`).join(', ')} }`,
         '  }',
         `  chain from_carrier_${n.vni} {`,
         `    type filter hook ingress device ${JSON.stringify(n.carrier)} priority 0; policy accept;`,
-        `    counter fwd to ether daddr map @to_local_${n.vni}`,
+        `    fwd to ether daddr map @to_local_${n.vni}`,
         '  }',
       );
     }
@@ -45,11 +47,12 @@ export function fastPathScript(networks: readonly OverlayNetwork[], present: Rea
       body.push(
         `  set to_remote_${n.vni} {`,
         '    type ether_addr',
+        '    counter',
         `    elements = { ${remotes.join(', ')} }`,
         '  }',
         `  chain from_endpoints_${n.vni} {`,
         `    type filter hook ingress devices = { ${locals.map((e) => JSON.stringify(e.hostIf)).join(', ')} } priority 0; policy accept;`,
-        `    ether daddr @to_remote_${n.vni} counter fwd to ${JSON.stringify(n.carrier)}`,
+        `    ether daddr @to_remote_${n.vni} fwd to ${JSON.stringify(n.carrier)}`,
         '  }',
       );
     }
