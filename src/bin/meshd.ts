@@ -5,7 +5,7 @@ import { installLastResort } from '../last-resort.js';
 import { logger, setLogLevel } from '../log.js';
 import { removeTables } from '../mesh/kernel/nft.js';
 import { messageOf } from '../model/errors.js';
-import { removeOverlay } from '../overlay/fabric.js';
+import { removeOverlay } from '../overlay/cleanup.js';
 import { meshdVersion } from '../version.js';
 
 const log = logger('meshd');

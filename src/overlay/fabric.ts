@@ -6,7 +6,7 @@ import type { Snapshot, SnapshotChange } from '../state/snapshot.js';
 import { addressBridge, syncVips } from './bridge-addresses.js';
 import { BridgeNetfilter } from './bridge-netfilter.js';
 import type { EncryptedRelay } from './encrypted-relay.js';
-import { FastPath, fastPathTable } from './fast-path.js';
+import { FastPath } from './fast-path.js';
 import { overlayFilterScript, overlayTable } from './filter.js';
 import { ip, must } from './ip.js';
 import {
@@ -328,24 +328,4 @@ export class OverlayFabric {
     if (this.filter) await runNft(`delete table inet ${overlayTable}\n`).catch(() => undefined);
     await this.fastPath.remove();
   }
-}
-
-/** Removes every overlay device and the overlay table this host holds (`meshd --cleanup`). */
-export async function removeOverlay(): Promise<string[]> {
-  const removed: string[] = [];
-  const links = await ip('-o', 'link', 'show');
-  for (const m of links.out.matchAll(/^\d+: (m(?:br|vx|tp|v)[0-9a-f]+)[@:]/gm)) {
-    const name = m[1] as string;
-    if ((await ip('link', 'del', name)).code === 0) removed.push(name);
-  }
-  const tables = await run('nft', ['list', 'tables']);
-  if (tables.out.includes(`table inet ${overlayTable}`)) {
-    await runNft(`delete table inet ${overlayTable}\n`);
-    removed.push(`inet ${overlayTable}`);
-  }
-  if (tables.out.includes(`table netdev ${fastPathTable}`)) {
-    await runNft(`delete table netdev ${fastPathTable}\n`);
-    removed.push(`netdev ${fastPathTable}`);
-  }
-  return removed;
 }
