@@ -36,7 +36,8 @@ export class MuxStream extends Duplex {
    * slow consumer; the stream is reset instead.
    */
   private allowance = window;
-  private pending: { chunk: Buffer; cb: (err?: Error | null) => void } | undefined;
+  /** What is being written: the pieces not yet sent, and the callback once all are. */
+  private pending: { parts: Buffer[]; cb: (err?: Error | null) => void } | undefined;
 
   constructor(
     private readonly mux: Mux,
@@ -46,60 +47,45 @@ export class MuxStream extends Duplex {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.send(chunk, cb);
-  }
-
-  private send(chunk: Buffer, cb: (err?: Error | null) => void): void {
-    this.pending = { chunk, cb };
+    this.pending = { parts: [chunk], cb };
     this.flush();
   }
 
-  /** Sends as much of the pending chunk as credit allows. */
+  /**
+   * Writes that queued up (a relay's batch of frames, written corked) leave together, as DATA
+   * frames made of views of them, never joined into one buffer first.
+   */
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    this.pending = { parts: chunks.map((c) => c.chunk), cb };
+    this.flush();
+  }
+
+  /** Sends as much of the pending pieces as credit allows, in DATA frames of up to 64 KB. */
   flush(): void {
     const p = this.pending;
     if (!p) return;
-    while (p.chunk.length > 0 && this.credit > 0) {
-      const n = Math.min(p.chunk.length, this.credit, maxFrame);
-      this.mux.frame(DATA, this.id, p.chunk.subarray(0, n));
-      this.credit -= n;
-      p.chunk = p.chunk.subarray(n);
+    while (p.parts.length > 0 && this.credit > 0) {
+      const frame: Buffer[] = [];
+      let room = Math.min(this.credit, maxFrame);
+      while (room > 0 && p.parts.length > 0) {
+        const b = p.parts[0] as Buffer;
+        if (b.length === 0) {
+          p.parts.shift();
+          continue;
+        }
+        const n = Math.min(b.length, room);
+        frame.push(b.subarray(0, n));
+        room -= n;
+        this.credit -= n;
+        if (n === b.length) p.parts.shift();
+        else p.parts[0] = b.subarray(n);
+      }
+      if (frame.length > 0) this.mux.frame(DATA, this.id, frame);
     }
-    if (p.chunk.length === 0) {
+    if (p.parts.length === 0) {
       this.pending = undefined;
       this.mux.whenWritable(() => p.cb());
     }
-  }
-
-  /**
-   * Writes that queued up (a relay's batch of frames, written corked) leave as DATA frames made of
-   * views of them, never joined into one buffer first: the connection's writev takes the pieces.
-   */
-  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
-    const parts = chunks.map((c) => c.chunk);
-    const total = parts.reduce((n, b) => n + b.length, 0);
-    // Short of credit: the one-chunk path waits for it.
-    if (total > this.credit || this.pending) {
-      this.send(Buffer.concat(parts, total), cb);
-      return;
-    }
-    let frame: Buffer[] = [];
-    let size = 0;
-    for (let b of parts) {
-      while (b.length > 0) {
-        const n = Math.min(b.length, maxFrame - size);
-        frame.push(b.subarray(0, n));
-        size += n;
-        b = b.subarray(n);
-        if (size === maxFrame) {
-          this.mux.frame(DATA, this.id, frame);
-          frame = [];
-          size = 0;
-        }
-      }
-    }
-    if (size > 0) this.mux.frame(DATA, this.id, frame);
-    this.credit -= total;
-    this.mux.whenWritable(() => cb());
   }
 
   override _final(cb: (err?: Error | null) => void): void {

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
 import { run } from '../host/commands.js';
 import type { Logger } from '../log.js';
 import { BadFrame, FrameReader, frameHeader } from '../wire/frames.js';
@@ -208,10 +208,7 @@ export class EncryptedRelay {
         r.toTap = [];
         const stdin = r.helper.stdin;
         if (!stdin?.writable) return;
-        // Corked: the pieces leave in one writev, never joined into one buffer here.
-        stdin.cork();
-        for (const b of pieces) stdin.write(b);
-        stdin.uncork();
+        writeTogether(stdin, pieces);
       });
     r.toTap.push(h, frame);
   }
@@ -280,11 +277,8 @@ export class EncryptedRelay {
     o.batchBytes = 0;
     const s = o.stream;
     if (!s || s.destroyed) return;
-    // Corked: the stream takes the pieces together (one tunnel frame for many Ethernet frames,
-    // made of views of them), never joined into one buffer here.
-    s.cork();
-    for (const b of pieces) s.write(b);
-    s.uncork();
+    // One tunnel frame for many Ethernet frames, made of views of them.
+    writeTogether(s, pieces);
   }
 
   /** A stream a peer opened to send frames of `network` here: each goes to its endpoint's TAP. */
@@ -327,6 +321,16 @@ export class EncryptedRelay {
     for (const o of this.out.values()) o.stream?.destroy();
     this.out.clear();
   }
+}
+
+/**
+ * Writes `pieces` corked, so the stream takes them in one go (a pipe's writev, a mux stream's
+ * frames of views): never joined into one buffer here.
+ */
+function writeTogether(stream: Writable, pieces: readonly Buffer[]): void {
+  stream.cork();
+  for (const b of pieces) stream.write(b);
+  stream.uncork();
 }
 
 /** Frames as the helper and the tunnels carry them: a 4-byte length, a virtio-net header, Ethernet. */

@@ -83,6 +83,8 @@ export class FastPath {
 
   /** Loads the fast path for `plan`, as far as its devices exist now. */
   async load(plan: readonly OverlayNetwork[]): Promise<void> {
+    // Nothing carried and nothing loaded: a node without overlays never lists its links for it.
+    if (plan.length === 0 && !this.loaded) return;
     const index = new Map<string, string>();
     for (const m of (await ip('-o', 'link', 'show')).out.matchAll(/^(\d+): ([^:@\s]+)[@:]/gm))
       index.set(m[2] as string, m[1] as string);
